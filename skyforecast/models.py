@@ -1,0 +1,292 @@
+"""The MD-GAN networks: the 3D U-Net generator (Base-Net / Refine-Net), the video discriminator, and the
+two-stage model object that is saved, loaded and shared as one Hub-style folder.
+
+Layer settings follow ``MDGAN-SPEC.md`` (Xiong et al., CVPR 2018). Tensors are laid out N, C, T, H, W
+with values in [-1, 1]; a clip is 32 frames of 128x128.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+FRAMES = 32
+SIZE = 128
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+class WeightsError(RuntimeError):
+    """Weights that cannot be used: missing, corrupt, or not matching their config. One clear line."""
+
+
+def _down(cin: int, cout: int) -> nn.Sequential:
+    """Encoder block: strided 3D convolution halving T, H and W, then BatchNorm and LeakyReLU."""
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, 4, 2, 1, bias=False),
+        nn.BatchNorm3d(cout),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+def _up(cin: int, cout: int, kernel=4, stride=2, padding=1) -> nn.Sequential:
+    """Decoder block: transposed 3D convolution doubling T, H and W, then BatchNorm and ReLU."""
+    return nn.Sequential(
+        nn.ConvTranspose3d(cin, cout, kernel, stride, padding, bias=False),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Generator(nn.Module):
+    """The 3D U-Net shared by Base-Net (G1) and Refine-Net (G2).
+
+    Skips are identity additions made after a decoder block's activation. Base-Net keeps all five;
+    Refine-Net drops the two outermost (conv1->deconv5 and conv2->deconv4 outputs), because the paper
+    found that those skips copy the static input through and so suppress motion.
+    """
+
+    def __init__(self, ngf: int = 32, outer_skips: bool = True):
+        super().__init__()
+        c = ngf
+        self.outer_skips = outer_skips
+        self.conv1 = nn.Conv3d(3, c, (3, 4, 4), (1, 2, 2), 1, bias=False)
+        self.conv2 = _down(c, 2 * c)
+        self.conv3 = _down(2 * c, 4 * c)
+        self.conv4 = _down(4 * c, 8 * c)
+        self.conv5 = _down(8 * c, 16 * c)
+        self.conv6 = nn.Conv3d(16 * c, 16 * c, (2, 4, 4), 1, 0, bias=False)
+        self.deconv1 = _up(16 * c, 16 * c, (2, 4, 4), 1, 0)
+        self.deconv2 = _up(16 * c, 8 * c)
+        self.deconv3 = _up(8 * c, 4 * c)
+        self.deconv4 = _up(4 * c, 2 * c)
+        self.deconv5 = _up(2 * c, c)
+        self.deconv6 = nn.Sequential(
+            nn.ConvTranspose3d(c, 3, (3, 4, 4), (1, 2, 2), 1, bias=False),
+            nn.Tanh(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.conv1(x)
+        e2 = self.conv2(e1)
+        e3 = self.conv3(e2)
+        e4 = self.conv4(e3)
+        e5 = self.conv5(e4)
+        d = self.conv6(e5)
+        d = self.deconv1(d) + e5
+        d = self.deconv2(d) + e4
+        d = self.deconv3(d) + e3
+        d = self.deconv4(d)
+        if self.outer_skips:
+            d = d + e2
+        d = self.deconv5(d)
+        if self.outer_skips:
+            d = d + e1
+        return self.deconv6(d)
+
+
+@dataclass
+class DiscriminatorOutput:
+    """What the discriminator sees in a video: a real/fake logit and the two activations whose Gram
+    matrices describe motion (after conv1 and after conv3)."""
+
+    logit: torch.Tensor
+    conv1: torch.Tensor
+    conv3: torch.Tensor
+
+    @property
+    def probability(self) -> torch.Tensor:
+        return torch.sigmoid(self.logit)
+
+
+class Discriminator(nn.Module):
+    """The video discriminator shared by D1 and D2: the generator's encoder ending in one sigmoid per video.
+
+    ``forward`` returns the pre-sigmoid logit (for numerically stable BCE) plus the conv1/conv3 activations.
+    """
+
+    def __init__(self, ndf: int = 32):
+        super().__init__()
+        c = ndf
+        self.conv1 = nn.Sequential(nn.Conv3d(3, c, (3, 4, 4), (1, 2, 2), 1, bias=False), nn.LeakyReLU(0.2))
+        self.conv2 = _down(c, 2 * c)
+        self.conv3 = _down(2 * c, 4 * c)
+        self.conv4 = _down(4 * c, 8 * c)
+        self.conv5 = _down(8 * c, 16 * c)
+        self.conv6 = nn.Conv3d(16 * c, 1, (2, 4, 4), 1, 0, bias=False)
+
+    def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
+        h1 = self.conv1(x)
+        h3 = self.conv3(self.conv2(h1))
+        logit = self.conv6(self.conv5(self.conv4(h3))).flatten(1).mean(1)
+        return DiscriminatorOutput(logit=logit, conv1=h1, conv3=h3)
+
+
+class MDGAN(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="skyforecast",
+    tags=["video-prediction", "time-lapse", "md-gan"],
+    paper_url="https://arxiv.org/abs/1709.07592",
+    pipeline_tag="image-to-video",
+    license="mit",
+):
+    """Base-Net and Refine-Net with their config: the unit that is saved, loaded and pushed to the Hub.
+
+    ``batch_stats=True`` makes BatchNorm normalise with the statistics of the batch being predicted, as
+    the authors' test script did (their released weights need it); our own models use running averages.
+    """
+
+    def __init__(self, ngf: int = 32, batch_stats: bool = False):
+        super().__init__()
+        self.ngf = int(ngf)
+        self.batch_stats = bool(batch_stats)
+        self.base = Generator(self.ngf, outer_skips=True)
+        self.refine = Generator(self.ngf, outer_skips=False)
+
+    def forward(self, x: torch.Tensor, stage: int = 2) -> torch.Tensor:
+        """X (N,3,32,128,128) in [-1,1] -> Y1 if ``stage == 1`` else Y2 = G2(G1(X))."""
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage}")
+        with _batch_statistics(self, self.batch_stats):
+            y = self.base(x)
+            return y if stage == 1 else self.refine(y)
+
+    # ---- loading: safetensors only, strict, one clear error --------------------------------------
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ) -> MDGAN:
+        """Load ``model.safetensors`` strictly. Never falls back to pickled ``.bin`` files: a downloaded
+        pickle can run code, so only safetensors are accepted."""
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, WEIGHTS_NAME)
+            if not os.path.isfile(model_file):
+                raise WeightsError(f"{model_id}: no {WEIGHTS_NAME} in this folder")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            model_file = hf_hub_download(
+                repo_id=model_id,
+                filename=WEIGHTS_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        model = cls(**model_kwargs)
+        model.load_state_dict(read_state_dict(model_file), strict=True)
+        model.eval()
+        return model.to(map_location)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Like ``nn.Module.load_state_dict`` but a shape/key mismatch is a ``WeightsError`` naming the
+        problem, and fp16/bf16 tensors (how the bundled model is stored) are widened to fp32."""
+        own = self.state_dict()
+        if strict:
+            missing = sorted(set(own) - set(state_dict))
+            unexpected = sorted(set(state_dict) - set(own))
+            if missing or unexpected:
+                raise WeightsError(
+                    f"weights do not match config ngf={self.ngf}: "
+                    f"{len(missing)} missing tensors (e.g. {missing[:2]}), "
+                    f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+                )
+            for k, v in state_dict.items():
+                if tuple(v.shape) != tuple(own[k].shape):
+                    raise WeightsError(
+                        f"weights do not match config ngf={self.ngf}: {k} has shape {tuple(v.shape)}, "
+                        f"config needs {tuple(own[k].shape)}"
+                    )
+        state_dict = {k: (v.to(own[k].dtype) if k in own else v) for k, v in state_dict.items()}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def save_half(self, save_directory: str | Path) -> Path:
+        """Save with floating tensors as fp16 (half the bytes); loading widens them back to fp32."""
+        from safetensors.torch import save_file
+
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        self.save_pretrained(save_directory)
+        sd = {
+            k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu()
+            for k, v in self.state_dict().items()
+        }
+        save_file(sd, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt", "dtype": "float16"})
+        return save_directory
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a truncated or corrupt file is a ``WeightsError`` naming it."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors raises SafetensorError / OSError with terse texts
+        raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+
+
+def read_config(folder: str | os.PathLike) -> dict:
+    """Read a model folder's config.json with a clear error for missing or malformed files."""
+    path = Path(folder) / CONFIG_NAME
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"{folder}: no {CONFIG_NAME} in this folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: not valid JSON ({_first_line(e)})") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    return config
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+class _batch_statistics:
+    """Context manager that temporarily puts every BatchNorm into batch-statistics mode (without
+    touching the running averages), as the authors' released test script effectively did."""
+
+    def __init__(self, model: nn.Module, enabled: bool):
+        self.enabled = enabled and not model.training
+        self.model = model
+        self.saved: list[tuple[nn.modules.batchnorm._BatchNorm, bool, bool]] = []
+
+    def __enter__(self):
+        if self.enabled:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    self.saved.append((m, m.track_running_stats, m.training))
+                    m.track_running_stats = False
+                    m.train()
+        return self
+
+    def __exit__(self, *exc):
+        for m, track, training in self.saved:
+            m.track_running_stats = track
+            m.train(training)
+        self.saved.clear()
+        return False
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
