@@ -1,0 +1,241 @@
+"""Batch prediction over files and folders: plan the outputs, skip finished ones, decode and encode in
+worker threads while the model runs, and account for every input (done, skipped, failed).
+
+This is the API behind ``skyforecast predict``; it never prints. Progress goes through a callback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .media import (
+    FORMATS,
+    WRITERS,
+    InputError,
+    Photo,
+    list_images,
+    load_photo,
+    output_name,
+    output_size,
+    resize_frames,
+    squash,
+)
+
+VIDEO_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
+
+
+class UsageError(ValueError):
+    """Arguments that cannot work together (exit code 2 on the command line)."""
+
+
+@dataclass
+class Job:
+    """One input photo and the output paths it should produce, by format."""
+
+    source: Path
+    outputs: dict[str, Path]
+    skip: bool = False
+
+    @property
+    def missing(self) -> dict[str, Path]:
+        return {f: p for f, p in self.outputs.items() if not p.exists()}
+
+
+@dataclass
+class BatchResult:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if (self.failed or self.interrupted) else 0
+
+
+def parse_formats(formats: Sequence[str] | None) -> list[str]:
+    """``["mp4", "gif"]``, ``["all"]``, ``["mp4,gif"]`` -> ordered unique list; default mp4."""
+    out: list[str] = []
+    for item in formats or ["mp4"]:
+        for f in str(item).lower().split(","):
+            f = f.strip()
+            if not f:
+                continue
+            if f == "all":
+                out.extend(FORMATS)
+            elif f in FORMATS:
+                out.append(f)
+            else:
+                raise UsageError(f"unknown --format {f!r}; choose from {', '.join(FORMATS)} or all")
+    return list(dict.fromkeys(out))
+
+
+def plan(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike | None = None,
+    formats: Sequence[str] | None = None,
+    recursive: bool = False,
+    overwrite: bool = False,
+    explicit_formats: bool = False,
+) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Expand files and folders into jobs and decide each output path.
+
+    ``output`` naming a ``.mp4``/``.gif`` file is allowed for a single input file; otherwise it is a
+    folder (created as needed), and a folder input keeps its sub-folder structure below it.
+    Returns (jobs, problems): problems are inputs that do not exist or folders with no images.
+    """
+    fmts = parse_formats(formats)
+    problems: list[tuple[str, str]] = []
+    sources: list[tuple[Path, Path]] = []  # (file, relative output stem)
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            images = list_images(p, recursive=recursive)
+            if not images:
+                hint = "" if recursive else " (use --recursive to look in sub-folders)"
+                problems.append((str(p), f"no images in this folder{hint}"))
+            sources.extend((img, img.relative_to(p).with_suffix("")) for img in images)
+        elif p.exists():
+            sources.append((p, Path(p.stem)))
+        else:
+            problems.append((str(p), "no such file or folder"))
+
+    out = Path(output) if output is not None else Path.cwd()
+    single_file = out.suffix.lower() in VIDEO_SUFFIXES and output is not None
+    if single_file:
+        fmt = VIDEO_SUFFIXES[out.suffix.lower()]
+        if len(sources) != 1 or any(Path(i).is_dir() for i in inputs):
+            raise UsageError(
+                f"-o {out} names a file, which needs exactly one input photo; name a folder instead"
+            )
+        if explicit_formats and fmts != [fmt]:
+            raise UsageError(f"-o {out} is a .{fmt} file but --format asks for {', '.join(fmts)}")
+        job = Job(sources[0][0], {fmt: out})
+        job.skip = not overwrite and out.exists()
+        return [job], problems
+
+    seen: dict[Path, int] = {}
+    for _, rel in sources:
+        seen[rel] = seen.get(rel, 0) + 1
+    jobs = []
+    for src, rel in sources:
+        if seen[rel] > 1:  # photo.jpg and photo.png in one folder: keep both, name by suffix
+            rel = rel.with_name(f"{rel.name}_{src.suffix.lstrip('.').lower()}")
+        outputs = {f: out / rel.parent / output_name(rel.name, f) for f in fmts}
+        job = Job(src, outputs)
+        job.skip = not overwrite and not job.missing
+        jobs.append(job)
+    return jobs, problems
+
+
+Callback = Callable[[str, Job, str], None]
+
+
+def run(
+    pipe,
+    jobs: Sequence[Job],
+    *,
+    stage: int = 2,
+    size: str | None = None,
+    fps: float = 8,
+    batch_size: int = 8,
+    overwrite: bool = False,
+    on_event: Callback | None = None,
+    io_workers: int = 2,
+) -> BatchResult:
+    """Predict and write every job. Decoding of the next batch and encoding of finished videos run in
+    worker threads while the model computes. ``on_event(kind, job, detail)`` is called with kind in
+    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs)."""
+    result = BatchResult()
+    emit = on_event or (lambda kind, job, detail: None)
+    todo = []
+    for job in jobs:
+        if job.skip:
+            result.skipped.append(job.source)
+            emit("skipped", job, "outputs exist")
+        else:
+            todo.append(job)
+    chunks = [todo[i : i + max(1, batch_size)] for i in range(0, len(todo), max(1, batch_size))]
+
+    def load(job: Job) -> Photo:
+        return load_photo(job.source)
+
+    def write(job: Job, video: np.ndarray, photo_size: tuple[int, int]) -> None:
+        frames = resize_frames(video, output_size(photo_size, size))
+        targets = job.outputs if overwrite else job.missing
+        for fmt, path in targets.items():
+            WRITERS[fmt](frames, path, fps=fps)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, io_workers), thread_name_prefix="skyforecast-io")
+    pending_writes: list[tuple[Job, Future]] = []
+
+    def settle_writes(block: bool) -> None:
+        keep = []
+        for job, fut in pending_writes:
+            if not block and not fut.done():
+                keep.append((job, fut))
+                continue
+            try:
+                fut.result()
+            except Exception as e:  # a write failure is this photo's failure, not the batch's
+                result.failed.append((str(job.source), _reason(e)))
+                emit("failed", job, _reason(e))
+            else:
+                result.done.append(job.source)
+                emit("done", job, "")
+        pending_writes[:] = keep
+
+    try:
+        next_loads = [(job, pool.submit(load, job)) for job in chunks[0]] if chunks else []
+        for index in range(len(chunks)):
+            loads = next_loads
+            next_loads = (
+                [(job, pool.submit(load, job)) for job in chunks[index + 1]]
+                if index + 1 < len(chunks)
+                else []
+            )
+            ready: list[tuple[Job, Photo]] = []
+            for job, fut in loads:
+                try:
+                    photo = fut.result()
+                except InputError as e:
+                    result.failed.append((str(job.source), e.reason))
+                    emit("failed", job, e.reason)
+                    continue
+                for note in photo.notes:
+                    result.notes.append((str(job.source), note))
+                    emit("note", job, note)
+                ready.append((job, photo))
+            if ready:
+                squares = np.stack([squash(photo.image) for _, photo in ready])
+                videos = pipe.predict_squares(squares, stage=stage, batch_size=batch_size)
+                for (job, photo), video in zip(ready, videos, strict=True):
+                    pending_writes.append((job, pool.submit(write, job, video, photo.size)))
+            settle_writes(block=False)
+        settle_writes(block=True)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        for _, fut in next_loads:
+            fut.cancel()
+        settle_writes(block=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return result
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, InputError):
+        return e.reason
+    if isinstance(e, PermissionError):
+        return f"cannot write output ({e.strerror}: {e.filename})"
+    if isinstance(e, OSError) and e.errno == 28:
+        return "cannot write output: disk full"
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

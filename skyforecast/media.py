@@ -1,0 +1,311 @@
+"""Reading photos and writing videos. Everything that touches image or video files lives here, so that
+robustness rules (clear errors, atomic writes, bounded memory) are enforced in one place.
+
+No torch here: frames are numpy uint8 arrays shaped (T, H, W, 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".gif",
+    ".ppm",
+    ".pgm",
+    ".jfif",
+    ".heic",
+}
+# Pillow refuses images above 2x this many pixels as decompression bombs; we set the limit explicitly so
+# a 12000x8000 photo (96 MP) opens while a forged 100000x100000 header is refused before decoding.
+MAX_PIXELS = 180_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+MODEL_SIZE = 128
+FORMATS = ("mp4", "gif", "frames")
+
+
+class InputError(Exception):
+    """A photo that cannot be used. ``str()`` is one line naming the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass
+class Photo:
+    """A decoded photo, upright and RGB. ``image`` may be decoded at reduced scale (JPEG draft mode)
+    when only a small version is needed; ``size`` is always the full upright size (width, height)."""
+
+    path: str
+    image: Image.Image
+    size: tuple[int, int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def aspect(self) -> float:
+        return self.size[0] / self.size[1]
+
+
+def load_photo(path: str | os.PathLike, min_side: int | None = 2 * MODEL_SIZE) -> Photo:
+    """Open any still image Pillow can read and return it upright as 8-bit RGB.
+
+    ``min_side``: the smallest side needed downstream; JPEGs are then decoded at a reduced scale (a
+    12000x8000 photo costs ~1.5 MB instead of 290 MB). ``None`` decodes at full resolution.
+    Raises ``InputError`` with a one-line reason for anything unreadable.
+    """
+    path = str(path)
+    notes: list[str] = []
+    try:
+        if os.path.getsize(path) == 0:
+            raise InputError(path, "empty file (0 bytes)")
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            n_frames = getattr(im, "n_frames", 1)
+            if n_frames > 1:
+                im.seek(0)
+                kind = "animated image" if im.format in {"GIF", "PNG", "WEBP"} else "multi-page image"
+                notes.append(f"{kind} with {n_frames} frames; using the first")
+            orientation = _exif_orientation(im)
+            full = im.size if orientation not in (5, 6, 7, 8) else im.size[::-1]
+            if full[0] * full[1] > MAX_PIXELS:
+                raise InputError(path, f"image too large ({full[0]}x{full[1]} pixels; limit {MAX_PIXELS:,})")
+            if min_side and im.format == "JPEG":
+                scale = min(im.size) / float(min_side)
+                if scale >= 2:
+                    im.draft("RGB", (max(1, int(im.size[0] / scale)), max(1, int(im.size[1] / scale))))
+            im.load()
+            im = ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
+            rgb = _to_rgb8(im)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(
+            path, "image too large (declared size exceeds the decompression-bomb limit)"
+        ) from None
+    except UnidentifiedImageError:
+        raise InputError(path, "not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "truncated" in reason.lower() or isinstance(e, EOFError):
+            reason = "truncated or damaged image data"
+        raise InputError(path, reason) from None
+    return Photo(path=path, image=rgb, size=full, notes=notes)
+
+
+def _exif_orientation(im: Image.Image) -> int | None:
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # broken EXIF blocks must not make a good photo unreadable
+        return None
+
+
+def _to_rgb8(im: Image.Image) -> Image.Image:
+    """Convert every Pillow mode to 8-bit RGB: 16-bit and float greyscale are rescaled (Pillow's own
+    conversion clips them), transparency is flattened onto white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if (im.mode.startswith("I;16") or a.max(initial=0) > 255) else 255.0
+        if im.mode == "F":
+            top = max(1.0, float(a.max(initial=1.0))) if a.max(initial=0) > 1 else 1.0
+        g = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(g).convert("RGB")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, im).convert("RGB")
+    if im.mode != "RGB":
+        return im.convert("RGB")
+    return im
+
+
+def squash(image: Image.Image, size: int = MODEL_SIZE) -> np.ndarray:
+    """Resize to size x size ignoring aspect ratio, as the Sky Timelapse frames were for training.
+    Returns (size, size, 3) uint8."""
+    return np.asarray(image.resize((size, size), Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
+
+
+def output_size(photo_size: tuple[int, int], size: str | None) -> tuple[int, int]:
+    """(width, height) of written frames. Default: the photo's aspect ratio at 128 px height; ``"N"``: an
+    N x N square; ``"WxH"``: exactly that. Even sides, because H.264 yuv420p needs them."""
+    if size is None or size == "":
+        w, h = photo_size
+        width = max(2, int(round(MODEL_SIZE * w / h / 2.0)) * 2)
+        return width, MODEL_SIZE
+    return parse_size(size)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``"N"`` or ``"WxH"``; raises ValueError with a clear message."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--size must be N or WxH, got {text!r}") from None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or min(nums) < 2 or max(nums) > 8192:
+        raise ValueError(f"--size must be N or WxH with sides 2..8192, got {text!r}")
+    return nums[0] - nums[0] % 2, nums[1] - nums[1] % 2
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize every frame of a (T,H,W,3) uint8 video to ``size`` = (width, height)."""
+    t, h, w, _ = frames.shape
+    if (w, h) == tuple(size):
+        return frames
+    out = np.empty((t, size[1], size[0], 3), dtype=np.uint8)
+    for i in range(t):
+        out[i] = np.asarray(Image.fromarray(frames[i]).resize(size, Image.BICUBIC))
+    return out
+
+
+# ---- writing -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; on success it is renamed over ``final`` in one step, on
+    any failure (or Ctrl-C) it is removed. A reader never sees a half-written output."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd_dir = tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    tmp = Path(fd_dir) if is_dir else Path(fd_dir) / final.name
+    try:
+        yield tmp
+        if is_dir:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            if final.exists():
+                shutil.rmtree(final) if final.is_dir() else final.unlink()
+            os.replace(tmp, final)
+        else:
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(fd_dir, ignore_errors=True)
+
+
+def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 8) -> None:
+    """H.264 yuv420p with the index at the front (faststart), which every browser plays."""
+    import imageio.v2 as imageio
+
+    frames = _even(frames)
+    with atomic_path(path) as tmp:
+        writer = imageio.get_writer(
+            str(tmp),
+            format="FFMPEG",
+            mode="I",
+            fps=fps,
+            codec="libx264",
+            pixelformat="yuv420p",
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=["-crf", "18", "-preset", "fast", "-movflags", "+faststart"],
+        )
+        try:
+            for frame in frames:
+                writer.append_data(frame)
+        finally:
+            writer.close()
+
+
+def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 8) -> None:
+    """An animated GIF that loops forever."""
+    images = [Image.fromarray(f) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            loop=0,
+            duration=max(20, int(round(1000 / fps))),
+            disposal=1,
+            optimize=False,
+        )
+
+
+def write_frames(frames: np.ndarray, folder: str | os.PathLike) -> None:
+    """A folder of numbered PNG frames (frame_000.png ...), written as a whole or not at all."""
+    with atomic_path(folder, is_dir=True) as tmp:
+        for i, f in enumerate(frames):
+            Image.fromarray(f).save(tmp / f"frame_{i:03d}.png", compress_level=1)
+
+
+WRITERS = {
+    "mp4": write_mp4,
+    "gif": write_gif,
+    "frames": lambda frames, path, fps=8: write_frames(frames, path),
+}
+
+
+def output_name(stem: str, fmt: str) -> str:
+    return f"{stem}_frames" if fmt == "frames" else f"{stem}.{fmt}"
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    _, h, w, _ = frames.shape
+    return frames[:, : h - h % 2, : w - w % 2]
+
+
+def read_video(path: str | os.PathLike) -> np.ndarray:
+    """Decode a video or animated GIF into (T,H,W,3) uint8 (used by tests and evaluation)."""
+    path = str(path)
+    if path.lower().endswith(".gif"):
+        with Image.open(path) as im:
+            frames = []
+            for i in range(im.n_frames):
+                im.seek(i)
+                frames.append(np.asarray(im.convert("RGB")))
+        return np.stack(frames)
+    import imageio.v2 as imageio
+
+    reader = imageio.get_reader(path, format="FFMPEG")
+    try:
+        return np.stack([np.asarray(f) for f in reader])
+    finally:
+        reader.close()
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in a folder by suffix, sorted, hidden files and our own partial outputs excluded."""
+    folder = Path(folder)
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    found = [
+        p
+        for p in it
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return sorted(found)
+
+
+def stack_model_inputs(photos: Sequence[Photo]) -> np.ndarray:
+    """(N, 128, 128, 3) uint8 squares for a batch of photos."""
+    return np.stack([squash(p.image) for p in photos])

@@ -1,0 +1,109 @@
+"""The prediction pipeline: photos in, 32-frame uint8 videos out. It hides device, dtype and batching, so
+the CLI, the evaluator and users' own scripts all predict the same way.
+
+    >>> from skyforecast.pipeline import SkyPipeline
+    >>> pipe = SkyPipeline.from_pretrained()            # bundled default, or a folder / Hub repo id
+    >>> videos = pipe(["photo.jpg"])                     # list of (32, 128, 128, 3) uint8 arrays
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .media import MODEL_SIZE, Photo, load_photo, squash
+from .models import FRAMES, MDGAN
+
+PhotoLike = "str | os.PathLike | Image.Image | np.ndarray | Photo"
+
+
+def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; anything else is passed to torch."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} requested but MPS is not available here")
+    return dev
+
+
+def to_model_input(squares: np.ndarray) -> torch.Tensor:
+    """(N,128,128,3) uint8 -> static video X (N,3,32,128,128) in [-1,1]: the photo duplicated 32 times.
+    ``expand`` shares memory across time, so the 32 copies cost nothing until the first convolution."""
+    x = torch.from_numpy(np.ascontiguousarray(squares)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return x.unsqueeze(2).expand(-1, -1, FRAMES, -1, -1)
+
+
+def to_uint8_video(y: torch.Tensor) -> np.ndarray:
+    """(N,3,T,H,W) in [-1,1] -> (N,T,H,W,3) uint8, rounding to nearest."""
+    y = y.detach().float().clamp_(-1, 1).add_(1).mul_(127.5).round_()
+    return y.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+class SkyPipeline:
+    """MD-GAN prediction with batching under ``torch.inference_mode``."""
+
+    def __init__(self, model: MDGAN, device: str | torch.device | None = "auto"):
+        self.device = pick_device(device)
+        self.model = model.eval().to(self.device)
+
+    @classmethod
+    def from_pretrained(
+        cls, weights: str | os.PathLike | None = None, device: str | torch.device | None = "auto"
+    ) -> SkyPipeline:
+        """Load weights by the project's one rule (see ``skyforecast.weights``)."""
+        from .weights import load_model
+
+        return cls(load_model(weights), device=device)
+
+    @property
+    def config(self) -> dict:
+        return {"ngf": self.model.ngf, "batch_stats": self.model.batch_stats}
+
+    @torch.inference_mode()
+    def predict_squares(self, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> np.ndarray:
+        """(N,128,128,3) uint8 squares -> (N,32,128,128,3) uint8 videos, ``batch_size`` clips at a time."""
+        if squares.ndim != 4 or squares.shape[1:] != (MODEL_SIZE, MODEL_SIZE, 3):
+            raise ValueError(f"expected (N,{MODEL_SIZE},{MODEL_SIZE},3) uint8 squares, got {squares.shape}")
+        out = []
+        for start in range(0, len(squares), max(1, batch_size)):
+            x = to_model_input(squares[start : start + batch_size]).to(self.device)
+            out.append(to_uint8_video(self.model(x, stage=stage)))
+        return np.concatenate(out) if out else np.empty((0, FRAMES, MODEL_SIZE, MODEL_SIZE, 3), np.uint8)
+
+    def __call__(
+        self, photos: Sequence[PhotoLike] | PhotoLike, stage: int = 2, batch_size: int = 8
+    ) -> list[np.ndarray]:
+        """Predict one video per photo (paths, PIL images, HxWx3 uint8 arrays or loaded ``Photo``s)."""
+        if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray, Photo)):
+            photos = [photos]
+        if len(photos) == 0:
+            return []
+        squares = np.stack([squash(_as_image(p)) for p in photos])
+        return list(self.predict_squares(squares, stage=stage, batch_size=batch_size))
+
+
+def _as_image(p: PhotoLike) -> Image.Image:
+    if isinstance(p, Photo):
+        return p.image
+    if isinstance(p, Image.Image):
+        return p.convert("RGB")
+    if isinstance(p, np.ndarray):
+        if p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 3:
+            raise ValueError("arrays must be HxWx3 uint8 RGB")
+        return Image.fromarray(p)
+    return load_photo(p).image
