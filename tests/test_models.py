@@ -1,0 +1,192 @@
+"""The networks match MDGAN-SPEC.md: layer shapes, parameter counts, the skip structure, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from skyforecast.models import MDGAN, Discriminator, Generator, WeightsError, count_parameters
+
+# (layer, channels as a multiple of ngf (or absolute when negative), T, H, W) from the spec's table
+GENERATOR_SHAPES = [
+    ("conv1", 1, 32, 64, 64),
+    ("conv2", 2, 16, 32, 32),
+    ("conv3", 4, 8, 16, 16),
+    ("conv4", 8, 4, 8, 8),
+    ("conv5", 16, 2, 4, 4),
+    ("conv6", 16, 1, 1, 1),
+    ("deconv1", 16, 2, 4, 4),
+    ("deconv2", 8, 4, 8, 8),
+    ("deconv3", 4, 8, 16, 16),
+    ("deconv4", 2, 16, 32, 32),
+    ("deconv5", 1, 32, 64, 64),
+    ("deconv6", -3, 32, 128, 128),
+]
+
+
+def _capture(module: torch.nn.Module, names: list[str]) -> tuple[dict, list]:
+    shapes, handles = {}, []
+    for name in names:
+        sub = getattr(module, name)
+        handles.append(
+            sub.register_forward_hook(lambda m, i, o, n=name: shapes.__setitem__(n, tuple(o.shape)))
+        )
+    return shapes, handles
+
+
+def _video(n: int = 1, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 32, 128, 128, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("ngf", [4, 32])
+def test_generator_layer_shapes(ngf):
+    gen = Generator(ngf).eval()
+    shapes, handles = _capture(gen, [row[0] for row in GENERATOR_SHAPES])
+    with torch.inference_mode():
+        y = gen(_video(1))
+    for h in handles:
+        h.remove()
+    for name, mult, t, hh, ww in GENERATOR_SHAPES:
+        channels = -mult if mult < 0 else mult * ngf
+        assert shapes[name] == (1, channels, t, hh, ww), name
+    assert y.shape == (1, 3, 32, 128, 128)
+    assert y.min() >= -1 and y.max() <= 1  # tanh output
+
+
+def test_discriminator_shapes_and_exposed_activations():
+    ndf = 4
+    disc = Discriminator(ndf).eval()
+    with torch.inference_mode():
+        out = disc(_video(2))
+    assert out.logit.shape == (2,)
+    assert out.conv1.shape == (2, ndf, 32, 64, 64)
+    assert out.conv3.shape == (2, 4 * ndf, 8, 16, 16)
+    p = out.probability
+    assert torch.all((p > 0) & (p < 1))
+    # conv1 activation is a LeakyReLU output (no BN): negative values are scaled by 0.2, never clipped
+    assert out.conv1.min() < 0
+
+
+def test_about_39_million_parameters_per_generator_at_ngf32():
+    model = MDGAN(ngf=32)
+    for gen in (model.base, model.refine):
+        n = count_parameters(gen)
+        assert 38.5e6 < n < 39.5e6, n
+    # no convolution has a bias, as the spec says
+    assert all(
+        m.bias is None for m in model.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))
+    )
+
+
+def _output_with_zeroed_skip(gen: Generator, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """Run ``gen`` with the activation of ``layer`` zeroed only where it feeds the skip connection:
+    the next encoder layer still receives the true activation, so any change in the output can only
+    have come through the skip path."""
+    following = {"conv1": "conv2", "conv2": "conv3", "conv3": "conv4"}[layer]
+    saved = {}
+
+    def zero_out(module, inputs, output):
+        saved["true"] = output.clone()
+        return torch.zeros_like(output)
+
+    def restore_input(module, inputs):
+        return (saved["true"],)
+
+    h1 = getattr(gen, layer).register_forward_hook(zero_out)
+    h2 = getattr(gen, following).register_forward_pre_hook(restore_input)
+    try:
+        with torch.inference_mode():
+            return gen(x)
+    finally:
+        h1.remove()
+        h2.remove()
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_refine_net_lacks_the_two_outer_skips(layer):
+    torch.manual_seed(0)
+    model = MDGAN(ngf=4).eval()
+    x = _video(1, seed=1)
+    with torch.inference_mode():
+        base_ref, refine_ref = model.base(x), model.refine(x)
+    base_cut = _output_with_zeroed_skip(model.base, layer, x)
+    refine_cut = _output_with_zeroed_skip(model.refine, layer, x)
+    assert (base_cut - base_ref).abs().max() > 1e-3  # Base-Net uses this skip
+    assert torch.equal(refine_cut, refine_ref)  # Refine-Net has no path from it but through the encoder
+
+
+def test_refine_net_keeps_the_inner_skips():
+    torch.manual_seed(0)
+    model = MDGAN(ngf=4).eval()
+    x = _video(1, seed=2)
+    with torch.inference_mode():
+        ref = model.refine(x)
+    cut = _output_with_zeroed_skip(model.refine, "conv3", x)
+    assert (cut - ref).abs().max() > 1e-3
+
+
+def test_two_stage_forward_is_refine_of_base():
+    torch.manual_seed(0)
+    model = MDGAN(ngf=4).eval()
+    x = _video(2, seed=3)
+    with torch.inference_mode():
+        y1 = model(x, stage=1)
+        y2 = model(x, stage=2)
+        assert torch.equal(y1, model.base(x))
+        assert torch.equal(y2, model.refine(y1))
+    with pytest.raises(ValueError):
+        model(x, stage=3)
+
+
+def test_save_load_round_trip_is_bit_identical(tmp_path):
+    torch.manual_seed(0)
+    model = MDGAN(ngf=4).eval()
+    for m in model.modules():  # non-trivial BN statistics so that they must round-trip too
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text()) == {"ngf": 4, "batch_stats": False}
+    assert (tmp_path / "m" / "model.safetensors").stat().st_size > 0
+    loaded = MDGAN.from_pretrained(tmp_path / "m")
+    assert not loaded.training
+    x = _video(2, seed=4)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+        assert torch.equal(model(x, stage=1), loaded(x, stage=1))
+
+
+def test_half_precision_storage_loads_as_fp32(tmp_path):
+    torch.manual_seed(0)
+    model = MDGAN(ngf=4).eval()
+    model.save_half(tmp_path / "h")
+    loaded = MDGAN.from_pretrained(tmp_path / "h")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = _video(1, seed=5)
+    with torch.inference_mode():
+        assert (model(x) - loaded(x)).abs().max() < 2e-2
+
+
+def test_config_mismatch_is_a_clear_error(tmp_path):
+    MDGAN(ngf=4).save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"ngf": 8, "batch_stats": False}))
+    with pytest.raises(WeightsError, match="ngf=8"):
+        MDGAN.from_pretrained(tmp_path / "m")
+
+
+def test_batch_statistics_mode_uses_the_batch_and_leaves_running_stats_alone():
+    torch.manual_seed(0)
+    model = MDGAN(ngf=4, batch_stats=True).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = _video(2, seed=6)
+    with torch.inference_mode():
+        y_batch = model(x)
+        model.batch_stats = False
+        y_running = model(x)
+    assert not torch.equal(y_batch, y_running)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not model.base.conv2[1].training  # modes restored
