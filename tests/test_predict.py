@@ -1,0 +1,204 @@
+"""End to end: `skyforecast predict` on real photos with tiny random-init weights written by the test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from skyforecast.cli import app
+from skyforecast.media import load_photo, read_video, resize_frames
+from skyforecast.models import MDGAN, WeightsError
+from skyforecast.pipeline import SkyPipeline
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    """An ngf=4 model with randomised BatchNorm statistics, so its output is far from a copy."""
+    torch.manual_seed(1234)
+    model = MDGAN(ngf=4)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    with torch.no_grad():  # random init gives near-grey output; widen the last layers for visible structure
+        model.base.deconv6[0].weight.mul_(20)
+        model.refine.deconv6[0].weight.mul_(20)
+    folder = tmp_path_factory.mktemp("weights") / "tiny"
+    model.eval().save_pretrained(folder)
+    return folder
+
+
+def predict(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["predict", *args])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def test_mp4_and_gif_decode_to_32_frames_of_the_photo_aspect(tmp_path, real_photos, tiny_weights):
+    photo = real_photos / "coast.png"
+    code, out = predict(str(photo), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "mp4", "-f", "gif")
+    assert code == 0, out
+    for name in ("coast.mp4", "coast.gif"):
+        video = read_video(tmp_path / name)
+        # 640x360 photo -> aspect restored at 128 px height: 227.6 rounded to an even 228
+        assert video.shape == (32, 128, 228, 3), name
+        assert video.std() > 5  # not a blank video
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_frame_zero_is_the_models_output_not_the_input(tmp_path, real_photos, tiny_weights):
+    photo = real_photos / "village-dusk.jpg"
+    code, out = predict(str(photo), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "-f", "mp4")
+    assert code == 0, out
+    frames_dir = tmp_path / "village-dusk_frames"
+    pngs = sorted(frames_dir.glob("frame_*.png"))
+    assert len(pngs) == 32
+    frames = np.stack([np.asarray(Image.open(p)) for p in pngs])
+
+    expected = SkyPipeline.from_pretrained(tiny_weights, device="cpu")([photo])[0]
+    expected = resize_frames(expected, (228, 128))
+    assert np.array_equal(frames, expected)  # PNG frames are exactly the model's output
+
+    loaded = load_photo(photo).image.resize((228, 128), Image.BICUBIC)
+    input_frame = np.asarray(loaded, dtype=np.float32)
+    assert np.abs(frames[0].astype(np.float32) - input_frame).mean() > 10  # not a copy of the input
+
+    def blocks(v: np.ndarray) -> np.ndarray:  # 4x4 block means: compare content, not codec noise
+        return v.astype(np.float32).reshape(32, 32, 4, 57, 4, 3).mean(axis=(2, 4))
+
+    mp4 = read_video(tmp_path / "village-dusk.mp4")
+    assert np.abs(blocks(mp4) - blocks(frames)).mean() < 6  # H.264 close to the lossless frames
+    assert np.abs(blocks(mp4) - blocks(np.roll(frames, 1, axis=0))).mean() > 6  # and in the same order
+
+
+def test_size_option_and_stage_one(tmp_path, real_photos, tiny_weights):
+    photo = str(real_photos / "coast.png")
+    code, out = predict(photo, "-w", str(tiny_weights), "-o", str(tmp_path / "s2.mp4"), "--size", "128")
+    assert code == 0, out
+    code, out = predict(
+        photo, "-w", str(tiny_weights), "-o", str(tmp_path / "s1.mp4"), "--size", "128", "--stage", "1"
+    )
+    assert code == 0, out
+    s2, s1 = read_video(tmp_path / "s2.mp4"), read_video(tmp_path / "s1.mp4")
+    assert s1.shape == s2.shape == (32, 128, 128, 3)
+    assert np.abs(s1.astype(int) - s2.astype(int)).mean() > 5  # Base-Net alone differs from the full model
+
+    code, out = predict(photo, "-w", str(tiny_weights), "-o", str(tmp_path / "wide.gif"), "--size", "96x64")
+    assert code == 0, out
+    assert read_video(tmp_path / "wide.gif").shape == (32, 64, 96, 3)
+
+
+def test_gif_loops_forever_at_the_requested_fps(tmp_path, real_photos, tiny_weights):
+    code, out = predict(
+        str(real_photos / "coast.png"), "-w", str(tiny_weights), "-o", str(tmp_path / "a.gif"), "--fps", "10"
+    )
+    assert code == 0, out
+    with Image.open(tmp_path / "a.gif") as im:
+        assert im.info.get("loop") == 0
+        assert im.info.get("duration") == 100
+        assert im.n_frames == 32
+
+
+def test_folder_batch_writes_one_output_per_photo_and_rerun_skips(tmp_path, real_photos, tiny_weights):
+    out_dir = tmp_path / "out"
+    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir), "--batch-size", "3")
+    assert code == 0, out
+    stems = sorted(p.stem for p in real_photos.iterdir())
+    assert sorted(p.stem for p in out_dir.glob("*.mp4")) == stems
+    assert "4 done" in out
+    mtimes = {p: p.stat().st_mtime_ns for p in out_dir.iterdir()}
+
+    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir))
+    assert code == 0, out
+    assert "0 done" in out and "4 skipped" in out
+    assert {p: p.stat().st_mtime_ns for p in out_dir.iterdir()} == mtimes
+
+    (out_dir / "coast.mp4").unlink()  # an interrupted batch: only the missing one is redone
+    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir))
+    assert code == 0 and "1 done" in out and "3 skipped" in out
+    assert read_video(out_dir / "coast.mp4").shape[0] == 32
+
+    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir), "--overwrite")
+    assert code == 0 and "4 done" in out
+
+
+def test_outputs_go_to_the_current_folder_by_default(tmp_path, real_photos, tiny_weights, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out = predict(str(real_photos / "coast.png"), "-w", str(tiny_weights))
+    assert code == 0, out
+    assert (tmp_path / "coast.mp4").is_file()
+
+
+def test_recursive_keeps_the_folder_structure(tmp_path, real_photos, tiny_weights):
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    Image.open(real_photos / "coast.png").save(src / "top.png")
+    Image.open(real_photos / "village-dusk.jpg").save(src / "a" / "b" / "deep.jpg")
+    code, out = predict(str(src), "-w", str(tiny_weights), "-o", str(tmp_path / "o"))
+    assert code == 0, out
+    assert [p.name for p in (tmp_path / "o").rglob("*.mp4")] == ["top.mp4"]
+    code, out = predict(str(src), "-w", str(tiny_weights), "-o", str(tmp_path / "o"), "--recursive")
+    assert code == 0, out
+    assert (tmp_path / "o" / "a" / "b" / "deep.mp4").is_file()
+
+
+def test_usage_errors_exit_2(tmp_path, real_photos, tiny_weights):
+    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(tmp_path / "x.mp4"))
+    assert code == 2 and "exactly one input" in out
+    code, out = predict(str(real_photos / "coast.png"), "-w", str(tiny_weights), "-f", "avi")
+    assert code == 2 and "avi" in out
+    code, out = predict(str(real_photos / "coast.png"), "-w", str(tiny_weights), "--size", "big")
+    assert code == 2
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_input_fails_but_the_rest_is_done(tmp_path, real_photos, tiny_weights):
+    code, out = predict(
+        str(tmp_path / "nope.jpg"),
+        str(real_photos / "coast.png"),
+        "-w",
+        str(tiny_weights),
+        "-o",
+        str(tmp_path),
+    )
+    assert code == 1
+    assert "nope.jpg: no such file or folder" in out
+    assert (tmp_path / "coast.mp4").is_file()
+
+
+def test_no_weights_anywhere_says_what_was_tried(tmp_path, monkeypatch):
+    import skyforecast.weights as w
+
+    monkeypatch.delenv(w.ENV_VAR, raising=False)
+    monkeypatch.setattr(w, "bundled_weights_dir", lambda: tmp_path / "empty")
+    with pytest.raises(WeightsError) as e:
+        w.load_model(None)
+    msg = str(e.value)
+    assert "--weights" in msg and w.ENV_VAR in msg and "bundled" in msg and "\n" not in msg
+
+
+def test_weights_from_environment_variable(tmp_path, real_photos, tiny_weights, monkeypatch):
+    monkeypatch.setenv("SKYFORECAST_WEIGHTS", str(tiny_weights))
+    code, out = predict(str(real_photos / "coast.png"), "-o", str(tmp_path / "e.gif"))
+    assert code == 0, out
+    assert (tmp_path / "e.gif").is_file()
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import sys, skyforecast.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    env = dict(os.environ, COLUMNS="100")
+    out = subprocess.run(
+        [sys.executable, "-m", "skyforecast", "predict", "--help"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0 and "--format" in out.stdout and "--weights" in out.stdout
