@@ -198,6 +198,261 @@ def _summary(console, result, quiet: bool) -> None:
             console.print(f"  {escape(f'{path}: {reason}')}", soft_wrap=True)
 
 
+# ---- train / finetune ----
+
+
+def _train_settings(
+    data: Path,
+    out: Path,
+    stage: str,
+    epochs: int | None,
+    steps: int | None,
+    batch_size: int,
+    ngf: int,
+    ndf: int,
+    device: str,
+    precision: str,
+    resume: bool,
+    num_workers: int,
+    seed: int,
+    log_every: int,
+    preview_every: int,
+    checkpoint_every: int,
+    keep_checkpoints: int,
+    lr: float | None,
+    lambda_con: float,
+    lambda_con2: float | None,
+    lambda_rank: float,
+    crop: str,
+    clip_stride: int | None,
+    flip: bool,
+    sync_bn: bool,
+    deterministic: bool,
+    push_to_hub: str | None,
+    stop_after: int | None,
+    quiet: bool,
+    weights: str | None = None,
+) -> None:
+    """Shared body of `train` and `finetune`: build the TrainConfig, run it, turn every expected failure
+    (bad data, bad weights, diverged loss) into one red line."""
+    from rich.console import Console
+
+    from .data import DataError
+    from .models import WeightsError
+    from .train import DEFAULT_LR, FINETUNE_LR, TrainConfig, TrainError, train
+
+    config = TrainConfig(
+        data=str(data),
+        out=str(out),
+        stage=stage,
+        steps=steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        ngf=ngf,
+        ndf=ndf,
+        lr=lr if lr is not None else (FINETUNE_LR if weights else DEFAULT_LR),
+        lambda_con=lambda_con,
+        lambda_con2=lambda_con2,
+        lambda_rank=lambda_rank,
+        device=device,
+        precision=precision,
+        resume=resume,
+        weights=weights,
+        num_workers=num_workers,
+        seed=seed,
+        log_every=log_every,
+        preview_every=preview_every,
+        checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
+        crop=crop,
+        clip_stride=clip_stride,
+        flip=flip,
+        sync_bn=sync_bn,
+        deterministic=deterministic,
+        push_to_hub=push_to_hub,
+        stop_after=stop_after,
+        progress=not quiet,
+    )
+    try:
+        model_dir = train(config, console=Console())
+    except (TrainError, DataError, WeightsError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail(
+            f"interrupted; continue from the last checkpoint: skyforecast train {data} --out {out} --resume",
+            130,
+        )
+    else:
+        if not quiet:
+            typer.echo(f"model: {model_dir}  (skyforecast predict PHOTO --weights {model_dir})")
+
+
+_Stage = Annotated[
+    str,
+    typer.Option("--stage", help="1 = Base-Net, 2 = Refine-Net (needs a trained Base-Net), all = 1 then 2."),
+]
+_Epochs = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--epochs", help="Passes over the data per stage (default 10).", show_default=False),
+]
+_Steps = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--steps", help="Optimiser steps per stage; wins over --epochs.", show_default=False),
+]
+_Batch = Annotated[int, typer.Option("--batch-size", help="Clips per step per process.")]
+_Ngf = Annotated[int, typer.Option("--ngf", help="Generator base width (paper: 32).")]
+_Ndf = Annotated[int, typer.Option("--ndf", help="Discriminator base width (paper: 32).")]
+_Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+_Precision = Annotated[
+    str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast; fp16 adds loss scaling).")
+]
+_Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint, exactly.")
+]
+_Workers = Annotated[int, typer.Option("--num-workers", help="DataLoader worker processes.")]
+_Seed = Annotated[int, typer.Option("--seed", help="Seed for weights, shuffling and flips.")]
+_LogEvery = Annotated[int, typer.Option("--log-every", help="Steps between metrics.jsonl lines.")]
+_PreviewEvery = Annotated[int, typer.Option("--preview-every", help="Steps between preview GIFs.")]
+_CkptEvery = Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints.")]
+_Keep = Annotated[int, typer.Option("--keep-checkpoints", help="How many recent checkpoints to keep.")]
+_Lr = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--lr", help="Adam learning rate [default: 2e-4 train, 5e-5 finetune].", show_default=False),
+]
+_LamCon = Annotated[float, typer.Option("--lambda-con", help="Weight of the pixel L1 loss (pix2pix's 100).")]
+_LamCon2 = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--lambda-con2", help="Stage II L1 weight [default: --lambda-con].", show_default=False),
+]
+_LamRank = Annotated[
+    float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
+]
+_Crop = Annotated[
+    str,
+    typer.Option(
+        "--crop", help="squash (whole frame to 128x128, as the paper) or center (square crop first)."
+    ),
+]
+_Stride = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--clip-stride", help="Frames between clip starts [default: 32, no overlap].", show_default=False
+    ),
+]
+_Flip = Annotated[bool, typer.Option("--flip/--no-flip", help="Random horizontal flips.")]
+_SyncBn = Annotated[bool, typer.Option("--sync-bn", help="SyncBatchNorm across DDP processes (CUDA only).")]
+_Det = Annotated[
+    bool, typer.Option("--deterministic", help="Deterministic kernels (slower; for exact reproduction).")
+]
+_Push = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--push-to-hub", help="Upload the exported model to this Hub repo at the end.", show_default=False
+    ),
+]
+_StopAfter = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--stop-after",
+        help="Stop after N steps this session (checkpoint + export); continue later with --resume.",
+        show_default=False,
+    ),
+]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+_Out = Annotated[
+    Path,
+    typer.Option(
+        "--out", "-o", help="Run folder (config, metrics, previews, checkpoints, model/).", show_default=False
+    ),
+]
+
+
+@app.command(no_args_is_help=True)
+def train(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Clips: <video>/<clip>/*.jpg, image-sequence folders, or video files.", show_default=False
+        ),
+    ],
+    out: _Out,
+    stage: _Stage = "all",
+    epochs: _Epochs = None,
+    steps: _Steps = None,
+    batch_size: _Batch = 8,
+    ngf: _Ngf = 32,
+    ndf: _Ndf = 32,
+    device: _Device = "auto",
+    precision: _Precision = "fp32",
+    resume: _Resume = False,
+    num_workers: _Workers = 2,
+    seed: _Seed = 0,
+    log_every: _LogEvery = 10,
+    preview_every: _PreviewEvery = 200,
+    checkpoint_every: _CkptEvery = 500,
+    keep_checkpoints: _Keep = 3,
+    lr: _Lr = None,
+    lambda_con: _LamCon = 100.0,
+    lambda_con2: _LamCon2 = None,
+    lambda_rank: _LamRank = 1.0,
+    crop: _Crop = "squash",
+    clip_stride: _Stride = None,
+    flip: _Flip = True,
+    sync_bn: _SyncBn = False,
+    deterministic: _Det = False,
+    push_to_hub: _Push = None,
+    stop_after: _StopAfter = None,
+    quiet: _Quiet = False,
+) -> None:
+    """Train MD-GAN from scratch: Stage I (Base-Net) then Stage II (Refine-Net). Multi-GPU/multi-machine:
+    [bold]torchrun --nproc-per-node N -m skyforecast train ...[/]"""
+    _train_settings(**locals())
+
+
+@app.command(no_args_is_help=True)
+def finetune(
+    data: Annotated[Path, typer.Argument(help="Clips, in any layout `train` accepts.", show_default=False)],
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights",
+            "-w",
+            help="Starting weights: model folder, Hub repo id[@revision] (as predict).",
+            show_default=False,
+        ),
+    ],
+    out: _Out,
+    stage: _Stage = "all",
+    epochs: _Epochs = None,
+    steps: _Steps = None,
+    batch_size: _Batch = 8,
+    ndf: _Ndf = 32,
+    device: _Device = "auto",
+    precision: _Precision = "fp32",
+    resume: _Resume = False,
+    num_workers: _Workers = 2,
+    seed: _Seed = 0,
+    log_every: _LogEvery = 10,
+    preview_every: _PreviewEvery = 200,
+    checkpoint_every: _CkptEvery = 500,
+    keep_checkpoints: _Keep = 3,
+    lr: _Lr = None,
+    lambda_con: _LamCon = 100.0,
+    lambda_con2: _LamCon2 = None,
+    lambda_rank: _LamRank = 1.0,
+    crop: _Crop = "squash",
+    clip_stride: _Stride = None,
+    flip: _Flip = True,
+    sync_bn: _SyncBn = False,
+    deterministic: _Det = False,
+    push_to_hub: _Push = None,
+    stop_after: _StopAfter = None,
+    quiet: _Quiet = False,
+) -> None:
+    """Fine-tune existing weights on your clips (lower lr; [bold]--stage 2[/] tunes motion only)."""
+    _train_settings(ngf=32, **locals())
+
+
 def main() -> None:
     app()
 

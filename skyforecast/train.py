@@ -1,0 +1,943 @@
+"""Training and fine-tuning MD-GAN: Stage I (Base-Net G1 vs D1) then Stage II (Refine-Net G2 vs D2 on the
+frozen Base-Net's outputs), with a run folder a person can read:
+
+    RUN_DIR/
+      config.json            the settings of the run (and of each resumed session)
+      metrics.jsonl          one JSON object per logged step
+      previews/step_*.gif    input | Stage I | Stage II | real, for one fixed clip
+      checkpoints/step_*.pt  the last few full training states (atomic writes)
+      model/                 the exported MDGAN (config.json + model.safetensors) that `predict` loads
+
+The same code runs single-process and under ``torchrun`` (DDP): every rank trains on its shard of the
+clips, rank 0 alone writes files. ``train(TrainConfig(...))`` is the API the CLI and the tests call.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import __version__
+from .data import (
+    CROPS,
+    FRAMES,
+    SIZE,
+    ClipDataset,
+    ClipSampler,
+    DataError,
+    collate_clips,
+    discover_clips,
+    to_model_range,
+)
+from .losses import adversarial_loss, content_loss, ranking_loss_layers
+from .models import MDGAN, Discriminator, Generator, _batch_statistics
+
+DEFAULT_LR = 2e-4
+FINETUNE_LR = 5e-5
+DEFAULT_EPOCHS = 10
+CHECKPOINT_FORMAT = "skyforecast-train-checkpoint"
+
+__all__ = [
+    "DEFAULT_LR",
+    "FINETUNE_LR",
+    "TrainConfig",
+    "TrainError",
+    "Trainer",
+    "finetune",
+    "latest_checkpoint",
+    "train",
+]
+
+
+class TrainError(Exception):
+    """A training run that cannot start or continue (bad settings, diverged loss, nothing to resume).
+    One clear line for the command line; never a traceback."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run. Saved as the run's ``config.json``.
+
+    Loss weights: ``lambda_con`` weights the pixel L1 in both stages. The paper's value is not legible;
+    we use pix2pix's 100 (with the GAN loss at weight 1): the L1 is a mean over pixels in [-1, 1]
+    (about 0.1-0.5) and the BCE about 0.7, so 100 lets content dominate early, which keeps the
+    adversarial game from drifting into artefacts while the discriminator is still weak, and the GAN
+    term still sharpens what the L1 alone would blur. The paper adds the L1 to Stage II "similar to the
+    objective in Stage I", so ``lambda_con2`` defaults to the same weight; ``--lambda-con2 1`` gives the
+    literal unweighted reading of the spec's Stage II formula. ``lambda_rank`` = 1 is the paper's.
+
+    D2 "maximises the ranking loss". Maximising ``-log p`` literally (``d_rank="negate"``) has no upper
+    bound: D2 wins by scaling its conv1/conv3 features, the Gram distances grow without limit and the
+    run diverges (we saw the term triple within 6 steps). The default ``d_rank="bounded"`` has D2
+    minimise ``-log(1 - p)`` instead: the same push (rank Y2 nearer Y1 than Y), bounded below by 0,
+    the way a GAN discriminator's BCE is.
+    """
+
+    data: str
+    out: str
+    stage: str = "all"  # "1", "2" or "all"
+    steps: int | None = None  # optimiser steps per stage (wins over epochs)
+    epochs: int | None = None  # passes over the data per stage (default DEFAULT_EPOCHS)
+    batch_size: int = 8  # per process
+    ngf: int = 32
+    ndf: int = 32
+    lr: float = DEFAULT_LR
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_con: float = 100.0
+    lambda_con2: float | None = None  # Stage II L1 weight; None = lambda_con
+    lambda_rank: float = 1.0
+    d_rank: str = "bounded"  # D2's side of the ranking loss: "bounded" (-log(1-p)) or "negate" (-L_rank)
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    resume: bool = False
+    weights: str | None = None  # start from these weights (finetune): folder, Hub id[@rev], ...
+    num_workers: int = 2
+    seed: int = 0
+    log_every: int = 10
+    preview_every: int = 200
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    crop: str = "squash"
+    clip_stride: int | None = None
+    flip: bool = True
+    sync_bn: bool = False
+    deterministic: bool = False
+    push_to_hub: str | None = None
+    stop_after: int | None = None  # stop (checkpoint + export) after this many steps in this session
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.stage not in ("1", "2", "all"):
+            raise TrainError(f"--stage must be 1, 2 or all, got {self.stage!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise TrainError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.d_rank not in ("bounded", "negate"):
+            raise TrainError(f"d_rank must be bounded or negate, got {self.d_rank!r}")
+        if self.crop not in CROPS:
+            raise TrainError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
+        for name in ("batch_size", "ngf", "ndf", "log_every", "preview_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise TrainError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.keep_checkpoints < 1:
+            raise TrainError("keep_checkpoints must be at least 1")
+        if self.steps is not None and self.steps < 0:
+            raise TrainError("--steps must be >= 0")
+        if self.epochs is not None and self.epochs < 0:
+            raise TrainError("--epochs must be >= 0")
+        if self.num_workers < 0:
+            raise TrainError("--num-workers must be >= 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainError("--lr must be a positive number")
+
+    @property
+    def stages(self) -> list[int]:
+        return {"1": [1], "2": [2], "all": [1, 2]}[self.stage]
+
+
+# ---- distributed bookkeeping --------------------------------------------------------------------------
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def on(self) -> bool:
+        return self.world > 1
+
+
+def _dist_from_env() -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    return _Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+def _init_weights(m: nn.Module) -> None:
+    """DCGAN/pix2pix initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0.
+    Small initial weights keep the Tanh output and the discriminator logits near their linear range."""
+    if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def _set_requires_grad(m: nn.Module, flag: bool) -> None:
+    for p in m.parameters():
+        p.requires_grad_(flag)
+
+
+def _pick_device(name: str, d: _Dist) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise TrainError(f"--device {name!r}: {e}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError("--device cuda: no CUDA device is available here")
+        if d.on or device.index is None:
+            device = torch.device("cuda", d.local_rank if d.on else torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise TrainError("--device mps: MPS is not available here")
+    return device
+
+
+# ---- run folder helpers --------------------------------------------------------------------------------
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: a crash (or a full disk) mid-
+    write leaves the previous checkpoints intact and never a half-written ``step_*.pt``."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run's checkpoints, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("step_*.pt"))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _uint8_frames(v: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    v = ((v.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return v.permute(1, 2, 3, 0).cpu().numpy()
+
+
+# ---- the trainer ---------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Holds the four networks, their optimisers and the loop state. ``setup()`` builds everything
+    (data, models, resume); ``run()`` trains to the end of the plan and returns the exported model
+    folder. Split in two so tests can look at the models before the first step."""
+
+    def __init__(self, config: TrainConfig, console=None):
+        config.validate()
+        self.cfg = config
+        self.d = _dist_from_env()
+        self.out = Path(config.out)
+        self.console = console
+        self.is_setup = False
+
+    # -- printing
+    def log(self, message: str) -> None:
+        if not self.d.main:
+            return
+        if self.console is not None:
+            self.console.print(message, highlight=False)
+        else:
+            print(message, flush=True)
+
+    # -- setup
+    def setup(self) -> Trainer:
+        cfg, d = self.cfg, self.d
+        if d.on and not dist.is_initialized():
+            backend = (
+                "nccl"
+                if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()))
+                else "gloo"
+            )
+            dist.init_process_group(backend=backend)
+        self.device = _pick_device(cfg.device, d)
+        if cfg.sync_bn and self.device.type != "cuda":
+            raise TrainError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU kernel)")
+        if cfg.precision == "fp16" and self.device.type == "cpu":
+            self.log("[yellow]note:[/] fp16 on CPU is slow and rarely helps; bf16 is the CPU option")
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not cfg.deterministic
+
+        # the run folder: refuse to mix two runs in one folder
+        ckpt = latest_checkpoint(self.out)
+        if cfg.resume and ckpt is None:
+            raise TrainError(f"{self.out}: no checkpoint to resume from (checkpoints/step_*.pt)")
+        if not cfg.resume and (ckpt is not None or (self.out / "metrics.jsonl").exists()):
+            raise TrainError(
+                f"{self.out} already holds a run: pass --resume to continue it, or another --out"
+            )
+
+        checkpoint = self._load_checkpoint() if cfg.resume else None
+        if checkpoint is not None:
+            saved = checkpoint["config"]
+            for key in ("ngf", "ndf"):
+                if getattr(cfg, key) != saved[key]:
+                    self.log(f"note: resuming with the run's {key}={saved[key]} (not {getattr(cfg, key)})")
+                    setattr(cfg, key, saved[key])
+
+        # seeds before building anything random
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+
+        # initial weights (finetune) decide the width
+        self.init_model: MDGAN | None = None
+        self.batch_stats = False
+        if cfg.weights and checkpoint is None:
+            from .models import WeightsError
+            from .weights import load_model
+
+            try:
+                self.init_model = load_model(cfg.weights, device="cpu")
+            except WeightsError as e:
+                raise TrainError(str(e)) from None
+            cfg.ngf = self.init_model.ngf
+            self.batch_stats = self.init_model.batch_stats
+        if checkpoint is not None:
+            self.batch_stats = bool(checkpoint.get("batch_stats", False))
+
+        # data
+        self.index = discover_clips(cfg.data, FRAMES, cfg.clip_stride)
+        self.dataset = ClipDataset(self.index, SIZE, cfg.crop)
+        self.sampler = ClipSampler(
+            len(self.dataset), shuffle=True, flip=cfg.flip, seed=cfg.seed, num_replicas=d.world, rank=d.rank
+        )
+        per_rank = self.sampler.per_rank()
+        self.batch_size = cfg.batch_size
+        if per_rank < self.batch_size:
+            self.log(
+                f"note: {len(self.dataset)} clips over {d.world} process(es) is fewer than --batch-size "
+                f"{cfg.batch_size}; using batches of {per_rank}"
+            )
+            self.batch_size = per_rank
+        self.batches_per_epoch = per_rank // self.batch_size
+        self.log(f"data: {self.index.summary()}")
+
+        # models
+        self.g1 = Generator(cfg.ngf, outer_skips=True)
+        self.g2 = Generator(cfg.ngf, outer_skips=False)
+        self.d1 = Discriminator(cfg.ndf)
+        self.d2 = Discriminator(cfg.ndf)
+        for m in (self.g1, self.g2, self.d1, self.d2):
+            m.apply(_init_weights)
+        if self.init_model is not None:
+            self.g1.load_state_dict(self.init_model.base.state_dict())
+            self.g2.load_state_dict(self.init_model.refine.state_dict())
+        if cfg.sync_bn and d.on:
+            self.g1, self.g2, self.d1, self.d2 = (
+                nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (self.g1, self.g2, self.d1, self.d2)
+            )
+        for m in (self.g1, self.g2, self.d1, self.d2):
+            m.to(self.device)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt = {
+            name: torch.optim.Adam(getattr(self, name).parameters(), lr=cfg.lr, betas=betas)
+            for name in ("g1", "g2", "d1", "d2")
+        }
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+
+        # loop state
+        self.stage_idx = 0
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.global_step = 0
+        self.skipped_clips = 0
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        elif 2 in cfg.stages and 1 not in cfg.stages and self.init_model is None:
+            raise TrainError(
+                "Stage II trains on a trained Base-Net's outputs: give --weights (finetune --stage 2), "
+                "or run --stage 1 first and continue that run with --stage 2 --resume"
+            )
+
+        self.lambda_con2 = cfg.lambda_con if cfg.lambda_con2 is None else cfg.lambda_con2
+        self._preview_clip = self._pick_preview_clip()
+        if d.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "checkpoints").mkdir(exist_ok=True)
+            (self.out / "previews").mkdir(exist_ok=True)
+            self._write_run_config()
+            if checkpoint is not None:
+                self._truncate_metrics(self.global_step)
+        self.is_setup = True
+        return self
+
+    def _load_checkpoint(self) -> dict:
+        errors = []
+        for path in reversed(list_checkpoints(self.out)):
+            try:
+                ck = torch.load(path, map_location="cpu", weights_only=True)
+                if ck.get("format") != CHECKPOINT_FORMAT:
+                    raise ValueError("not a skyforecast training checkpoint")
+                if errors:
+                    self.log(f"[yellow]warning:[/] skipped unreadable checkpoint(s): {'; '.join(errors)}")
+                self.log(f"resuming from {path}")
+                return ck
+            except Exception as e:  # truncated / foreign file: fall back to the previous one
+                errors.append(f"{path.name} ({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})")
+        raise TrainError(f"{self.out}: no readable checkpoint ({'; '.join(errors)})")
+
+    def _restore(self, ck: dict) -> None:
+        cfg = self.cfg
+        for name in ("g1", "g2", "d1", "d2"):
+            getattr(self, name).load_state_dict(ck["models"][name])
+            self.opt[name].load_state_dict(ck["optim"][name])
+            for group in self.opt[name].param_groups:  # a resumed run may change the learning rate
+                group["lr"] = cfg.lr
+        if "scaler" in ck and ck["scaler"]:
+            self.scaler.load_state_dict(ck["scaler"])
+        stage = int(ck["stage"])
+        self.global_step = int(ck["global_step"])
+        self.skipped_clips = int(ck.get("skipped_clips", 0))
+        if stage not in cfg.stages:
+            if stage == 1 and cfg.stages == [2]:  # Stage I run continued as Stage II
+                self.stage_idx, self.step, self.epoch, self.batch_in_epoch = 0, 0, 0, 0
+                _set_rng_state(ck["rng"])
+                return
+            raise TrainError(f"the checkpoint is in Stage {stage}, which --stage {cfg.stage} does not train")
+        self.stage_idx = cfg.stages.index(stage)
+        self.step = int(ck["step"])
+        self.epoch = int(ck["epoch"])
+        self.batch_in_epoch = int(ck["batch_in_epoch"])
+        _set_rng_state(ck["rng"])
+
+    def _write_run_config(self) -> None:
+        path = self.out / "config.json"
+        sessions = []
+        if path.exists():
+            try:
+                sessions = json.loads(path.read_text()).get("sessions", [])
+            except (OSError, ValueError):
+                sessions = []
+        sessions.append(
+            {
+                "started": _dt.datetime.now().isoformat(timespec="seconds"),
+                "resumed_at_global_step": self.global_step if self.cfg.resume else None,
+                "world_size": self.d.world,
+                "device": str(self.device),
+            }
+        )
+        info = {
+            "config": asdict(self.cfg),
+            "effective": {
+                "batch_size_per_process": self.batch_size,
+                "global_batch_size": self.batch_size * self.d.world,
+                "batches_per_epoch": self.batches_per_epoch,
+                "steps_per_stage": {str(s): self.total_steps() for s in self.cfg.stages},
+                "lambda_con2": self.cfg.lambda_con if self.cfg.lambda_con2 is None else self.cfg.lambda_con2,
+                "clips": len(self.dataset),
+                "data": self.index.summary(),
+            },
+            "versions": {"skyforecast": __version__, "torch": torch.__version__},
+            "sessions": sessions,
+        }
+        _atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
+
+    def _truncate_metrics(self, global_step: int) -> None:
+        """Drop metric lines logged after the checkpoint we resumed from: those steps are redone."""
+        path = self.out / "metrics.jsonl"
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line).get("global_step", 0) <= global_step:
+                    keep.append(line)
+            except ValueError:
+                continue
+        _atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def _pick_preview_clip(self) -> torch.Tensor | None:
+        for i in range(min(len(self.dataset), 8)):
+            clip = self.dataset[i]
+            if clip is not None:
+                return clip
+        return None
+
+    def total_steps(self) -> int:
+        if self.cfg.steps is not None:
+            return self.cfg.steps
+        return (self.cfg.epochs if self.cfg.epochs is not None else DEFAULT_EPOCHS) * self.batches_per_epoch
+
+    @property
+    def stage(self) -> int:
+        return self.cfg.stages[self.stage_idx]
+
+    # -- the steps
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _base_output(self, x: torch.Tensor) -> torch.Tensor:
+        """Frozen Base-Net (Stage II): eval mode, no grad; batch statistics if the weights need them."""
+        g1 = _unwrap(self.g1)
+        with torch.no_grad(), _batch_statistics(g1, self.batch_stats), self._autocast():
+            return g1(x).float()
+
+    def _backward_step(self, loss: torch.Tensor, name: str) -> None:
+        opt = self.opt[name]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+
+    def train_step_stage1(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        g1, d1 = self.g1, self.d1
+        x = real[:, :, :1].expand_as(real)  # the first frame duplicated 32 times
+        with self._autocast():
+            y1 = g1(x)
+        # D1: real clips vs Base-Net clips
+        _set_requires_grad(d1, True)
+        with self._autocast():
+            o_real, o_fake = d1(real), d1(y1.detach())
+        loss_d = adversarial_loss(o_real.logit, True) + adversarial_loss(o_fake.logit, False)
+        self._backward_step(loss_d, "d1")
+        # G1: fool the (updated) D1 and match the real clip pixel by pixel
+        _set_requires_grad(d1, False)
+        with self._autocast():
+            o_gen = _unwrap(d1)(y1)  # D1's gradients are not needed: bypass DDP's all-reduce
+        adv = adversarial_loss(o_gen.logit, True)
+        l1 = content_loss(y1, real)
+        loss_g = adv + self.cfg.lambda_con * l1
+        self._backward_step(loss_g, "g1")
+        self.scaler.update()
+        return {
+            "loss_g": loss_g.detach(),
+            "loss_d": loss_d.detach(),
+            "adv": adv.detach(),
+            "l1": l1.detach(),
+            "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
+            "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
+        }
+
+    def train_step_stage2(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        g2, d2, lam = self.g2, self.d2, self.cfg.lambda_rank
+        x = real[:, :, :1].expand_as(real)
+        y1 = self._base_output(x)
+        with self._autocast():
+            y2 = g2(y1)
+        # D2: tell real from refined, and *maximise* the ranking loss (adversarial ranking)
+        _set_requires_grad(d2, True)
+        with self._autocast():
+            o_real, o_fake, o_base = d2(real), d2(y2.detach()), d2(y1)
+        loss_d_adv = adversarial_loss(o_real.logit, True) + adversarial_loss(o_fake.logit, False)
+        if self.cfg.d_rank == "negate":  # the literal reading: D2 minimises -L_rank (unbounded)
+            rank_d = -ranking_loss_layers(o_fake, o_real, o_base)
+        else:  # bounded: D2 minimises -log(1 - p), same direction, saturates like a GAN's BCE
+            rank_d = ranking_loss_layers(o_fake, o_real, o_base, reverse=True)
+        loss_d = loss_d_adv + lam * rank_d
+        self._backward_step(loss_d, "d2")
+        # G2: fool D2, move toward the real clip's motion and away from Stage I's, keep content
+        _set_requires_grad(d2, False)
+        d2m = _unwrap(d2)
+        with self._autocast():
+            o_gen = d2m(y2)
+            with torch.no_grad():
+                f_real, f_base = d2m(real), d2m(y1)
+        rank_g = ranking_loss_layers(o_gen, f_real, f_base)
+        adv = adversarial_loss(o_gen.logit, True)
+        l1 = content_loss(y2, real)
+        loss_g = adv + lam * rank_g + self.lambda_con2 * l1
+        self._backward_step(loss_g, "g2")
+        self.scaler.update()
+        return {
+            "loss_g": loss_g.detach(),
+            "loss_d": loss_d.detach(),
+            "adv": adv.detach(),
+            "l1": l1.detach(),
+            "rank": rank_g.detach(),
+            "rank_d": rank_d.detach(),
+            "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
+            "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
+        }
+
+    # -- previews, checkpoints, export
+    @torch.no_grad()
+    def write_preview(self) -> Path | None:
+        """GIF of input | Stage I | Stage II | real for one fixed clip, generators in eval mode (the way the
+        exported model predicts)."""
+        if not self.d.main or self._preview_clip is None:
+            return None
+        import imageio.v3 as iio
+
+        real = to_model_range(self._preview_clip[None].to(self.device))
+        x = real[:, :, :1].expand_as(real)
+        g1, g2 = _unwrap(self.g1), _unwrap(self.g2)
+        modes = (g1.training, g2.training)
+        g1.eval()
+        g2.eval()
+        try:
+            with _batch_statistics(g1, self.batch_stats), _batch_statistics(g2, self.batch_stats):
+                y1 = g1(x).float()
+                y2 = g2(y1).float()
+        finally:
+            g1.train(modes[0])
+            g2.train(modes[1])
+        panels = [_uint8_frames(v[0]) for v in (x, y1, y2, real)]
+        grid = np.concatenate(panels, axis=2)  # side by side: (T, H, 4W, 3)
+        path = self.out / "previews" / f"step_{self.global_step:07d}.gif"
+        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gif")
+        iio.imwrite(tmp, grid, duration=125, loop=0)
+        os.replace(tmp, path)
+        return path
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(self.cfg),
+            "stage": self.stage,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "global_step": self.global_step,
+            "skipped_clips": self.skipped_clips,
+            "batch_stats": self.batch_stats,
+            "models": {n: _unwrap(getattr(self, n)).state_dict() for n in ("g1", "g2", "d1", "d2")},
+            "optim": {n: o.state_dict() for n, o in self.opt.items()},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": _rng_state(),
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.d.main:
+            return None
+        folder = self.out / "checkpoints"
+        path = folder / f"step_{self.global_step:08d}.pt"
+        _atomic_torch_save(self.checkpoint_state(), path)
+        for old in list_checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def export(self) -> Path | None:
+        """Write ``RUN_DIR/model`` (config.json + model.safetensors) via a temporary folder + rename."""
+        if not self.d.main:
+            return None
+        model = MDGAN(ngf=self.cfg.ngf, batch_stats=self.batch_stats)
+        model.base.load_state_dict(_plain_bn(_unwrap(self.g1).state_dict()))
+        model.refine.load_state_dict(_plain_bn(_unwrap(self.g2).state_dict()))
+        final = self.out / "model"
+        tmp = self.out / f".model.tmp-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp)
+        if final.exists():
+            old = self.out / f".model.old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        self._exported_model = model
+        return final
+
+    # -- the loop
+    def _loader(self):
+        from torch.utils.data import DataLoader
+
+        nw = self.cfg.num_workers
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=nw,
+            collate_fn=collate_clips,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=nw > 0,
+            prefetch_factor=2 if nw > 0 else None,
+        )
+
+    def _wrap(self, name: str) -> None:
+        m = getattr(self, name)
+        if self.d.on and not isinstance(m, nn.parallel.DistributedDataParallel):
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            setattr(self, name, nn.parallel.DistributedDataParallel(m, device_ids=ids))
+
+    def run(self) -> Path:
+        if not self.is_setup:
+            self.setup()
+        cfg = self.cfg
+        self._loader_obj = self._loader()
+        self.session_steps = 0
+        self._metrics_file = open(self.out / "metrics.jsonl", "a") if self.d.main else None  # noqa: SIM115
+        if self.global_step == 0 and self.step == 0:
+            self.write_preview()
+        progress = self._progress()
+        stopped = False
+        try:
+            with progress if progress is not None else nullcontext():
+                while self.stage_idx < len(cfg.stages):
+                    stopped = self._run_stage(progress)
+                    if stopped:
+                        break
+                    if self.stage_idx + 1 < len(cfg.stages):
+                        self.stage_idx += 1
+                        self.step = self.epoch = self.batch_in_epoch = 0
+                    else:
+                        break
+        finally:
+            if self._metrics_file is not None:
+                self._metrics_file.close()
+        model_dir = self.export()
+        if self.d.main:
+            where = f"stopped at Stage {self.stage} step {self.step}" if stopped else "finished"
+            self.log(f"{where}; model exported to {model_dir}")
+            if cfg.push_to_hub and not stopped:
+                self._push(model_dir)
+        if self.d.on:
+            dist.barrier()
+        return self.out / "model"
+
+    def _push(self, model_dir: Path) -> None:
+        try:
+            url = self._exported_model.push_to_hub(self.cfg.push_to_hub)
+        except Exception as e:  # network / auth problems: the run itself succeeded
+            raise TrainError(f"trained and exported to {model_dir}, but the Hub upload failed: {e}") from None
+        self.log(f"pushed to {url}")
+
+    def _progress(self):
+        if not (self.d.main and self.cfg.progress):
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        return Progress(
+            TextColumn("[bold]Stage {task.fields[stage]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epoch {task.fields[epoch]}"),
+            TextColumn("{task.fields[rate]} clips/s"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=self.console,
+            transient=False,
+        )
+
+    def _run_stage(self, progress) -> bool:
+        """Train the current stage to its step budget. Returns True when the session stops early."""
+        cfg, total = self.cfg, self.total_steps()
+        stage = self.stage
+        train_gen = self.g1 if stage == 1 else self.g2
+        models = (self.g1, self.d1) if stage == 1 else (self.g2, self.d2)
+        for m in models:
+            m.train()
+        _set_requires_grad(train_gen, True)
+        if stage == 2:
+            self.g1.eval()
+            _set_requires_grad(self.g1, False)
+            _set_requires_grad(self.d1, False)
+        else:
+            _set_requires_grad(self.g2, False)
+            _set_requires_grad(self.d2, False)
+        self._wrap("g1" if stage == 1 else "g2")
+        self._wrap("d1" if stage == 1 else "d2")
+        step_fn = self.train_step_stage1 if stage == 1 else self.train_step_stage2
+        task = None
+        if progress is not None:
+            task = progress.add_task(
+                "",
+                total=total,
+                completed=self.step,
+                stage="I" if stage == 1 else "II",
+                epoch=self.epoch,
+                rate="-",
+                losses="",
+            )
+        sums: dict[str, float] = {}
+        count, t_last, samples = 0, time.perf_counter(), 0
+        rate = 0.0
+        if self.step >= total:
+            return False
+        while self.step < total:
+            self.sampler.set_epoch(self.epoch)
+            self.sampler.set_start(self.batch_in_epoch * self.batch_size)
+            seen_any = False
+            for batch in self._loader_obj:
+                self.skipped_clips += batch["skipped"]
+                if batch["video"] is None:  # every clip of this batch was unreadable
+                    self.batch_in_epoch += 1
+                    if self.batch_in_epoch >= self.batches_per_epoch:
+                        self.epoch += 1
+                        self.batch_in_epoch = 0
+                        break
+                    continue
+                seen_any = True
+                real = to_model_range(batch["video"].to(self.device, non_blocking=True))
+                stats = step_fn(real)
+                names = sorted(stats)
+                vec = torch.stack([stats[n].float() for n in names])
+                if self.d.on:
+                    dist.all_reduce(vec)
+                    vec /= self.d.world
+                values = dict(zip(names, vec.tolist(), strict=True))
+                if not all(math.isfinite(v) for v in values.values()):
+                    last = latest_checkpoint(self.out)
+                    bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
+                    raise TrainError(
+                        f"loss is not finite at Stage {stage} step {self.step + 1} ({bad}); stopped without "
+                        f"saving. Last good checkpoint: {last if last else 'none'}. Try a lower --lr"
+                        + (" or --precision fp32" if cfg.precision != "fp32" else "")
+                    )
+                self.step += 1
+                self.global_step += 1
+                self.batch_in_epoch += 1
+                self.session_steps += 1
+                samples += real.shape[0] * self.d.world
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if self.batch_in_epoch >= self.batches_per_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                end_of_stage = self.step >= total
+                stop_now = cfg.stop_after is not None and self.session_steps >= cfg.stop_after
+                if self.step % cfg.log_every == 0 or end_of_stage or stop_now:
+                    now = time.perf_counter()
+                    rate = samples / max(now - t_last, 1e-9)
+                    self._log_metrics({k: v / count for k, v in sums.items()}, rate)
+                    if task is not None:
+                        shown = {k: sums[k] / count for k in ("loss_g", "loss_d", "l1", "rank") if k in sums}
+                        progress.update(task, losses="  ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+                    sums, count, t_last, samples = {}, 0, now, 0
+                if task is not None:
+                    progress.update(
+                        task, completed=self.step, epoch=self.epoch, rate=f"{rate:.2f}" if rate else "-"
+                    )
+                if self.step % cfg.preview_every == 0 or end_of_stage:
+                    self.write_preview()
+                if self.step % cfg.checkpoint_every == 0 or end_of_stage or stop_now:
+                    self.save_checkpoint()
+                if end_of_stage:
+                    return False
+                if stop_now:
+                    return True
+                if self.batch_in_epoch == 0:
+                    break  # epoch finished: re-seed the sampler for the next one
+            else:  # loader exhausted without the counter wrapping (cannot happen with drop_last; be safe)
+                if self.batch_in_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+            if not seen_any and self.batch_in_epoch == 0 and self.step < total:
+                raise DataError(
+                    f"{cfg.data}: no clip of a whole epoch could be read "
+                    f"({self.skipped_clips} unreadable clips)"
+                )
+        return False
+
+    def _log_metrics(self, values: dict[str, float], rate: float) -> None:
+        if self._metrics_file is None:
+            return
+        record = {
+            "time": _dt.datetime.now().isoformat(timespec="seconds"),
+            "stage": self.stage,
+            "step": self.step,
+            "global_step": self.global_step,
+            "epoch": self.epoch,
+            **{k: round(v, 6) for k, v in values.items()},
+            "samples_per_s": round(rate, 3),
+            "skipped_clips": self.skipped_clips,
+            "world_size": self.d.world,
+        }
+        self._metrics_file.write(json.dumps(record) + "\n")
+        self._metrics_file.flush()
+
+
+def _plain_bn(state: dict) -> dict:
+    """SyncBatchNorm and BatchNorm share state-dict keys; nothing to rename, kept as a seam."""
+    return state
+
+
+def train(config: TrainConfig, console=None) -> Path:
+    """Train (or resume, or fine-tune) as ``config`` says; returns ``RUN_DIR/model``."""
+    trainer = Trainer(config, console=console)
+    try:
+        return trainer.run()
+    finally:
+        if trainer.d.on and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def finetune(
+    data: str, weights: str, out: str, *, stage: str = "all", lr: float = FINETUNE_LR, **settings
+) -> Path:
+    """Fine-tune existing weights (anything ``predict --weights`` accepts) on new clips. ``stage="2"``
+    tunes only the Refine-Net (motion) on the loaded Base-Net's outputs. Discriminators start fresh."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(settings) - known
+    if unknown:
+        raise TypeError(f"unknown settings: {sorted(unknown)}")
+    return train(TrainConfig(data=data, out=out, stage=stage, lr=lr, weights=weights, **settings))
