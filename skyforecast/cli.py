@@ -453,6 +453,105 @@ def finetune(
     _train_settings(ngf=32, **locals())
 
 
+# ---- evaluate ----
+
+
+@app.command("evaluate", no_args_is_help=True)
+def evaluate_command(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Clips: <video>/<clip>/*.jpg (Sky Timelapse), image-sequence folders or video files.",
+            show_default=False,
+        ),
+    ],
+    weights: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--weights",
+            "-w",
+            "--model",
+            help="Model folder or Hub repo id[@revision]. Default: "
+            "$SKYFORECAST_WEIGHTS, else the bundled model.",
+        ),
+    ] = None,
+    per_clip: Annotated[bool, typer.Option("--per-clip", help="Also show one row per clip.")] = False,
+    json_out: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--json", metavar="FILE", help="Write all numbers as JSON to FILE, or - for stdout."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per model call.")] = 8,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
+    ] = "auto",
+    limit: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Evaluate only the first N clips.", show_default=False),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31, beside two
+    baselines (the first frame repeated; Stage I alone).
+
+    [dim]Examples:[/]
+      skyforecast evaluate ../shared/data/real-sky-dev
+      skyforecast evaluate clips/ --weights run/model --per-clip --json scores.json
+    """
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .data import DataError
+    from .evaluate import evaluate, report_tables
+    from .media import atomic_path
+    from .models import WeightsError
+
+    to_stdout = json_out == "-"
+    console = Console(stderr=to_stdout, highlight=False)
+    progress = Progress(
+        TextColumn("[bold]evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=quiet,
+    )
+    try:
+        with progress:
+            task = progress.add_task("evaluate", total=None)
+            report = evaluate(
+                data,
+                weights,
+                device=device,
+                batch_size=batch_size,
+                limit=limit,
+                on_clip=lambda name, done, total: progress.update(task, completed=done, total=total),
+            )
+    except (DataError, WeightsError, ValueError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    for line in report.skipped:
+        console.print(f"[yellow]skipped:[/] {line}", soft_wrap=True)
+    for table in report_tables(report, per_clip=per_clip):
+        console.print(table)
+    if json_out:
+        text = json.dumps(report.to_dict(), indent=2)
+        if to_stdout:
+            sys.stdout.write(text + "\n")
+        else:
+            try:
+                with atomic_path(json_out) as tmp:
+                    tmp.write_text(text + "\n", encoding="utf-8")
+            except OSError as e:
+                _fail(f"{json_out}: cannot write ({e.strerror or e})")
+            console.print(f"[green]wrote[/] {json_out}", soft_wrap=True)
+    if report.num_clips == 0:
+        _fail("no clip could be read")
+
+
 def main() -> None:
     app()
 

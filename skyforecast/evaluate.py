@@ -1,0 +1,397 @@
+"""Scoring predictions against real time-lapses: PSNR, SSIM and motion, for the model and two baselines.
+
+Every 32-frame clip of a dataset is predicted from its first frame and frames 1..31 of the prediction are
+compared with the real frames 1..31 (frame 0 is the input itself, so it would only flatter the score).
+Pixel metrics reward a video that does not move (repeating the first frame beats the authors' Stage II by
+9 dB on real-sky-dev), so a motion ratio is always reported beside them, and the same run scores two
+baselines: the first frame repeated 32 times (``copy``) and Base-Net alone (``stage1``).
+
+Definitions (all on RGB in [0, 1]):
+
+- PSNR of a clip: the mean over frames 1..31 of the per-frame PSNR ``10 log10(1 / MSE_t)``, MSE_t pooled
+  over the frame's pixels and channels; a frame predicted exactly (MSE 0) counts as ``PSNR_CAP`` = 100 dB.
+  With 8-bit frames of 128x128 the smallest non-zero MSE gives about 95 dB, so the cap never hides an
+  error. ``psnr_pooled`` (one PSNR from the MSE pooled over all 31 frames) is reported too.
+- SSIM of a clip: Wang et al. (2004) with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
+  data range 1, computed per RGB channel over the valid region (no padding), averaged over channels, then
+  over frames 1..31.
+- motion energy of a video: the mean absolute difference of consecutive frames over all 32 frames;
+  a clip's motion ratio is the prediction's motion energy over the real clip's (1 = as much change as
+  reality, 0 = frozen; undefined, and left out of the mean, when the real clip does not change at all).
+- A system's score is the mean of its per-clip scores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FRAMES = 32
+PSNR_CAP = 100.0
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+
+SYSTEMS = ("stage2", "stage1", "copy")
+SYSTEM_LABELS = {
+    "stage2": "model (Stage II)",
+    "stage1": "Stage I alone (Base-Net)",
+    "copy": "first frame repeated",
+}
+# The reference numbers on the 16 clips of ../shared/data/real-sky-dev (see its README).
+REFERENCE_REAL_SKY_DEV = {
+    "authors' Stage I": {"psnr": 22.96, "motion_ratio": 0.78},
+    "authors' Stage II": {"psnr": 16.71, "motion_ratio": 0.90},
+    "first frame repeated": {"psnr": 25.70, "motion_ratio": 0.00},
+}
+
+__all__ = [
+    "PSNR_CAP",
+    "REFERENCE_REAL_SKY_DEV",
+    "SYSTEMS",
+    "ClipScore",
+    "EvalReport",
+    "SystemReport",
+    "copy_baseline",
+    "evaluate",
+    "motion_energy",
+    "psnr_frames",
+    "score_clip",
+    "ssim_frames",
+]
+
+
+# ---- metrics ------------------------------------------------------------------------------------
+
+
+def _unit(video: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float64 [0, 1]; float input is taken as already in [0, 1]."""
+    video = np.asarray(video)
+    if video.dtype == np.uint8:
+        return video.astype(np.float64) / 255.0
+    return video.astype(np.float64, copy=False)
+
+
+def _check_pair(pred: np.ndarray, real: np.ndarray) -> None:
+    if pred.shape != real.shape or pred.ndim != 4 or pred.shape[-1] != 3:
+        raise ValueError(f"expected two (T,H,W,3) videos of one shape, got {pred.shape} and {real.shape}")
+
+
+def psnr_frames(pred: np.ndarray, real: np.ndarray, cap: float = PSNR_CAP) -> np.ndarray:
+    """Per-frame PSNR in dB of two (T,H,W,3) videos (uint8, or float in [0, 1]), capped at ``cap``."""
+    _check_pair(pred, real)
+    mse = ((_unit(pred) - _unit(real)) ** 2).reshape(len(pred), -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.minimum(10.0 * np.log10(1.0 / mse), cap)
+
+
+def _psnr_pooled(pred: np.ndarray, real: np.ndarray, cap: float = PSNR_CAP) -> float:
+    mse = float(((_unit(pred) - _unit(real)) ** 2).mean())
+    return cap if mse == 0 else min(10.0 * math.log10(1.0 / mse), cap)
+
+
+def _gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    w = np.exp(-(x**2) / (2 * sigma**2))
+    return w / w.sum()
+
+
+def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Separable 'valid' Gaussian filtering of (T,H,W,C) over H and W (no padding, as in Wang et al.'s
+    reference code: border windows would mix in invented pixels). OpenCV does the filtering because it
+    is ~50x faster than numpy shifts; the border mode is irrelevant since the border is cropped away."""
+    import cv2
+
+    r = len(w) // 2
+    out = np.empty((x.shape[0], x.shape[1] - 2 * r, x.shape[2] - 2 * r, x.shape[3]), np.float64)
+    for t in range(len(x)):
+        f = cv2.sepFilter2D(x[t], cv2.CV_64F, w, w, borderType=cv2.BORDER_REFLECT)
+        out[t] = (f if f.ndim == 3 else f[..., None])[r:-r, r:-r]
+    return out
+
+
+def ssim_frames(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Per-frame SSIM of two (T,H,W,3) videos (uint8, or float in [0, 1]), averaged over RGB channels."""
+    _check_pair(pred, real)
+    if min(pred.shape[1:3]) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels")
+    x, y = _unit(pred), _unit(real)
+    w = _gaussian_window()
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    mx, my = _filter_valid(x, w), _filter_valid(y, w)
+    vx = _filter_valid(x * x, w) - mx * mx
+    vy = _filter_valid(y * y, w) - my * my
+    cxy = _filter_valid(x * y, w) - mx * my
+    ssim_map = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return ssim_map.mean(axis=(1, 2, 3))
+
+
+def motion_energy(video: np.ndarray) -> float:
+    """Mean absolute difference of consecutive frames of a (T,H,W,3) video, in [0, 1] units."""
+    v = _unit(video)
+    if len(v) < 2:
+        return 0.0
+    return float(np.abs(np.diff(v, axis=0)).mean())
+
+
+def copy_baseline(real: np.ndarray, frames: int = FRAMES) -> np.ndarray:
+    """The video that never moves: the clip's first frame repeated ``frames`` times."""
+    return np.repeat(np.asarray(real)[:1], frames, axis=0)
+
+
+@dataclass
+class ClipScore:
+    """One system's scores on one clip. ``motion_ratio`` is None when the real clip does not move."""
+
+    clip: str
+    psnr: float
+    psnr_pooled: float
+    ssim: float
+    motion: float
+    motion_ratio: float | None
+
+
+def score_clip(
+    pred: np.ndarray, real: np.ndarray, clip: str = "", real_motion: float | None = None
+) -> ClipScore:
+    """Score a predicted (32,H,W,3) video against the real one over frames 1..31 (frame 0 is the input)."""
+    _check_pair(pred, real)
+    if len(real) < 2:
+        raise ValueError("a clip needs at least 2 frames (frame 0 is the input)")
+    p, r = _unit(pred), _unit(real)
+    rm = motion_energy(r) if real_motion is None else real_motion
+    pm = motion_energy(p)
+    return ClipScore(
+        clip=clip,
+        psnr=float(psnr_frames(p[1:], r[1:]).mean()),
+        psnr_pooled=_psnr_pooled(p[1:], r[1:]),
+        ssim=float(ssim_frames(p[1:], r[1:]).mean()),
+        motion=pm,
+        motion_ratio=pm / rm if rm > 0 else None,
+    )
+
+
+# ---- reports ------------------------------------------------------------------------------------
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+@dataclass
+class SystemReport:
+    """One system (``stage2``, ``stage1`` or ``copy``) over all clips; the means are over clips."""
+
+    name: str
+    clips: list[ClipScore] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return SYSTEM_LABELS.get(self.name, self.name)
+
+    @property
+    def psnr(self) -> float | None:
+        return _mean([c.psnr for c in self.clips])
+
+    @property
+    def psnr_pooled(self) -> float | None:
+        return _mean([c.psnr_pooled for c in self.clips])
+
+    @property
+    def ssim(self) -> float | None:
+        return _mean([c.ssim for c in self.clips])
+
+    @property
+    def motion_ratio(self) -> float | None:
+        return _mean([c.motion_ratio for c in self.clips])
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "psnr": self.psnr,
+            "psnr_pooled": self.psnr_pooled,
+            "ssim": self.ssim,
+            "motion_ratio": self.motion_ratio,
+            "per_clip": [asdict(c) for c in self.clips],
+        }
+
+
+@dataclass
+class EvalReport:
+    """Everything one evaluation run measured; ``to_dict`` is what ``--json`` writes."""
+
+    data: str
+    weights: str | None
+    device: str | None
+    systems: dict[str, SystemReport]
+    real_motion: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def num_clips(self) -> int:
+        return len(self.real_motion)
+
+    def to_dict(self) -> dict:
+        return {
+            "data": self.data,
+            "weights": self.weights,
+            "device": self.device,
+            "clips": self.num_clips,
+            "skipped": self.skipped,
+            "definitions": {
+                "frames": "prediction frames 1..31 against real frames 1..31; frame 0 is the input",
+                "psnr": "mean over frames of 10*log10(1/MSE_t), RGB in [0,1], capped at "
+                f"{PSNR_CAP:g} dB; then mean over clips",
+                "psnr_pooled": "per clip 10*log10(1/MSE) with MSE pooled over frames 1..31; mean over clips",
+                "ssim": f"Gaussian window {SSIM_WINDOW}, sigma {SSIM_SIGMA}, K1 {SSIM_K1}, K2 {SSIM_K2}, "
+                "valid region, mean over RGB channels and frames; mean over clips",
+                "motion_ratio": "mean |frame t+1 - frame t| of the prediction (32 frames) over that of "
+                "the real clip; mean over clips",
+            },
+            "real_motion_mean": _mean(list(self.real_motion.values())),
+            "systems": {name: rep.to_dict() for name, rep in self.systems.items()},
+        }
+
+
+# ---- the evaluation loop ------------------------------------------------------------------------
+
+
+def _clip_name(index, clip, clips_per_sequence: dict[int, int]) -> str:
+    """A readable clip id: the frame folder or video relative to the data root, plus ``@start`` when a
+    sequence gives several clips."""
+    seq = index.sequences[clip.sequence]
+    try:
+        name = Path(seq.path).relative_to(index.root).as_posix()
+    except ValueError:
+        name = seq.path
+    if name in ("", "."):
+        name = Path(index.root).name
+    return f"{name}@{clip.start}" if clips_per_sequence[clip.sequence] > 1 else name
+
+
+def evaluate(
+    data: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    *,
+    systems: Sequence[str] = SYSTEMS,
+    device: str = "auto",
+    batch_size: int = 8,
+    limit: int | None = None,
+    pipeline=None,
+    on_clip: Callable[[str, int, int], None] | None = None,
+) -> EvalReport:
+    """Predict every 32-frame clip of ``data`` from its first frame and score the chosen ``systems``.
+
+    Clips are found and read exactly as training reads them (``skyforecast.data``: Sky Timelapse
+    ``<video>/<clip>/*.jpg``, image-sequence folders or video files; frames squashed to 128x128), so
+    evaluation sees what training saw. Clips are predicted and scored ``batch_size`` at a time, never all
+    held in memory. ``pipeline`` (a ``SkyPipeline``) overrides ``weights``/``device``; model systems are
+    only loaded when asked for, so ``systems=("copy",)`` needs no weights. Raises ``DataError`` for
+    unusable data and ``WeightsError`` for unusable weights. ``on_clip(name, done, total)`` is called after
+    each clip.
+    """
+    from .data import ClipDataset, discover_clips
+
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise ValueError(f"systems must be among {SYSTEMS}, got {list(systems)}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    index = discover_clips(data, frames=FRAMES)
+    count = len(index.clips) if limit is None else min(len(index.clips), max(0, int(limit)))
+    dataset = ClipDataset(index, crop="squash")
+
+    needs_model = any(s != "copy" for s in systems)
+    weights_text = None
+    if needs_model and pipeline is None:
+        from .pipeline import SkyPipeline
+        from .weights import resolve
+
+        weights_text = resolve(weights).describe()
+        pipeline = SkyPipeline.from_pretrained(weights, device=device)
+    elif needs_model:
+        weights_text = "a SkyPipeline passed in"
+
+    report = EvalReport(
+        data=str(data),
+        weights=weights_text,
+        device=str(pipeline.device) if needs_model else None,
+        systems={s: SystemReport(s) for s in systems},
+    )
+    per_sequence = Counter(c.sequence for c in index.clips)
+    for start in range(0, count, batch_size):
+        names, reals = [], []
+        for i in range(start, min(start + batch_size, count)):
+            name = _clip_name(index, index.clips[i], per_sequence)
+            item = dataset[i]
+            if item is None:
+                report.skipped.append(f"{name}: a frame could not be read")
+                continue
+            names.append(name)
+            reals.append(item.numpy().transpose(1, 2, 3, 0))  # (3,T,H,W) -> (T,H,W,3)
+        if not reals:
+            continue
+        real = np.stack(reals)
+        preds = {}
+        for s in systems:
+            if s == "copy":
+                preds[s] = np.stack([copy_baseline(r) for r in real])
+            else:
+                preds[s] = pipeline.predict_squares(
+                    real[:, 0], stage=2 if s == "stage2" else 1, batch_size=batch_size
+                )
+        for i, name in enumerate(names):
+            rm = motion_energy(real[i])
+            report.real_motion[name] = rm
+            for s in systems:
+                report.systems[s].clips.append(score_clip(preds[s][i], real[i], clip=name, real_motion=rm))
+            if on_clip is not None:
+                on_clip(name, len(report.real_motion) + len(report.skipped), count)
+    return report
+
+
+# ---- presentation -------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def report_tables(report: EvalReport, per_clip: bool = False) -> list:
+    """Rich tables for a report: one row per system, then (``per_clip``) one table per system with a row
+    per clip. Kept here rather than in the CLI so notebooks can show the same tables."""
+    from rich.table import Table
+
+    weights = f"weights: {report.weights}" if report.weights else "no model"
+    summary = Table(
+        title=f"{report.data}: {report.num_clips} clips, frames 1..31",
+        caption=f"{weights}; motion ratio 1 = moves as much as the real clip, 0 = frozen",
+        title_justify="left",
+        caption_justify="left",
+    )
+    summary.add_column("system")
+    summary.add_column("PSNR (dB)", justify="right")
+    summary.add_column("SSIM", justify="right")
+    summary.add_column("motion ratio", justify="right")
+    for rep in report.systems.values():
+        summary.add_row(rep.label, _fmt(rep.psnr, 2), _fmt(rep.ssim, 3), _fmt(rep.motion_ratio, 2))
+    tables = [summary]
+    if per_clip:
+        for rep in report.systems.values():
+            table = Table(title=rep.label, title_justify="left")
+            table.add_column("clip")
+            table.add_column("PSNR (dB)", justify="right")
+            table.add_column("SSIM", justify="right")
+            table.add_column("motion ratio", justify="right")
+            for c in rep.clips:
+                table.add_row(c.clip, _fmt(c.psnr, 2), _fmt(c.ssim, 3), _fmt(c.motion_ratio, 2))
+            tables.append(table)
+    return tables
