@@ -132,46 +132,97 @@ def _check_config(config: dict, path: Path) -> dict:
 
 
 def _download(source: WeightsSource) -> str:
-    """Fetch config.json and model.safetensors into huggingface_hub's cache; return the snapshot folder."""
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub import errors as hf_errors
+    """Fetch config.json and model.safetensors into huggingface_hub's cache; return the snapshot folder.
 
-    target = source.describe()
+    One quick metadata request comes first, without retries. huggingface_hub on its own retries a Hub
+    that times out or answers 5xx for minutes (five tries, 60 s each); here a Hub that does not answer
+    within ``HF_HUB_ETAG_TIMEOUT`` seconds (default 10) sends us straight to the local cache, and if the
+    model is not cached the user gets one clear line at once instead of a long silent wait.
+    """
+    from huggingface_hub import constants, hf_hub_download
+
+    offline = _offline(constants)
+    problem = None if offline else _probe(source, constants)
+    filename = CONFIG_NAME
     try:
-        config_path = hf_hub_download(source.location, CONFIG_NAME, revision=source.revision)
-        hf_hub_download(source.location, WEIGHTS_NAME, revision=source.revision)
-    except hf_errors.RevisionNotFoundError:
-        raise WeightsError(f"{target}: revision {source.revision!r} does not exist") from None
-    except hf_errors.GatedRepoError:
-        raise WeightsError(
-            f"{target}: the repo is gated; accept its terms and log in (`hf auth login`)"
-        ) from None
-    except hf_errors.RepositoryNotFoundError:
-        raise WeightsError(
-            f"{target}: repo not found, or private and no valid token (`hf auth login` or $HF_TOKEN)"
-        ) from None
-    except hf_errors.EntryNotFoundError:
-        raise WeightsError(
-            f"{target}: the repo has no {CONFIG_NAME} + {WEIGHTS_NAME} (only safetensors models are loaded)"
-        ) from None
-    except hf_errors.LocalEntryNotFoundError:
-        if constants.HF_HUB_OFFLINE:
-            raise WeightsError(
-                f"{target}: offline mode (HF_HUB_OFFLINE=1) and the model is not in the local cache; "
-                "download it once while online, or pass a local model folder"
-            ) from None
-        raise WeightsError(
-            f"{target}: the Hub could not be reached and the model is not cached "
-            f"(endpoint {constants.ENDPOINT}); check the network, or pass a local model folder"
-        ) from None
-    except hf_errors.HfHubHTTPError as e:
+        paths = []
+        for filename in (CONFIG_NAME, WEIGHTS_NAME):
+            paths.append(
+                hf_hub_download(
+                    source.location,
+                    filename,
+                    revision=source.revision,
+                    local_files_only=offline or problem is not None,
+                )
+            )
+    except Exception as e:  # every failure becomes one line naming the repo and the reason
+        reason = _explain(problem or e, filename, offline, constants)
+        raise WeightsError(f"{source.describe()}: {reason}") from None
+    return str(Path(paths[0]).parent)
+
+
+def _offline(constants) -> bool:
+    is_offline = getattr(constants, "is_offline_mode", None)
+    return bool(is_offline() if callable(is_offline) else constants.HF_HUB_OFFLINE)
+
+
+def _probe(source: WeightsSource, constants) -> Exception | None:
+    """One HEAD request for config.json, no retries. ``None`` when the Hub answered with the file."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    url = hf_hub_url(source.location, CONFIG_NAME, revision=source.revision)
+    try:
+        get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as e:  # network errors come from the HTTP library, whose classes vary by version
+        return e
+    return None
+
+
+def _explain(e: BaseException, filename: str, offline: bool, constants) -> str:
+    """The reason part of a Hub failure, in the user's terms. Order matters: huggingface_hub's
+    LocalEntryNotFoundError is a subclass of EntryNotFoundError."""
+    from huggingface_hub import errors as hf
+
+    cache = constants.HF_HUB_CACHE
+    not_cached = f"and the model is not in the local cache ({cache})"
+    if offline:
+        return (
+            f"offline mode (HF_HUB_OFFLINE=1) {not_cached}; download it once while online, "
+            "or pass a local model folder"
+        )
+    endpoint = constants.ENDPOINT
+    if isinstance(e, hf.RevisionNotFoundError):
+        return "this revision (branch, tag or commit) does not exist in the repo"
+    if isinstance(e, hf.GatedRepoError):
+        return "the repo is gated: accept its terms on the Hub and log in (`hf auth login`)"
+    if isinstance(e, hf.RepositoryNotFoundError):
+        return (
+            f"no such repo on {endpoint} (and no local folder of that name), or it is private and "
+            "no valid token was sent (`hf auth login` or $HF_TOKEN)"
+        )
+    if isinstance(e, hf.LocalEntryNotFoundError):
+        return f"the Hub at {endpoint} could not be reached {not_cached}"
+    if isinstance(e, hf.EntryNotFoundError):
+        return (
+            f"the repo has no {filename} (a model repo needs {CONFIG_NAME} + {WEIGHTS_NAME}; "
+            "pickled .bin/.pth checkpoints are never loaded)"
+        )
+    if isinstance(e, hf.HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 403):
-            raise WeightsError(f"{target}: access denied (HTTP {status}); check your token") from None
-        raise WeightsError(f"{target}: the Hub answered with an error ({_one_line(e)})") from None
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{target}: download failed ({_one_line(e)})") from None
-    return str(Path(config_path).parent)
+            return f"access denied (HTTP {status}): check your token (`hf auth login` or $HF_TOKEN)"
+        if status is not None and status >= 500:
+            return f"the Hub at {endpoint} answered HTTP {status} (a server error) {not_cached}; try later"
+        return f"the Hub at {endpoint} answered HTTP {status} ({_one_line(e)}) {not_cached}"
+    names = " ".join(c.__name__ for c in type(e).__mro__).lower()
+    if "timeout" in names:
+        return (
+            f"the Hub at {endpoint} did not answer within {constants.HF_HUB_ETAG_TIMEOUT} s {not_cached} "
+            "(on a slow link raise $HF_HUB_ETAG_TIMEOUT)"
+        )
+    if "connect" in names or isinstance(e, ConnectionError):
+        return f"cannot connect to the Hub at {endpoint} {not_cached}; check the network"
+    return f"download failed ({_one_line(e)})"
 
 
 def _one_line(e: BaseException) -> str:
