@@ -149,10 +149,14 @@ def run(
     overwrite: bool = False,
     on_event: Callback | None = None,
     io_workers: int = 2,
+    post=None,
 ) -> BatchResult:
     """Predict and write every job. Decoding of the next batch and encoding of finished videos run in
     worker threads while the model computes. ``on_event(kind, job, detail)`` is called with kind in
-    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs)."""
+    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs).
+
+    ``post``: a ``sequence.PostProcess`` (full resolution, still mask, loops, longer videos, comparison);
+    its ``predict`` runs here in the model's thread, its ``render`` in the writer threads."""
     result = BatchResult()
     emit = on_event or (lambda kind, job, detail: None)
     todo = []
@@ -173,6 +177,13 @@ def run(
         for fmt, path in targets.items():
             WRITERS[fmt](frames, path, fps=fps)
 
+    def write_post(job: Job, photo: Photo, videos: np.ndarray, out_size: tuple[int, int]) -> list[str]:
+        frames, notes = post.render(photo, videos, out_size)
+        targets = job.outputs if overwrite else job.missing
+        for fmt, path in targets.items():
+            WRITERS[fmt](frames, path, fps=fps)
+        return notes
+
     pool = ThreadPoolExecutor(max_workers=max(1, io_workers), thread_name_prefix="skyforecast-io")
     pending_writes: list[tuple[Job, Future]] = []
 
@@ -183,11 +194,14 @@ def run(
                 keep.append((job, fut))
                 continue
             try:
-                fut.result()
+                notes = fut.result() or []
             except Exception as e:  # a write failure is this photo's failure, not the batch's
                 result.failed.append((str(job.source), _reason(e)))
                 emit("failed", job, _reason(e))
             else:
+                for note in notes:
+                    result.notes.append((str(job.source), note))
+                    emit("note", job, note)
                 result.done.append(job.source)
                 emit("done", job, "")
         pending_writes[:] = keep
@@ -215,9 +229,19 @@ def run(
                 ready.append((job, photo))
             if ready:
                 squares = np.stack([squash(photo.image) for _, photo in ready])
-                videos = pipe.predict_squares(squares, stage=stage, batch_size=batch_size)
-                for (job, photo), video in zip(ready, videos, strict=True):
-                    pending_writes.append((job, pool.submit(write, job, video, photo.size)))
+                if post is None:
+                    videos = pipe.predict_squares(squares, stage=stage, batch_size=batch_size)
+                    for (job, photo), video in zip(ready, videos, strict=True):
+                        pending_writes.append((job, pool.submit(write, job, video, photo.size)))
+                else:
+                    videos = post.predict(pipe, squares, stage=stage, batch_size=batch_size)
+                    for (job, photo), video in zip(ready, videos, strict=True):
+                        out_size, note = post.output_size(photo.size)
+                        if note:
+                            result.notes.append((str(job.source), note))
+                            emit("note", job, note)
+                        fut = pool.submit(write_post, job, photo, video, out_size)
+                        pending_writes.append((job, fut))
             settle_writes(block=False)
         settle_writes(block=True)
     except KeyboardInterrupt:

@@ -97,6 +97,55 @@ def predict(
         str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
     ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
+    resolution: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="model (default: the prediction's own pixels), native (the photo's size, capped at 4K worth "
+            "of pixels) or a height such as 1080: the photo itself animated with the predicted motion.",
+            rich_help_panel="Beyond the paper",
+        ),
+    ] = None,
+    mask: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="What may move: a mask image (white = sky, black = still), auto (where the prediction "
+            "moves, snapped to the photo) or none. Default: auto with --resolution, else none.",
+            rich_help_panel="Beyond the paper",
+        ),
+    ] = None,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop", help="A seamless loop (for GIFs, wallpapers).", rich_help_panel="Beyond the paper"
+        ),
+    ] = False,
+    loop_style: Annotated[
+        str,
+        typer.Option(
+            help="fade (cross-fade the end into the start) or pingpong.", rich_help_panel="Beyond the paper"
+        ),
+    ] = "fade",
+    frames: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=960,
+            help="Frames to write; beyond 32 predictions are chained (a late frame seeds the next 32).",
+            rich_help_panel="Beyond the paper",
+        ),
+    ] = 32,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare", help="Side by side: photo | Stage I | Stage II.", rich_help_panel="Beyond the paper"
+        ),
+    ] = False,
+    flow: Annotated[
+        str,
+        typer.Option(
+            help="Optical flow for --resolution: dis or farneback.", rich_help_panel="Beyond the paper"
+        ),
+    ] = "dis",
 ) -> None:
     """Predict a sky time-lapse for each photo.
 
@@ -104,6 +153,7 @@ def predict(
       skyforecast predict photo.jpg                      [dim]# -> photo.mp4[/]
       skyforecast predict photos/ -o out/ -f mp4 -f gif  [dim]# a whole folder[/]
       skyforecast predict photo.jpg --stage 1 -o base.gif
+      skyforecast predict photo.jpg --resolution native --loop  [dim]# full size, still ground[/]
     """
     from rich.console import Console
     from rich.markup import escape
@@ -113,9 +163,22 @@ def predict(
 
     console = Console(stderr=True, highlight=False)
     explicit = any(f != "mp4" for f in formats) or len(formats) != 1
+    post = None
     try:
         if size is not None:
             parse_size(size)
+        if resolution is not None or mask is not None or loop or frames != 32 or compare:
+            from .sequence import PostProcess
+
+            post = PostProcess(
+                resolution=resolution or "model",
+                mask=mask,
+                loop=loop_style if loop else None,
+                frames=frames,
+                compare=compare,
+                flow=flow,
+                size=size,
+            )
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
     except (UsageError, ValueError) as e:
         _fail(str(e), code=2)
@@ -144,6 +207,7 @@ def predict(
         fps=fps,
         batch_size=batch_size,
         overwrite=overwrite,
+        post=post,
     )
     result.failed[:0] = problems
     _summary(console, result, quiet)

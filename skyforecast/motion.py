@@ -1,0 +1,371 @@
+"""Image-space post-processing: make a 128x128 MD-GAN prediction into a video at the photo's own resolution.
+
+The model's pixels are too coarse to post, but its *motion* is usable: dense optical flow between the first
+predicted frame and each later one is upsampled to the photo's size and used to warp the original photo, and
+the prediction's slow brightness and colour change rides along as a low-frequency gain. A mask keeps the
+foreground (houses, mountains, the timestamp burnt into a photo) exactly the photo's own pixels, so nothing
+that should stand still can wobble.
+
+Conventions: videos are (T, H, W, 3) uint8; flows are *backward* flows to frame 0 in pixels of the 128x128
+(squashed) model square, ``frame_t(x) ~= frame_0(x + flow_t(x))``, so one ``cv2.remap`` per frame renders
+them; masks are float32 in [0, 1], 1 = sky (may move), 0 = still. No torch here."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .media import InputError, load_photo
+
+# The largest frame written for ``--resolution native`` (4K UHD worth of pixels) and the most pixels all
+# frames of one video may hold together (32 such frames, ~0.8 GB as uint8): bigger requests are scaled down,
+# with a note.
+MAX_FRAME_PIXELS = 3840 * 2160
+MAX_VIDEO_PIXELS = 32 * MAX_FRAME_PIXELS
+FLOW_METHODS = ("dis", "farneback")
+
+
+# ---- output size ----------------------------------------------------------------------------------
+
+
+def parse_resolution(text: str | None) -> str | int:
+    """``model`` | ``native`` | a frame height such as ``1080``; raises ValueError with a clear message."""
+    value = (text or "model").strip().lower()
+    if value in ("model", "native"):
+        return value
+    if value.endswith("p"):
+        value = value[:-1]
+    try:
+        height = int(value)
+    except ValueError:
+        raise ValueError(f"--resolution must be model, native or a height like 1080, got {text!r}") from None
+    if not 16 <= height <= 8192:
+        raise ValueError(f"--resolution height must be 16..8192, got {height}")
+    return height
+
+
+def frame_size(
+    photo_size: tuple[int, int], resolution: str | int, frames: int = 32, panels: int = 1
+) -> tuple[tuple[int, int], str | None]:
+    """(width, height) of rendered frames for ``native`` or a height, and a note when it had to be capped.
+
+    The cap keeps one frame at most 4K worth of pixels and a whole video (``frames`` x ``panels`` side by
+    side) within ``MAX_VIDEO_PIXELS``, because every frame is held in memory until it is encoded."""
+    w, h = photo_size
+    if resolution == "native":
+        tw, th = float(w), float(h)
+    else:
+        th = float(resolution)
+        tw = th * w / h
+    limit = min(MAX_FRAME_PIXELS, MAX_VIDEO_PIXELS / max(1, frames)) / max(1, panels)
+    note = None
+    if tw * th > limit:
+        scale = (limit / (tw * th)) ** 0.5
+        capped = _even_size(tw * scale, th * scale)
+        what = f"{w}x{h} photo" if resolution == "native" else f"{_even_size(tw, th)[1]}p"
+        note = (
+            f"{what} rendered at {capped[0]}x{capped[1]} (limit {limit / 1e6:.1f} MP per frame"
+            f"{' for ' + str(frames) + ' frames' if frames > 32 else ''}"
+            f"{' x ' + str(panels) + ' panels' if panels > 1 else ''}, to bound memory)"
+        )
+        return capped, note
+    return _even_size(tw, th), note
+
+
+def _even_size(w: float, h: float) -> tuple[int, int]:
+    """H.264 yuv420p needs even sides."""
+    return max(2, int(round(w / 2)) * 2), max(2, int(round(h / 2)) * 2)
+
+
+def load_photo_at(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+    """Decode a photo for rendering at ``size`` = (width, height): JPEGs are decoded at a reduced scale when
+    that is still large enough, so a 100 MP photo never sits in memory at full size."""
+    photo = load_photo(path, min_side=min(size))
+    image = photo.image
+    if image.size != tuple(size):
+        image = image.resize(tuple(size), Image.LANCZOS, reducing_gap=3.0)
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+# ---- flow ------------------------------------------------------------------------------------------
+
+
+def _flow_engine(method: str):
+    if method == "dis":
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+        def calc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return dis.calc(a, b, None)
+
+        return calc
+    if method == "farneback":
+
+        def calc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+
+        return calc
+    raise ValueError(f"unknown flow method {method!r}; choose from {', '.join(FLOW_METHODS)}")
+
+
+def _grid(h: int, w: int) -> np.ndarray:
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.dstack([xs, ys])
+
+
+def _warp(image: np.ndarray, flow: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    return cv2.remap(image, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def estimate_flows(
+    video: np.ndarray, method: str = "dis", key_every: int = 32, smooth: float = 1.5
+) -> np.ndarray:
+    """Backward flow from every frame to frame 0: (T, H, W, 2) float32, ``flows[0] == 0``.
+
+    Frames are matched directly against frame 0 (no drift) for the first ``key_every`` frames; a longer
+    chained video switches to a later key frame every ``key_every`` frames and composes the flows, because
+    clouds that far apart no longer look alike. ``smooth`` (a Gaussian sigma in model pixels) removes the
+    speckle that flow on a blurry GAN video has, which would otherwise shimmer when magnified to the photo's
+    size."""
+    t, h, w, _ = video.shape
+    calc = _flow_engine(method)
+    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in video]
+    grid = _grid(h, w)
+    flows = np.zeros((t, h, w, 2), np.float32)
+    key, key_flow = 0, flows[0]
+    for i in range(1, t):
+        if i - key >= key_every:
+            key, key_flow = i - 1, flows[i - 1]
+        g = calc(grey[i], grey[key])
+        if smooth > 0:
+            g = cv2.GaussianBlur(g, (0, 0), smooth)
+        flows[i] = g if key == 0 else g + _warp(key_flow, g, grid)
+    return flows
+
+
+def motion_gain(video: np.ndarray, flows: np.ndarray, sigma: float = 6.0, limits=(0.5, 2.0)) -> np.ndarray:
+    """Per-frame, per-pixel colour gain (T, H, W, 3) float32 that motion does not explain: the low-passed
+    frame divided by the low-passed, flow-warped first frame. This carries sunsets, passing shade and the
+    light's colour over to the full-resolution video without the model's blur."""
+    t, h, w, _ = video.shape
+    grid = _grid(h, w)
+    first = video[0].astype(np.float32)
+    gains = np.ones((t, h, w, 3), np.float32)
+    eps = 8.0  # keeps the ratio tame in near-black regions
+    for i in range(1, t):
+        moved = cv2.GaussianBlur(_warp(first, flows[i], grid), (0, 0), sigma)
+        now = cv2.GaussianBlur(video[i].astype(np.float32), (0, 0), sigma)
+        gains[i] = np.clip((now + eps) / (moved + eps), *limits)
+    return gains
+
+
+# ---- masks -----------------------------------------------------------------------------------------
+
+
+def motion_energy(flows: np.ndarray) -> np.ndarray:
+    """How far each pixel travels, averaged over the video: (H, W) float32 in model pixels.
+
+    Flow magnitude, not frame difference: frame differences light up textured ground (grass flicker, camera
+    shake along edges) more than smoothly drifting clouds, while flow sees the clouds travel."""
+    if len(flows) < 2:
+        return np.zeros(flows.shape[1:3], np.float32)
+    return np.sqrt((flows[1:] ** 2).sum(axis=3)).mean(axis=0)
+
+
+def auto_mask(
+    video: np.ndarray, flows: np.ndarray | None = None, min_travel: float = 0.5, ratio: float = 0.3
+) -> np.ndarray:
+    """Where the predicted video moves, as a clean binary sky mask (H, W) float32 at the video's size.
+
+    A pixel moves when its mean travel exceeds ``ratio`` of the 95th percentile and ``min_travel`` model
+    pixels (so a still prediction gives an empty mask and an all-sky one a full mask). The binary map is
+    closed and opened (fills gaps, drops specks); only regions touching the top edge (the sky is above the
+    ground) or covering a tenth of the frame (a sea of clouds) are kept; small holes are filled; and it is
+    eroded one step: a mask that misses a strip of sky costs little, one that grazes a roof makes it
+    wobble."""
+    if flows is None:
+        flows = estimate_flows(video)
+    energy = cv2.GaussianBlur(motion_energy(flows), (0, 0), 1.5)
+    h, w = energy.shape
+    threshold = max(min_travel, ratio * float(np.percentile(energy, 95)))
+    binary = (energy > threshold).astype(np.uint8)
+    k = max(3, int(round(min(h, w) / 32)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, kernel)
+    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
+    binary = _keep_sky_regions(binary)
+    binary = _fill_small_holes(binary, max_area=0.02 * h * w)
+    binary = cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return binary.astype(np.float32)
+
+
+def refine_mask(mask: np.ndarray, photo: np.ndarray, work: int = 320, iterations: int = 4) -> np.ndarray:
+    """Snap a motion mask to the photo: GrabCut (colour models, no learned weights) starts from the moving
+    region as "probably sky" and the rest as "probably still", and the result may only *shrink* the mask.
+
+    The prediction's motion is coarse (128 px, squashed) and can spill over a roof or a ridge; their colours
+    match the still ground better than the sky, so they drop out and stay the photo's own pixels. Returns a
+    binary float32 mask at the photo's size."""
+    ph, pw = photo.shape[:2]
+    scale = min(1.0, work / max(ph, pw))
+    size = (max(8, int(round(pw * scale))), max(8, int(round(ph * scale))))
+    small = resize_mask(mask, size).astype(np.uint8)
+    share = float(small.mean())
+    if share < 0.005 or share > 0.98:  # nothing to separate
+        return resize_mask(mask, (pw, ph))
+    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    gc = np.where(small > 0, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(image, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    sky = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8) & small
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, kernel)
+    sky = _keep_sky_regions(sky)
+    return resize_mask(sky.astype(np.float32), (pw, ph))
+
+
+def _keep_sky_regions(binary: np.ndarray, large: float = 0.1) -> np.ndarray:
+    """Keep regions touching the top edge or covering ``large`` of the frame; islands elsewhere (a skylight
+    window, a puddle reflecting the sky) are ground that happens to look or move like sky."""
+    h, w = binary.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=4)
+    keep = [
+        lab
+        for lab in range(1, n)
+        if stats[lab, cv2.CC_STAT_TOP] == 0 or stats[lab, cv2.CC_STAT_AREA] >= large * h * w
+    ]
+    return np.isin(labels, keep).astype(np.uint8)
+
+
+def _fill_small_holes(binary: np.ndarray, max_area: float) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - binary, connectivity=4)
+    h, w = binary.shape
+    out = binary.copy()
+    for lab in range(1, n):
+        x, y, bw, bh, area = stats[lab]
+        touches = x == 0 or y == 0 or x + bw == w or y + bh == h
+        if not touches and area <= max_area:
+            out[labels == lab] = 1
+    return out
+
+
+def load_mask(path: str | os.PathLike, size: tuple[int, int], photo_size: tuple[int, int]) -> np.ndarray:
+    """A user's mask image (white = sky, black = still) resized to ``size`` = (width, height), binary float32.
+
+    Any size with the photo's aspect ratio is accepted (draw it on a small copy); a different aspect ratio
+    means it was drawn for another photo, which is an ``InputError``."""
+    mask_photo = load_photo(path, min_side=None)
+    mw, mh = mask_photo.size
+    pw, ph = photo_size
+    if abs(mw / mh - pw / ph) > 0.01 * (pw / ph) + 1.0 / min(mh, mw):
+        raise InputError(path, f"mask is {mw}x{mh} but the photo is {pw}x{ph}: aspect ratios differ")
+    grey = np.asarray(mask_photo.image.convert("L"))
+    grey = cv2.resize(grey, tuple(size), interpolation=cv2.INTER_AREA if mw > size[0] else cv2.INTER_LINEAR)
+    return (grey >= 128).astype(np.float32)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a binary mask to (width, height) with a smooth, re-binarised edge (no staircase from 128 px)."""
+    if mask.shape[::-1] == tuple(size):
+        return mask.astype(np.float32)
+    up = cv2.resize(mask.astype(np.float32), tuple(size), interpolation=cv2.INTER_LINEAR)
+    return (up >= 0.5).astype(np.float32)
+
+
+def soft_alpha(mask: np.ndarray, feather: float | None = None) -> np.ndarray:
+    """Blend weights (H, W) float32 from a binary mask: exactly 0 outside it (the photo's own pixels), rising
+    smoothly to 1 over ``feather`` pixels *inside* it, so the seam is soft but the foreground is untouched.
+    Default feather: 2% of the shorter side."""
+    h, w = mask.shape
+    if feather is None:
+        feather = max(2.0, 0.02 * min(h, w))
+    binary = (mask >= 0.5).astype(np.uint8)
+    if not binary.any():
+        return np.zeros((h, w), np.float32)
+    # distance to the nearest still pixel; the image border is not a still pixel
+    padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    x = np.clip(dist / feather, 0.0, 1.0)
+    return (x * x * (3.0 - 2.0 * x)).astype(np.float32)  # smoothstep
+
+
+def blend_still(frames: np.ndarray, photo: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """In place: every frame becomes ``alpha * frame + (1 - alpha) * photo`` (photo exactly where alpha is
+    0)."""
+    beta = (1.0 - alpha).astype(np.float32)
+    for i in range(len(frames)):
+        frames[i] = cv2.blendLinear(frames[i], photo, alpha, beta)
+    return frames
+
+
+# ---- motion transfer -------------------------------------------------------------------------------
+
+
+def sky_only(photo: np.ndarray, sky: np.ndarray) -> np.ndarray:
+    """The photo with everything outside ``sky`` replaced by a smooth extension of the sky's colours, as the
+    source for warping: a sky pixel whose flow points across the horizon then fetches more sky, never a
+    smeared piece of roof. Computed once per video at 1/8 scale (normalised convolution at growing radii)."""
+    ph, pw = photo.shape[:2]
+    if sky.all() or not sky.any():
+        return photo
+    size = (max(4, pw // 8), max(4, ph // 8))
+    m = cv2.resize(sky.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    m = (m > 0.99).astype(np.float32)  # only pure-sky cells feed the fill
+    img = cv2.resize(photo, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    fill = img.copy()
+    have = m.copy()
+    for sigma in (1.0, 3.0, 9.0, 27.0, 81.0):
+        den = cv2.GaussianBlur(m, (0, 0), sigma)
+        num = cv2.GaussianBlur(img * m[..., None], (0, 0), sigma)
+        ok = (den > 1e-3) & (have == 0)
+        fill[ok] = num[ok] / den[ok][:, None]
+        have[ok] = 1
+    if not have.all():
+        fill[have == 0] = img[m > 0].mean(axis=0)
+    big = cv2.resize(np.clip(fill + 0.5, 0, 255).astype(np.uint8), (pw, ph), interpolation=cv2.INTER_LINEAR)
+    return np.where(sky[..., None], photo, big)
+
+
+def transfer(
+    photo: np.ndarray,
+    video: np.ndarray,
+    alpha: np.ndarray | None = None,
+    method: str = "dis",
+    flows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Animate ``photo`` (H, W, 3) uint8 at its own size with the motion of ``video`` (T, h, w, 3) uint8.
+
+    ``alpha`` (H, W) in [0, 1] (see ``soft_alpha``) confines motion and gain to the sky: flows are faded out
+    towards the mask edge (nothing is dragged across the horizon) and outside it every frame is the photo.
+    Frame 0 is the photo itself. Returns (T, H, W, 3) uint8."""
+    t, mh, mw, _ = video.shape
+    ph, pw, _ = photo.shape
+    if flows is None:
+        flows = estimate_flows(video, method=method)
+    gains = motion_gain(video, flows)
+    scale = np.array([pw / mw, ph / mh], np.float32)
+    if alpha is not None:
+        small = cv2.resize(alpha, (mw, mh), interpolation=cv2.INTER_AREA)[..., None]
+        flows = flows * small
+        gains = 1.0 + (gains - 1.0) * small
+    source = photo if alpha is None else sky_only(photo, alpha > 0)
+    grid = _grid(ph, pw)
+    beta = None if alpha is None else (1.0 - alpha).astype(np.float32)
+    out = np.empty((t, ph, pw, 3), np.uint8)
+    out[0] = photo
+    for i in range(1, t):
+        flow = cv2.resize(flows[i], (pw, ph), interpolation=cv2.INTER_LINEAR)
+        flow *= scale
+        flow += grid
+        m1, m2 = cv2.convertMaps(flow, None, cv2.CV_16SC2)
+        del flow
+        warped = cv2.remap(source, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        del m1, m2
+        gain = cv2.resize(gains[i], (pw, ph), interpolation=cv2.INTER_LINEAR)
+        warped = cv2.multiply(warped, gain, dtype=cv2.CV_8U)
+        del gain
+        out[i] = warped if alpha is None else cv2.blendLinear(warped, photo, alpha, beta)
+    return out

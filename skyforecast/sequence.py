@@ -1,0 +1,269 @@
+"""Frame sequences beyond one 32-frame prediction, and the post-processing that turns predictions into the
+video a person would post.
+
+- ``predict_long``: more than 32 frames by chaining predictions (a late frame seeds the next 32), with the
+  seam cross-faded over a few overlapping frames;
+- ``make_loop``: a seamless loop, by cross-fading the end into the start or by ping-pong;
+- ``PostProcess``: the options of ``skyforecast predict`` beyond the paper (``--resolution``, ``--mask``,
+  ``--loop``, ``--frames``, ``--compare``) as one object that ``batch.run`` calls: ``predict`` in the model's
+  thread, ``render`` in a writer thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from . import motion
+from .media import Photo, output_size, resize_frames
+
+FRAMES = 32
+LOOP_STYLES = ("fade", "pingpong")
+MAX_FRAMES = 960
+
+
+# ---- chaining --------------------------------------------------------------------------------------
+
+
+def predict_long(
+    pipe, squares: np.ndarray, frames: int, *, stage: int = 2, batch_size: int = 8, overlap: int = 4
+) -> np.ndarray:
+    """(N,128,128,3) squares -> (N, frames, 128,128,3) videos of any length.
+
+    Each further prediction is seeded with the frame ``overlap`` steps before the end of what exists, and the
+    ``overlap + 1`` frames that both predictions cover are cross-faded, so the seam has no jump in content or
+    brightness. Every 32-frame prediction adds ``31 - overlap`` new frames."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    videos = pipe.predict_squares(squares, stage=stage, batch_size=batch_size)
+    while videos.shape[1] < frames:
+        seed = np.ascontiguousarray(videos[:, -1 - overlap])
+        nxt = pipe.predict_squares(seed, stage=stage, batch_size=batch_size)
+        videos = join(videos, nxt, overlap)
+    return videos[:, :frames]
+
+
+def join(a: np.ndarray, b: np.ndarray, overlap: int) -> np.ndarray:
+    """Append video(s) ``b`` to ``a`` where ``b[..., 0, ...]`` continues from ``a``'s frame ``-1 - overlap``.
+    Works on (T,H,W,3) or (N,T,H,W,3); the shared frames are cross-faded from ``a`` into ``b``."""
+    axis = a.ndim - 4
+    n = overlap + 1
+    tail = np.take(a, range(a.shape[axis] - n, a.shape[axis]), axis=axis).astype(np.float32)
+    head = np.take(b, range(n), axis=axis).astype(np.float32)
+    w = ((np.arange(n, dtype=np.float32) + 1) / (n + 1)).reshape((n,) + (1,) * 3)
+    mixed = np.clip((1 - w) * tail + w * head + 0.5, 0, 255).astype(np.uint8)
+    keep = np.take(a, range(a.shape[axis] - n), axis=axis)
+    rest = np.take(b, range(n, b.shape[axis]), axis=axis)
+    return np.concatenate([keep, mixed, rest], axis=axis)
+
+
+# ---- loops -----------------------------------------------------------------------------------------
+
+
+def fade_length(frames: int) -> int:
+    """Frames spent cross-fading the end into the start: a quarter of the loop, at least 2."""
+    return max(2, frames // 4)
+
+
+def frames_needed(frames: int, loop: str | None) -> int:
+    """How many frames must exist before looping to write ``frames`` frames."""
+    if loop is None:
+        return frames
+    if loop == "fade":
+        return frames + fade_length(frames)
+    if loop == "pingpong":
+        return frames // 2 + 1
+    raise ValueError(f"unknown loop style {loop!r}; choose from {', '.join(LOOP_STYLES)}")
+
+
+def make_loop(video: np.ndarray, frames: int, style: str = "fade") -> np.ndarray:
+    """A (frames, H, W, 3) video whose last frame flows into its first.
+
+    ``fade``: needs ``frames + k`` input frames; the first ``k`` output frames blend from the extra tail
+    frames into the start, so that the step from the last frame back to the first is one ordinary step plus a
+    1/(k+1) share of the start/end difference. ``pingpong``: plays forwards then backwards (an odd count holds
+    the turning frame once). Modifies ``video`` in place for ``fade``."""
+    need = frames_needed(frames, style)
+    if len(video) < need:
+        raise ValueError(f"a {style} loop of {frames} frames needs {need} input frames, got {len(video)}")
+    if style == "pingpong":
+        m = frames // 2 + 1
+        order = list(range(m)) + ([m - 1] if frames % 2 else []) + list(range(m - 2, 0, -1))
+        return video[order]
+    k = fade_length(frames)
+    for i in range(k):
+        w = (i + 1) / (k + 1)  # weight of the start; the rest comes from the frame after the loop's end
+        video[i] = np.clip(
+            w * video[i].astype(np.float32) + (1 - w) * video[frames + i].astype(np.float32) + 0.5, 0, 255
+        ).astype(np.uint8)
+    return video[:frames]
+
+
+# ---- post-processing for predict -------------------------------------------------------------------
+
+
+@dataclass
+class PostProcess:
+    """What ``skyforecast predict`` does after the model beyond resizing: see the module docstring.
+
+    ``resolution``: ``"model"`` (the prediction's own pixels at ``size``), ``"native"`` or a height (motion
+    transfer onto the photo); ``mask``: ``None`` (auto for full resolution, none for model), ``"auto"``,
+    ``"none"`` or a mask image path (white = sky)."""
+
+    resolution: str | int = "model"
+    mask: str | None = None
+    loop: str | None = None
+    frames: int = FRAMES
+    compare: bool = False
+    flow: str = "dis"
+    size: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.resolution = motion.parse_resolution(str(self.resolution))
+        if not 1 <= self.frames <= MAX_FRAMES:
+            raise ValueError(f"--frames must be 1..{MAX_FRAMES}, got {self.frames}")
+        if self.loop is not None and self.loop not in LOOP_STYLES:
+            raise ValueError(f"--loop-style must be one of {', '.join(LOOP_STYLES)}, got {self.loop!r}")
+        if self.loop is not None and self.frames < 4:
+            raise ValueError("--loop needs --frames 4 or more")
+        if self.flow not in motion.FLOW_METHODS:
+            raise ValueError(f"--flow must be one of {', '.join(motion.FLOW_METHODS)}, got {self.flow!r}")
+        if self.size is not None and self.resolution != "model":
+            raise ValueError(
+                "--size sets the model-resolution output size; with --resolution use one or the other"
+            )
+        if self.mask is None:
+            self.mask = "none" if self.resolution == "model" else "auto"
+        if self.mask not in ("auto", "none") and not Path(self.mask).is_file():
+            raise ValueError(f"--mask {self.mask}: no such file (use a mask image, auto or none)")
+
+    @property
+    def is_plain(self) -> bool:
+        """True when the output is exactly what plain ``predict`` writes (so the batch keeps its old path)."""
+        return (
+            self.resolution == "model"
+            and self.mask == "none"
+            and self.loop is None
+            and self.frames == FRAMES
+            and not self.compare
+        )
+
+    @property
+    def stages(self) -> tuple[int, ...] | None:
+        return (1, 2) if self.compare else None
+
+    @property
+    def model_frames(self) -> int:
+        return frames_needed(self.frames, self.loop)
+
+    def predict(self, pipe, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> list[np.ndarray]:
+        """Model work for a batch (runs in the model's thread): one (S, T, 128, 128, 3) array per photo, with
+        S = 2 stages for ``compare`` (Stage I, Stage II) else 1."""
+        stages = self.stages or (stage,)
+        per_stage = [
+            predict_long(pipe, squares, self.model_frames, stage=s, batch_size=batch_size) for s in stages
+        ]
+        return [np.stack([v[i] for v in per_stage]) for i in range(len(squares))]
+
+    def output_size(self, photo_size: tuple[int, int]) -> tuple[tuple[int, int], str | None]:
+        """(width, height) of one panel, and a note when a full-resolution size had to be capped."""
+        if self.resolution == "model":
+            return output_size(photo_size, self.size), None
+        return motion.frame_size(photo_size, self.resolution, self.model_frames, 3 if self.compare else 1)
+
+    def render(
+        self, photo: Photo, videos: np.ndarray, size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, list[str]]:
+        """Heavy image work for one photo (runs in a writer thread; one big render at a time): the frames to
+        write and notes for the user."""
+        if size is None:
+            size, _ = self.output_size(photo.size)
+        big = size[0] * size[1] > 1_000_000
+        if big:
+            with self._lock:
+                return self._render(photo, videos, size)
+        return self._render(photo, videos, size)
+
+    def _render(
+        self, photo: Photo, videos: np.ndarray, size: tuple[int, int]
+    ) -> tuple[np.ndarray, list[str]]:
+        notes: list[str] = []
+        if self.resolution == "model":
+            still = np.asarray(photo.image.resize(size, Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
+        else:
+            still = motion.load_photo_at(photo.path, size)
+        file_mask = None
+        if self.mask not in ("auto", "none"):
+            file_mask = motion.load_mask(self.mask, size, photo.size)
+        panels = []
+        for video in videos:
+            flows = motion.estimate_flows(video, method=self.flow)
+            if self.mask == "auto":
+                small = motion.auto_mask(video, flows)
+                if not small.any():
+                    notes.append(
+                        "no moving sky found in the prediction (--mask auto): the video stands still"
+                    )
+                mask = motion.refine_mask(small, still)
+            else:
+                mask = file_mask
+            alpha = None if mask is None else motion.soft_alpha(mask)
+            if self.resolution == "model":
+                frames = resize_frames(video, size)
+                if alpha is not None:
+                    frames = motion.blend_still(frames.copy(), still, alpha)
+            else:
+                frames = motion.transfer(still, video, alpha, flows=flows)
+            if self.loop is not None:
+                frames = make_loop(frames, self.frames, self.loop)
+            panels.append(frames[: self.frames])
+        if self.compare:
+            out = side_by_side(
+                [np.broadcast_to(still, panels[0].shape), *panels], ["photo", "Stage I", "Stage II"]
+            )
+            return out, list(dict.fromkeys(notes))
+        return panels[0], list(dict.fromkeys(notes))
+
+
+def side_by_side(panels: list[np.ndarray], labels: list[str], gap: int = 4) -> np.ndarray:
+    """Place equally sized videos left to right with a dark gap and a small label in each panel's corner, as
+    in the paper's figures."""
+    t, h, w, _ = panels[0].shape
+    width = len(panels) * w + (len(panels) - 1) * gap
+    width += width % 2
+    out = np.full((t, h, width, 3), 16, np.uint8)
+    font = ImageFont.load_default(size=max(10, h // 18))
+    for k, (panel, label) in enumerate(zip(panels, labels, strict=True)):
+        x = k * (w + gap)
+        out[:, :, x : x + w] = panel
+        tag = _label(label, font)
+        th, tw = min(tag.shape[0], h), min(tag.shape[1], w)
+        region = out[:, :th, x : x + tw].astype(np.float32)
+        a = tag[:th, :tw, 3:4].astype(np.float32) / 255.0
+        out[:, :th, x : x + tw] = (region * (1 - a) + tag[:th, :tw, :3] * a + 0.5).astype(np.uint8)
+    return out
+
+
+def _label(text: str, font) -> np.ndarray:
+    pad = 4
+    box = font.getbbox(text)
+    im = Image.new("RGBA", (box[2] + 2 * pad, box[3] + 2 * pad), (0, 0, 0, 140))
+    ImageDraw.Draw(im).text((pad, pad), text, font=font, fill=(255, 255, 255, 255))
+    return np.asarray(im)
+
+
+__all__ = [
+    "LOOP_STYLES",
+    "PostProcess",
+    "fade_length",
+    "frames_needed",
+    "join",
+    "make_loop",
+    "predict_long",
+    "side_by_side",
+]
