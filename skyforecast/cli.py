@@ -535,7 +535,7 @@ def evaluate_command(
             "--weights",
             "-w",
             "--model",
-            help="Model folder or Hub repo id[@revision]. Default: "
+            help="Model folder or Hub repo id (user/name or user/name@revision). Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
         ),
     ] = None,
