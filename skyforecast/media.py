@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -67,8 +68,11 @@ class Photo:
 def load_photo(path: str | os.PathLike, min_side: int | None = 2 * MODEL_SIZE) -> Photo:
     """Open any still image Pillow can read and return it upright as 8-bit RGB.
 
-    ``min_side``: the smallest side needed downstream; JPEGs are then decoded at a reduced scale (a
-    12000x8000 photo costs ~1.5 MB instead of 290 MB). ``None`` decodes at full resolution.
+    ``min_side``: the smallest side needed downstream. Big photos are then shrunk by an integer factor
+    right after decoding, keeping the short side >= ``min_side``: JPEGs are even decoded at reduced scale
+    (DCT draft mode: a 12000x8000 photo costs ~18 MB instead of 288 MB); other formats are decoded in
+    full once (their decoders cannot scale) and reduced before any conversion copies them.
+    ``None`` decodes and returns the full resolution.
     Raises ``InputError`` with a one-line reason for anything unreadable.
     """
     path = str(path)
@@ -79,9 +83,8 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * MODEL_SIZE) -
     except OSError as e:
         raise InputError(path, f"cannot read ({e.strerror or e})") from None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), Image.open(path) as im:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
             n_frames = getattr(im, "n_frames", 1)
             if n_frames > 1:
                 im.seek(0)
@@ -94,24 +97,48 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * MODEL_SIZE) -
             if min_side and im.format == "JPEG":
                 scale = min(im.size) / float(min_side)
                 if scale >= 2:
-                    im.draft("RGB", (max(1, int(im.size[0] / scale)), max(1, int(im.size[1] / scale))))
+                    im.draft(im.mode, (max(1, int(im.size[0] / scale)), max(1, int(im.size[1] / scale))))
             im.load()
-            im = ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
-            rgb = _to_rgb8(im)
+            small = _reduce(im, min_side) if min_side else im
+            if orientation not in (None, 1):
+                small = ImageOps.exif_transpose(small if small is not im else im.copy())
+            rgb = _to_rgb8(small)
+            if rgb is im:
+                rgb = im.copy()  # detach from the file that the with-block closes
     except InputError:
         raise
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as e:
+        declared = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"declares {int(declared.group(1)):,} pixels; " if declared else ""
         raise InputError(
-            path, "image too large (declared size exceeds the decompression-bomb limit)"
+            path, f"image too large ({size}limit {MAX_PIXELS:,}): refused as a possible decompression bomb"
         ) from None
     except UnidentifiedImageError:
         raise InputError(path, "not an image file Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+    except MemoryError:
+        raise InputError(path, "not enough memory to decode this image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "truncated" in reason.lower() or isinstance(e, EOFError):
             reason = "truncated or damaged image data"
         raise InputError(path, reason) from None
+    except Exception as e:  # Pillow's plugins raise all sorts on malformed files (struct.error, KeyError)
+        raise InputError(path, f"damaged or unsupported image ({type(e).__name__}: {e})") from None
     return Photo(path=path, image=rgb, size=full, notes=notes)
+
+
+def _reduce(im: Image.Image, min_side: int) -> Image.Image:
+    """Shrink by the largest integer factor that keeps the short side >= ``min_side`` (box filter).
+    Palette and 1-bit images are converted first (averaging palette indices would be noise), 16-bit
+    ones widened to 32-bit, the only modes ``Image.reduce`` refuses."""
+    factor = min(im.size) // min_side
+    if factor < 2:
+        return im
+    if im.mode in ("P", "PA", "1"):
+        im = im.convert("RGBA" if (im.mode == "PA" or "transparency" in im.info) else "RGB")
+    elif im.mode.startswith("I;16"):
+        return im.convert("I").reduce(factor).convert("I;16")  # keep "16-bit" for the value scaling
+    return im.reduce(factor)
 
 
 def _exif_orientation(im: Image.Image) -> int | None:
