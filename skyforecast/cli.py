@@ -89,7 +89,7 @@ def predict(
             "--weights",
             "-w",
             "--model",
-            help="Model folder or Hub repo id[@revision]. Default: "
+            help="Model folder or Hub repo id with optional @revision. Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
         ),
     ] = None,
@@ -481,7 +481,7 @@ def finetune(
         typer.Option(
             "--weights",
             "-w",
-            help="Starting weights: model folder, Hub repo id[@revision] (as predict).",
+            help="Starting weights: model folder, Hub repo id with optional @revision (as predict).",
             show_default=False,
         ),
     ],
