@@ -616,6 +616,85 @@ def evaluate_command(
         _fail("no clip could be read")
 
 
+# ---- synth ----
+
+
+def _parse_wxh(text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360); a single number means a square."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        w, h = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except ValueError:
+        w = h = 0
+    if len(parts) > 2 or w < 8 or h < 8 or w > 8192 or h > 8192:
+        raise ValueError(f"--size must be WxH (e.g. 640x360 or 128x128, 8..8192 px), got {text!r}")
+    return w, h
+
+
+@app.command(no_args_is_help=True)
+def synth(
+    out: Annotated[Path, typer.Argument(help="Output folder (Sky Timelapse layout).", show_default=False)],
+    clips: Annotated[int, typer.Option(min=1, help="Number of clips to write.", show_default=False)],
+    seed: Annotated[int, typer.Option(help="Data set seed; same seed, same bytes.")] = 0,
+    size: Annotated[str, typer.Option(help="Frame size WxH. 128x128 is what training sees.")] = "640x360",
+    frames: Annotated[int, typer.Option(min=1, max=4096, help="Frames per clip.")] = 32,
+    clips_per_video: Annotated[
+        int, typer.Option(min=1, help="Consecutive clips of one scene (continuing in time).")
+    ] = 2,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 90,
+) -> None:
+    """Render procedural sky time-lapses (clouds, dusk, night, aurora) as [bold]training data[/].
+
+    Writes OUT/<video>/<clip>/<clip>_frames_<n:08d>.jpg like the Sky Timelapse data set. The output depends
+    only on the options, never on --workers.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .synth import write_dataset
+
+    try:
+        wh = _parse_wxh(size)
+    except ValueError as e:
+        _fail(str(e))
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: exists and is not a folder")
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]synth[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("clips", total=clips)
+        try:
+            summary = write_dataset(
+                out,
+                clips,
+                seed,
+                frames=frames,
+                size=wh,
+                clips_per_video=clips_per_video,
+                workers=workers,
+                quality=quality,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+        except (OSError, ValueError) as e:
+            _fail(str(e))
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+    mix = ", ".join(f"{k} {v}" for k, v in sorted(summary.families.items()))
+    console.print(
+        f"[green]wrote[/] {summary.clips} clips ({summary.videos} videos, {frames} frames, {wh[0]}x{wh[1]}) "
+        f"to {out} in {summary.seconds:.1f} s ({summary.clips_per_minute:.0f} clips/min); {mix}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
 def main() -> None:
     app()
 
