@@ -1,0 +1,160 @@
+"""The fast inference path must compute what the plain model computes: BN folding, prepacked oneDNN
+convolutions, the static-input temporal shortcut and channels_last are checked against the eager reference
+on random weights with non-trivial BatchNorm statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from skyforecast.fast import FastGenerator, FastMDGAN, FastPathError, _fold, onednn_available
+from skyforecast.models import FRAMES, MDGAN
+from skyforecast.pipeline import SkyPipeline
+
+TOL = 1e-3
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.3)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> MDGAN:
+    torch.manual_seed(0)
+    return _randomise_bn(MDGAN(ngf=4)).eval()
+
+
+@pytest.fixture(scope="module")
+def photos() -> torch.Tensor:
+    return torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+
+def _static(img: torch.Tensor) -> torch.Tensor:
+    return img.unsqueeze(2).expand(-1, -1, FRAMES, -1, -1)
+
+
+VARIANTS = [
+    {},
+    {"onednn": False},
+    {"channels_last": False},
+    {"temporal_shortcut": False},
+    {"onednn": False, "channels_last": False, "temporal_shortcut": False},
+]
+
+
+@pytest.mark.parametrize(
+    "options", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "all"
+)
+@pytest.mark.parametrize("stage", [1, 2])
+def test_fast_matches_reference(model, photos, options, stage):
+    with torch.inference_mode():
+        ref = model(_static(photos), stage=stage)
+    fast = FastMDGAN(model, "cpu", **options)
+    out = fast(photos, stage=stage)
+    assert out.shape == ref.shape == (2, 3, FRAMES, 128, 128)
+    assert out.dtype == torch.float32
+    assert (out - ref).abs().max().item() < TOL
+    # the BN statistics matter here: a model with default statistics gives a clearly different output
+    plain = MDGAN(ngf=4).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if "running" not in k}, strict=False)
+    with torch.inference_mode():
+        assert (plain(_static(photos), stage=stage) - ref).abs().max().item() > 10 * TOL
+
+
+def test_refine_on_moving_video_matches_reference(model):
+    """Refine-Net sees Base-Net's (moving) output, so the full-length path must be exact on any video."""
+    video = torch.rand(2, 3, FRAMES, 128, 128, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    fast = FastGenerator(model.refine, onednn=onednn_available(), channels_last=True)
+    with torch.inference_mode():
+        assert (fast.forward(video) - model.refine(video)).abs().max().item() < TOL
+
+
+def test_static_encoder_is_constant_in_time_except_the_ends(model, photos):
+    """The algebra behind the temporal shortcut, checked on the reference network itself: for a photo
+    repeated in time, encoder levels 1-4 have identical middle frames."""
+    g = model.base
+    with torch.inference_mode():
+        h = _static(photos)
+        for name in ("conv1", "conv2", "conv3", "conv4"):
+            h = getattr(g, name)(h)
+            middle = h[:, :, 1:-1]
+            assert h.shape[2] >= 3
+            assert (middle - middle[:, :, :1]).abs().max().item() < 1e-5
+            assert (h[:, :, 0] - h[:, :, 1]).abs().max().item() > 1e-3  # the ends really differ
+
+
+def test_temporal_shortcut_equals_full_computation(model, photos):
+    fast = FastGenerator(model.base, onednn=False, channels_last=False)
+    with torch.inference_mode():
+        full = fast.forward(_static(photos))
+        short = fast.forward_static(photos, FRAMES)
+    assert (full - short).abs().max().item() < 1e-5
+
+
+def test_channels_last_equivalent(model, photos):
+    with torch.inference_mode():
+        a = FastMDGAN(model, "cpu", channels_last=True)(photos)
+        b = FastMDGAN(model, "cpu", channels_last=False)(photos)
+    assert a.is_contiguous(memory_format=torch.channels_last_3d)
+    assert (a - b).abs().max().item() < 1e-5
+
+
+def test_batch_size_change_after_packing(model, photos):
+    """Weights are packed for the first input shape seen; other batch sizes must still be right."""
+    fast = FastMDGAN(model, "cpu")
+    with torch.inference_mode():
+        fast(photos[:1])
+        three = torch.cat([photos, photos[:1]])
+        out = fast(three)
+        ref = model(_static(three))
+    assert (out - ref).abs().max().item() < TOL
+
+
+@pytest.mark.skipif(not onednn_available(), reason="oneDNN prepacked ops not available in this torch build")
+def test_onednn_path_is_used_on_cpu(model):
+    assert FastMDGAN(model, "cpu").onednn
+
+
+def test_fold_transposed_scales_output_channels():
+    conv = torch.nn.ConvTranspose3d(3, 5, 4, 2, 1, bias=False)
+    bn = _randomise_bn(torch.nn.Sequential(torch.nn.BatchNorm3d(5)))[0].eval()
+    w, b = _fold(conv, bn)
+    x = torch.randn(1, 3, 2, 4, 4)
+    with torch.no_grad():
+        ref = bn(conv(x))
+    assert torch.allclose(torch.nn.functional.conv_transpose3d(x, w, b, 2, 1), ref, atol=1e-5)
+
+
+def test_batch_stats_model_is_not_folded(photos):
+    model = _randomise_bn(MDGAN(ngf=4, batch_stats=True)).eval()
+    with pytest.raises(FastPathError):
+        FastMDGAN(model, "cpu")
+    pipe = SkyPipeline(model, device="cpu")
+    assert pipe.fast is None  # falls back to the reference, which uses batch statistics
+    squares = np.random.default_rng(0).integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    ref = SkyPipeline(model, device="cpu", fast=False).predict_squares(squares)
+    assert np.array_equal(pipe.predict_squares(squares), ref)
+
+
+def test_pipeline_fast_and_reference_videos_agree(model):
+    squares = np.random.default_rng(1).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    fast = SkyPipeline(model, device="cpu")
+    ref = SkyPipeline(model, device="cpu", fast=False)
+    assert fast.fast is not None and ref.fast is None
+    for stage in (1, 2):
+        a = fast.predict_squares(squares, stage=stage, batch_size=2)
+        b = ref.predict_squares(squares, stage=stage, batch_size=2)
+        assert a.shape == b.shape == (3, FRAMES, 128, 128, 3) and a.dtype == np.uint8
+        # fp32 differences below 1e-3 can only flip a rounding at a .5 boundary: at most 1 level
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+        assert (a != b).mean() < 1e-3
