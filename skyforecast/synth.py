@@ -50,8 +50,8 @@ FAMILIES: dict[str, float] = {
     "cirrus": 0.10,
     "overcast": 0.14,
     "dusk": 0.22,
-    "night": 0.10,
-    "aurora": 0.08,
+    "night": 0.07,
+    "aurora": 0.06,
 }
 
 #: Every scene is composed on this virtual 640x360 canvas and then sampled at the requested size, so a
@@ -259,10 +259,16 @@ def _day_palette(rng: np.random.Generator, overcast: bool = False) -> Palette:
         )
     deep = rng.uniform(0.0, 1.0)
     zen = (0.08 + 0.14 * (1 - deep), 0.22 + 0.2 * (1 - deep), 0.55 + 0.3 * (1 - deep) * 0.5 + 0.15 * deep)
+    pale = rng.uniform(0.1, 0.55)  # real skies are often hazy and much less saturated than a clean blue
+
+    def wash(c: tuple) -> tuple:
+        g = sum(c) / 3.0
+        return tuple(v * (1 - pale) + (g + 0.1) * pale for v in c)
+
     return Palette(
-        _jitter(rng, zen, 0.08),
-        _jitter(rng, (0.35, 0.55, 0.85), 0.08),
-        _jitter(rng, (0.72, 0.82, 0.93), 0.05),
+        _jitter(rng, wash(zen), 0.08),
+        _jitter(rng, wash((0.35, 0.55, 0.85)), 0.08),
+        _jitter(rng, wash((0.72, 0.82, 0.93)), 0.05),
         _jitter(rng, (1.0, 0.97, 0.9), 0.03),
         rng.uniform(0.1, 0.5),
         rng.uniform(0.7, 1.0),
@@ -293,7 +299,7 @@ def _dusk_palettes(rng: np.random.Generator) -> tuple[Palette, Palette]:
 
 
 def _night_palette(rng: np.random.Generator) -> Palette:
-    b = rng.uniform(0.5, 1.6)  # long exposures make night skies anything from black to deep blue
+    b = rng.uniform(1.0, 2.6)  # long exposures make night skies anything from black to deep blue
     city = rng.uniform(0.0, 1.0) < 0.4
     hor = (0.22, 0.16, 0.12) if city else (0.1, 0.13, 0.24)
     return Palette(
@@ -397,16 +403,16 @@ def _make_layer(rng: np.random.Generator, kind: str, family: str, key: int, moti
         f = u(0.4, 1.0)
         aniso = u(5.0, 14.0)
         cf = f * u(2.0, 4.0)
-        freq = (cf, cf * aniso) if u() < 0.7 else (cf * aniso, cf)
+        freq = (cf, cf * aniso) if u() < 0.85 else (cf * aniso, cf)
         fld = _field(rng, key, (f, f), motion * u(0.5, 1.0), 3, 0.5)
         fibres = NoiseField(
             _mix_key(key, 77), freq, 6, u(0.55, 0.68), fld.wind, fld.evolve * 1.3, float(u(1.9, 2.15))
         )
         return CloudLayer(
             fld,
-            u(0.25, 0.55),
-            u(0.35, 0.7),
-            u(0.45, 0.8),
+            u(0.15, 0.4),
+            u(0.5, 0.9),
+            u(0.3, 0.6),
             lit,
             lit,
             0.3 * relief_sign,
@@ -463,13 +469,13 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
 
     fov = float(rng.uniform(0.9, 1.4))
     fovpx = fov / VIRTUAL_W
-    up_view = rng.uniform() < (0.35 if family not in ("night", "aurora") else 0.1)
+    up_view = rng.uniform() < (0.45 if family not in ("night", "aurora") else 0.1)
     if up_view:  # camera tilted up: horizon below the frame
         bottom_elev = rng.uniform(0.1, 0.45)
         horizon_y = VIRTUAL_H + bottom_elev / fovpx
         horizon_y = min(horizon_y, 1.35 / fovpx)
     else:
-        horizon_y = VIRTUAL_H * rng.uniform(0.66, 0.95)
+        horizon_y = VIRTUAL_H * rng.uniform(0.72, 0.97)
 
     # Wind in deck units per frame and shape change in radians per frame; both are rescaled at the end by
     # _calibrate_motion, so only their spread and their ratio matter here.
@@ -494,8 +500,6 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
                 layers.append(_make_layer(rng, "cumulus", family, next(keys), motion))
         else:
             layers.append(_make_layer(rng, "cirrus", family, next(keys), motion))
-            if rng.uniform() < 0.5:
-                layers.append(_make_layer(rng, "cirrus", family, next(keys), motion))
             if rng.uniform() < 0.3:
                 layers.append(_make_layer(rng, "cumulus", family, next(keys), motion))
     elif family == "overcast":
@@ -545,7 +549,7 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
     if rng.uniform() < 0.1:
         drift *= 4.0  # sometimes a large exposure change (sun behind a cloud bank, auto exposure)
     exposure = (
-        float(rng.normal(0.0, 0.12)),
+        float(rng.normal(0.15 if family in ("cumulus", "altocumulus", "cirrus", "overcast") else 0.05, 0.12)),
         drift,
         float(abs(rng.normal(0, 0.02))),
         float(rng.uniform(0.05, 0.2)),
@@ -736,7 +740,7 @@ def _trees_profile(rng: np.random.Generator, xv: np.ndarray, base: np.ndarray, h
     wid = np.where(conifer, hh * rng.uniform(0.18, 0.3, n), hh * rng.uniform(0.3, 0.6, n))
     d = np.abs(xv[None, :] - cx[:, None]) / wid[:, None]
     tri = hh[:, None] * (1.0 - d)
-    dome = hh[:, None] * (0.55 + 0.45 * np.sqrt(np.clip(1.0 - d * d, 0.0, 1.0))) * (d < 1)
+    dome = hh[:, None] * np.sqrt(np.clip(1.0 - d * d, 0.0, 1.0))
     prof = np.where(conifer[:, None], tri, dome).max(axis=0)
     jag = _fbm1d(xv / 1.7, int(rng.integers(1 << 40)), octaves=3) * height * 0.05
     return base + np.maximum(prof + jag * (prof > 0), 0.0)
