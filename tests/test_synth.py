@@ -105,14 +105,22 @@ def test_foreground_stays_still_while_sky_moves(family: str) -> None:
     sky = ~fg
     sky[int(fg.any(axis=1).argmax()) :] = False  # rows above the highest foreground pixel
     assert inner.sum() > 50 and sky.sum() > 500
-    fg_step = np.abs(np.diff(frames[:, inner], axis=0)).mean()
+
+    def residual(region: np.ndarray) -> float:
+        """Mean change against frame 0 after removing one brightness factor per frame (the exposure)."""
+        first = frames[0][region]
+        out = []
+        for frame in frames[1:]:
+            now = frame[region]
+            gain = float((now * first).sum() / max((first * first).sum(), 1e-6))
+            out.append(np.abs(now - gain * first).mean())
+        return float(np.mean(out))
+
     sky_step = np.abs(np.diff(frames[:, sky], axis=0)).mean()
     assert sky_step > 0.4  # the sky moves (in 0..255 levels per frame)
-    assert fg_step < 0.1 * sky_step  # the foreground only follows the exposure
-    # geometry is fixed: every frame's foreground is the first frame's up to a brightness factor
-    first = frames[0][inner]
-    for frame in frames[1:]:
-        assert np.corrcoef(first.ravel(), frame[inner].ravel())[0, 1] > 0.98
+    assert residual(sky) > 2.0  # ... and not just in brightness
+    # the foreground only follows the exposure: what is left is uint8 rounding
+    assert residual(inner) < 0.6
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
