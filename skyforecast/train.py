@@ -720,6 +720,9 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             persistent_workers=nw > 0,
             prefetch_factor=2 if nw > 0 else None,
+            # its own generator: the worker base seed is then not drawn from the global torch RNG, so
+            # how many epochs a session starts does not change the RNG state a resumed run restores
+            generator=torch.Generator().manual_seed(self.cfg.seed),
         )
 
     def _wrap(self, name: str) -> None:
