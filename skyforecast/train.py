@@ -360,8 +360,14 @@ class Trainer:
             from .models import WeightsError
             from .weights import load_model
 
+            spec = cfg.weights
+            run_model = Path(spec) / "model"
+            if (run_model / "model.safetensors").is_file() and not (
+                Path(spec) / "model.safetensors"
+            ).exists():
+                spec = str(run_model)  # a run folder was given: use the model it exported
             try:
-                self.init_model = load_model(cfg.weights, device="cpu")
+                self.init_model = load_model(spec, device="cpu")
             except WeightsError as e:
                 raise TrainError(str(e)) from None
             cfg.ngf = self.init_model.ngf
