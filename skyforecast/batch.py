@@ -6,7 +6,9 @@ This is the API behind ``skyforecast predict``; it never prints. Progress goes t
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,10 +56,16 @@ class BatchResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
+    stopped: str | None = None  # why the batch stopped early (disk full), if it did
+    unfinished: int = 0  # photos neither done nor failed when interrupted or stopped
 
     @property
     def exit_code(self) -> int:
-        return 1 if (self.failed or self.interrupted) else 0
+        """130 after Ctrl-C (the shell convention, 128 + SIGINT), 1 if any photo failed or the batch
+        stopped early, else 0."""
+        if self.interrupted:
+            return 130
+        return 1 if (self.failed or self.stopped) else 0
 
 
 def parse_formats(formats: Sequence[str] | None) -> list[str]:
@@ -196,8 +204,12 @@ def run(
             try:
                 notes = fut.result() or []
             except Exception as e:  # a write failure is this photo's failure, not the batch's
+                if result.interrupted or result.stopped:
+                    continue  # stopped mid-write: nothing was left behind (atomic), counted unfinished
                 result.failed.append((str(job.source), _reason(e)))
                 emit("failed", job, _reason(e))
+                if _out_of_space(e):  # every later photo would fail the same way: stop here
+                    result.stopped = _reason(e)
             else:
                 for note in notes:
                     result.notes.append((str(job.source), note))
@@ -243,15 +255,57 @@ def run(
                         fut = pool.submit(write_post, job, photo, video, out_size)
                         pending_writes.append((job, fut))
             settle_writes(block=False)
+            if result.stopped:
+                break
         settle_writes(block=True)
     except KeyboardInterrupt:
         result.interrupted = True
         for _, fut in next_loads:
             fut.cancel()
-        settle_writes(block=True)
+        settle_writes(block=True)  # videos already predicted are finished; each write is atomic
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    if result.interrupted or result.stopped:
+        result.unfinished = len(todo) - len(result.done) - len(result.failed)
     return result
+
+
+def check_output_folders(jobs: Sequence[Job]) -> list[tuple[str, str]]:
+    """Create the output folders of the jobs still to do and prove each writable with a temporary file,
+    before the model is loaded: a wrong ``-o`` is one clear error, not one failure per photo.
+    Returns (folder, reason) for each folder that cannot be used."""
+    folders = dict.fromkeys(p.parent for job in jobs if not job.skip for p in job.outputs.values())
+    problems = []
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder, prefix=".skyforecast-check-"):
+                pass
+        except OSError as e:
+            problems.append((str(folder), _folder_reason(folder, e)))
+    return problems
+
+
+def _folder_reason(folder: Path, e: OSError) -> str:
+    if isinstance(e, (NotADirectoryError, FileExistsError)):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        return f"{blocker} is a file, not a folder"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if e.errno == errno.EROFS:
+        return "read-only file system"
+    if _out_of_space(e):
+        return "no space left on the device"
+    return e.strerror or str(e)
+
+
+def _out_of_space(e: BaseException) -> bool:
+    """Disk full, quota exceeded, or the file-size limit: the errors no later photo can get past."""
+    codes = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+    if isinstance(e, OSError) and e.errno in codes:
+        return True
+    text = str(e)
+    return any(os.strerror(c) in text for c in codes)  # ffmpeg reports them only in its message
 
 
 def _reason(e: BaseException) -> str:
@@ -259,7 +313,7 @@ def _reason(e: BaseException) -> str:
         return e.reason
     if isinstance(e, PermissionError):
         return f"cannot write output ({e.strerror}: {e.filename})"
-    if isinstance(e, OSError) and e.errno == 28:
-        return "cannot write output: disk full"
+    if _out_of_space(e):
+        return "cannot write output: disk full (or over the quota / file-size limit)"
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

@@ -190,25 +190,35 @@ def predict(
     todo = [j for j in jobs if not j.skip]
     pipe = None
     if todo:
-        from .models import WeightsError
-        from .pipeline import SkyPipeline
+        from .batch import check_output_folders
 
+        for folder, reason in check_output_folders(todo):
+            _fail(f"cannot write to output folder {folder}: {reason}")
         try:
-            pipe = SkyPipeline.from_pretrained(weights, device=device)
-        except (WeightsError, ValueError) as e:
-            _fail(str(e))
-    result = _run_with_progress(
-        console,
-        pipe,
-        jobs,
-        quiet,
-        stage=stage,
-        size=size,
-        fps=fps,
-        batch_size=batch_size,
-        overwrite=overwrite,
-        post=post,
-    )
+            from .models import WeightsError
+            from .pipeline import SkyPipeline
+
+            try:
+                pipe = SkyPipeline.from_pretrained(weights, device=device)
+            except (WeightsError, ValueError) as e:
+                _fail(str(e))
+        except KeyboardInterrupt:
+            _fail(f"interrupted while loading the model; 0 of {len(todo)} photos predicted", 130)
+    try:
+        result = _run_with_progress(
+            console,
+            pipe,
+            jobs,
+            quiet,
+            stage=stage,
+            size=size,
+            fps=fps,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            post=post,
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C while the videos in progress were being finished
+        _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
     result.failed[:0] = problems
     _summary(console, result, quiet)
     raise typer.Exit(result.exit_code)
@@ -252,10 +262,14 @@ def _summary(console, result, quiet: bool) -> None:
     parts = [f"[green]{len(result.done)} done[/]", f"{len(result.skipped)} skipped (outputs exist)"]
     parts.append(f"[red]{len(result.failed)} failed[/]" if result.failed else "0 failed")
     if result.interrupted:
-        parts.append("[yellow]interrupted: run the same command again to continue[/]")
+        parts.append(f"[yellow]interrupted with {result.unfinished} not finished[/]")
+    if result.stopped:
+        parts.append(f"[red]stopped ({escape(result.stopped)}) with {result.unfinished} not started[/]")
     if quiet and not result.failed and not result.interrupted:
         return
-    console.print(", ".join(parts))
+    console.print(", ".join(parts), soft_wrap=True)
+    if result.interrupted or result.stopped:
+        console.print("run the same command again to continue: finished outputs are skipped", soft_wrap=True)
     if result.failed and len(result.failed) > 1:
         console.print("failures:")
         for path, reason in result.failed:
@@ -693,6 +707,37 @@ def synth(
         soft_wrap=True,
         highlight=False,
     )
+
+
+# ---- convert-official ----
+
+
+@app.command("convert-official", no_args_is_help=True)
+def convert_official_cmd(
+    stage1: Annotated[Path, typer.Argument(help="The authors' Stage I generator, e.g. NETG_S1.pth.")],
+    stage2: Annotated[Path, typer.Argument(help="The authors' Stage II generator, e.g. NETG_S2.pth.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing, non-empty folder.")] = False,
+) -> None:
+    """Turn the authors' released PyTorch 0.3 checkpoints into a model folder for --weights.
+
+    The .pth files are read as data only (never fully unpickled); the folder gets config.json (with
+    batch_stats=true, as their test script ran BatchNorm) and model.safetensors.
+
+    [dim]Example:[/]
+      skyforecast convert-official NETG_S1.pth NETG_S2.pth --out official/
+      skyforecast predict photo.jpg -w official/
+    """
+    from .convert import convert_official
+    from .models import WeightsError
+
+    try:
+        folder = convert_official(stage1, stage2, out, overwrite=overwrite)
+    except WeightsError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{out}: cannot write ({e.strerror or e})")
+    typer.echo(f"wrote {folder} (use it with --weights {folder})")
 
 
 def main() -> None:
