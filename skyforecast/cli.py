@@ -264,7 +264,7 @@ def _summary(console, result, quiet: bool) -> None:
     if result.interrupted:
         parts.append(f"[yellow]interrupted with {result.unfinished} not finished[/]")
     if result.stopped:
-        parts.append(f"[red]stopped ({escape(result.stopped)}) with {result.unfinished} not started[/]")
+        parts.append(f"[red]stopped early (nothing more can be written), {result.unfinished} not started[/]")
     if quiet and not result.failed and not result.interrupted:
         return
     console.print(", ".join(parts), soft_wrap=True)

@@ -7,6 +7,7 @@ No torch here: frames are numpy uint8 arrays shaped (T, H, W, 3).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -259,6 +260,51 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 8) -> No
                 writer.append_data(frame)
         finally:
             writer.close()
+        check_mp4(tmp)
+
+
+def check_mp4(path: str | os.PathLike) -> None:
+    """Raise ``OSError`` unless ``path`` is a structurally complete MP4: top-level boxes that add up to the
+    file size, with ``ftyp``, ``moov`` and ``mdat``. ffmpeg can hit a full disk (or a file-size limit)
+    and still exit quietly, leaving a truncated file that would otherwise be renamed into place."""
+    path = Path(path)
+    size = path.stat().st_size
+    seen, offset = set(), 0
+    with open(path, "rb") as f:
+        while offset < size:
+            f.seek(offset)
+            header = f.read(16)
+            if len(header) < 8:
+                break
+            box = int.from_bytes(header[:4], "big")
+            kind = header[4:8]
+            if box == 1 and len(header) == 16:
+                box = int.from_bytes(header[8:16], "big")
+            elif box == 0:
+                box = size - offset
+            if box < 8:
+                break
+            seen.add(kind)
+            offset += box
+    if offset == size and {b"ftyp", b"moov", b"mdat"} <= seen:
+        return
+    raise OSError(_write_errno(path, size), f"ffmpeg wrote an incomplete MP4 ({size:,} bytes)", str(path))
+
+
+def _write_errno(path: Path, size: int) -> int:
+    """Best guess at why a writer stopped early: a full disk, the process's file-size limit, or an I/O
+    error. Lets the batch tell 'stop everything' from 'this photo failed'."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY and size >= soft:
+            return errno.EFBIG
+    except (ImportError, OSError, ValueError):  # no resource module on Windows
+        pass
+    if shutil.disk_usage(path.parent).free < 1 << 20:
+        return errno.ENOSPC
+    return errno.EIO
 
 
 def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 8) -> None:
