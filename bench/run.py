@@ -119,6 +119,7 @@ def model_only(
             extra["fast without temporal shortcut"] = FastMDGAN(model, device, temporal_shortcut=False)
             extra["fast without oneDNN prepacking"] = FastMDGAN(model, device, onednn=False)
             extra["fast without channels_last_3d"] = FastMDGAN(model, device, channels_last=False)
+            extra["fast without sub-pixel last layer"] = FastMDGAN(model, device, subpixel=False)
             extra["BN folded only (plain conv, NCDHW)"] = FastMDGAN(
                 model, device, temporal_shortcut=False, onednn=False, channels_last=False
             )

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from skyforecast.fast import FastGenerator, FastMDGAN, FastPathError, _fold, onednn_available
+from skyforecast.fast import (
+    FastGenerator,
+    FastMDGAN,
+    FastPathError,
+    _Conv,
+    _depth_to_space,
+    _fold,
+    _subpixel_conv,
+    onednn_available,
+)
 from skyforecast.models import FRAMES, MDGAN
 from skyforecast.pipeline import SkyPipeline
 
@@ -48,6 +57,7 @@ VARIANTS = [
     {"onednn": False},
     {"channels_last": False},
     {"temporal_shortcut": False},
+    {"subpixel": False},
     {"onednn": False, "channels_last": False, "temporal_shortcut": False},
 ]
 
@@ -133,6 +143,20 @@ def test_fold_transposed_scales_output_channels():
     with torch.no_grad():
         ref = bn(conv(x))
     assert torch.allclose(torch.nn.functional.conv_transpose3d(x, w, b, 2, 1), ref, atol=1e-5)
+
+
+def test_last_layer_as_subpixel_convolution():
+    """deconv6 (transposed, kernel (3,4,4), stride (1,2,2)) rewritten as a plain conv + depth-to-space."""
+    g = torch.Generator().manual_seed(4)
+    w, b = torch.randn(5, 3, 3, 4, 4, generator=g), torch.randn(3, generator=g)
+    x = torch.randn(2, 5, 4, 6, 7, generator=g)
+    layer = _Conv(True, w, b, [1, 2, 2], [1, 1, 1], "none")
+    sub = _subpixel_conv(layer)
+    assert sub.weight.shape == (12, 5, 3, 3, 3) and not sub.transposed
+    out = _depth_to_space(sub.plain_call(x))
+    ref = torch.nn.functional.conv_transpose3d(x, w, b, [1, 2, 2], [1, 1, 1])
+    assert out.shape == ref.shape == (2, 3, 4, 12, 14)
+    assert torch.allclose(out, ref, atol=1e-4)
 
 
 def test_batch_stats_model_is_not_folded(photos):
