@@ -64,7 +64,7 @@ def frame_size(
     note = None
     if tw * th > limit:
         scale = (limit / (tw * th)) ** 0.5
-        capped = _even_size(tw * scale, th * scale)
+        capped = (max(2, int(tw * scale) // 2 * 2), max(2, int(th * scale) // 2 * 2))  # floor: stay under
         what = f"{w}x{h} photo" if resolution == "native" else f"{_even_size(tw, th)[1]}p"
         note = (
             f"{what} rendered at {capped[0]}x{capped[1]} (limit {limit / 1e6:.1f} MP per frame"
@@ -329,6 +329,14 @@ def sky_only(photo: np.ndarray, sky: np.ndarray) -> np.ndarray:
     return np.where(sky[..., None], photo, big)
 
 
+def _box(region: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding rows and columns (y0, y1, x0, x1) of the True pixels; empty when there are none."""
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if len(rows) == 0:
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def transfer(
     photo: np.ndarray,
     video: np.ndarray,
@@ -352,20 +360,29 @@ def transfer(
         flows = flows * small
         gains = 1.0 + (gains - 1.0) * small
     source = photo if alpha is None else sky_only(photo, alpha > 0)
-    grid = _grid(ph, pw)
-    beta = None if alpha is None else (1.0 - alpha).astype(np.float32)
+    flows = flows * scale  # to photo pixels, once, at model size
+    # only the box that may move is computed; the rest of every frame is the photo
+    y0, y1, x0, x1 = (0, ph, 0, pw) if alpha is None else _box(alpha > 0)
     out = np.empty((t, ph, pw, 3), np.uint8)
-    out[0] = photo
+    out[:] = photo
+    if y1 <= y0:
+        return out
+    grid = _grid(y1 - y0, x1 - x0)
+    grid += np.array([x0, y0], np.float32)
+    box_alpha = None if alpha is None else np.ascontiguousarray(alpha[y0:y1, x0:x1])
+    box_beta = None if alpha is None else 1.0 - box_alpha
+    box_photo = np.ascontiguousarray(photo[y0:y1, x0:x1])
     for i in range(1, t):
-        flow = cv2.resize(flows[i], (pw, ph), interpolation=cv2.INTER_LINEAR)
-        flow *= scale
-        flow += grid
+        flow = cv2.resize(flows[i], (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+        flow = cv2.add(flow, grid)
         m1, m2 = cv2.convertMaps(flow, None, cv2.CV_16SC2)
         del flow
         warped = cv2.remap(source, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         del m1, m2
-        gain = cv2.resize(gains[i], (pw, ph), interpolation=cv2.INTER_LINEAR)
-        warped = cv2.multiply(warped, gain, dtype=cv2.CV_8U)
+        gain = cv2.resize(gains[i], (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+        warped = cv2.multiply(warped, np.ascontiguousarray(gain), dtype=cv2.CV_8U)
         del gain
-        out[i] = warped if alpha is None else cv2.blendLinear(warped, photo, alpha, beta)
+        if box_alpha is not None:
+            warped = cv2.blendLinear(warped, box_photo, box_alpha, box_beta)
+        out[i, y0:y1, x0:x1] = warped
     return out
