@@ -54,6 +54,7 @@ def trained_run(tmp_path_factory) -> tuple[Path, Path]:
     return data, run
 
 
+@pytest.mark.slow
 def test_stage1_l1_falls_and_run_folder_is_complete(trained_run):
     data, run = trained_run
     records = _metrics(run)
@@ -75,6 +76,7 @@ def test_stage1_l1_falls_and_run_folder_is_complete(trained_run):
     assert {"config.json", "model.safetensors"} <= {p.name for p in (run / "model").iterdir()}
 
 
+@pytest.mark.slow
 def test_exported_model_loads_and_predicts(trained_run):
     data, run = trained_run
     model = MDGAN.from_pretrained(run / "model")
@@ -96,6 +98,7 @@ def test_exported_model_loads_and_predicts(trained_run):
     assert (y1 - real).abs().mean() < (y_untrained - real).abs().mean()
 
 
+@pytest.mark.slow
 def test_predict_command_runs_the_exported_model(trained_run, real_photos: Path, tmp_path: Path):
     _, run = trained_run
     photo = real_photos / "coast.png"
@@ -107,6 +110,7 @@ def test_predict_command_runs_the_exported_model(trained_run, real_photos: Path,
     assert len(videos) == 1 and videos[0].stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_finetune_starts_from_the_given_weights(trained_run, tmp_path: Path):
     data, run = trained_run
     source = MDGAN.from_pretrained(run / "model")
@@ -147,6 +151,7 @@ def _final_state(run: Path) -> dict:
     return torch.load(latest_checkpoint(run), weights_only=True)
 
 
+@pytest.mark.slow
 def test_resume_is_exact(real_sky_dev: Path, tmp_path: Path):
     """Both stages, 2 steps each, one clip per step over 2 clips (epochs roll over). Uninterrupted vs
     stopped after step 1 (mid Stage I) and after step 3 (mid Stage II, mid epoch) and resumed."""
@@ -178,6 +183,7 @@ def test_resume_is_exact(real_sky_dev: Path, tmp_path: Path):
     assert ma == mb
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(real_sky_dev: Path, tmp_path: Path):
     data = _clips(real_sky_dev, tmp_path / "data", names=("grid00",))
     run = tmp_path / "run"
@@ -190,6 +196,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(real_sky_dev: Path, t
     assert latest_checkpoint(run) == good and good.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_gloo_rank0_writes(real_sky_dev: Path, tmp_path: Path):
     data = _clips(real_sky_dev, tmp_path / "data", names=("grid00", "grid03", "grid06", "grid09"))
     run = tmp_path / "run"
@@ -232,6 +239,7 @@ def test_cli_bad_data_gives_one_clear_error(real_short_clip: Path, tmp_path: Pat
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_counts_corrupt_clips_and_refuses_to_mix_runs(real_sky_dev: Path, tmp_path: Path):
     data = _clips(real_sky_dev, tmp_path / "data", names=("grid00",))
     broken = data / "broken" / "clip"
