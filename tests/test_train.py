@@ -61,7 +61,7 @@ def test_stage1_l1_falls_and_run_folder_is_complete(trained_run):
     stage1 = [r["l1"] for r in records if r["stage"] == 1]
     stage2 = [r for r in records if r["stage"] == 2]
     assert len(stage1) == 6 and len(stage2) == 2
-    assert stage1[-1] < 0.9 * stage1[0], stage1  # measured: about 0.46 -> 0.37
+    assert stage1[-1] < 0.9 * stage1[0], stage1  # measured: 0.507 -> 0.439
     assert all(np.isfinite(r["rank"]) and r["rank"] >= 0 for r in stage2)
     assert [r["global_step"] for r in records] == list(range(1, 9))
     config = json.loads((run / "config.json").read_text())
