@@ -191,8 +191,9 @@ class MDGAN(
                 token=token,
                 local_files_only=local_files_only,
             )
-        model = cls(**model_kwargs)
-        model.load_state_dict(read_state_dict(model_file), strict=True)
+        with torch.device("meta"):  # no random init of weights about to be replaced (seconds at ngf=32)
+            model = cls(**model_kwargs)
+        model.load_state_dict(read_state_dict(model_file), strict=True, assign=True)
         model.eval()
         return model.to(map_location)
 
