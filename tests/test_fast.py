@@ -159,6 +159,20 @@ def test_last_layer_as_subpixel_convolution():
     assert torch.allclose(out, ref, atol=1e-4)
 
 
+def test_autocast_path_runs_and_stays_close(model, photos):
+    """The lower-precision path (autocast, plain convolutions) is what CUDA runs by default; on the CPU it
+    is opt-in. It must give the same video up to bf16 rounding."""
+    fast = FastMDGAN(model, "cpu", precision="bf16")
+    assert not fast.onednn and fast.precision == "bf16"
+    with torch.inference_mode():
+        out = fast(photos).float()
+        ref = model(_static(photos))
+    assert out.shape == ref.shape
+    assert (out - ref).abs().mean().item() < 0.02
+    with pytest.raises(ValueError):
+        FastMDGAN(model, "cpu", precision="fp8")
+
+
 def test_batch_stats_model_is_not_folded(photos):
     model = _randomise_bn(MDGAN(ngf=4, batch_stats=True)).eval()
     with pytest.raises(FastPathError):
