@@ -181,17 +181,28 @@ def cli_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "skyforecast"]
 
 
+# Runs one command and reports its wall time and peak memory. It is itself a fresh small process: a child
+# forked straight from this (large) benchmark process would report this process's memory as its own peak.
+_TIMER = """
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - t0
+rc = os.waitstatus_to_exitcode(status)
+err = err.decode(errors="replace")[-500:]
+print(json.dumps({"wall": wall, "maxrss_kb": usage.ru_maxrss, "rc": rc, "err": err}))
+"""
+
+
 def run_process(args: list[str]) -> tuple[float, float, int]:
     """(wall seconds, peak resident MB, exit code) of one process, from start to exit."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {err.strip()[-500:]}")
-    return wall, usage.ru_maxrss / 1024.0, proc.returncode
+    done = subprocess.run([sys.executable, "-c", _TIMER, *args], capture_output=True, text=True, check=True)
+    r = json.loads(done.stdout)
+    if r["rc"] != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({r['rc']}): {r['err'].strip()}")
+    return r["wall"], r["maxrss_kb"] / 1024.0, r["rc"]
 
 
 def prepare_photos(folder: Path, n: int, source: Path | None) -> list[Path]:
@@ -352,6 +363,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-ablations", action="store_true")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to build)")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end and --help timings")
+    ap.add_argument(
+        "--e2e-batch", type=int, default=None, help="folder batch size [default: fast path's best]"
+    )
     ap.add_argument("--photos", type=Path, default=None, help="folder of photos for the e2e runs")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
@@ -369,7 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["model_only"].append(model_only(ngf, batch_sizes, args.rounds, device, False, False))
     if not args.no_e2e:
         source = args.photos or (SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else None)
-        best = result["model_only"][0]["summary"]["fast_best_batch"]
+        best = args.e2e_batch or result["model_only"][0]["summary"]["fast_best_batch"]
         with tempfile.TemporaryDirectory(prefix="skyforecast-bench-") as tmp:
             result["end_to_end"] = end_to_end(args.ngf, args.runs, best, source, Path(tmp))
         result["help_seconds"] = help_time(5)
