@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+from torch.nn import functional as F
 
 FRAMES = 32
 SIZE = 128
@@ -26,10 +27,79 @@ class WeightsError(RuntimeError):
     """Weights that cannot be used: missing, corrupt, or not matching their config. One clear line."""
 
 
+# ---- convolutions that train fast on CPUs --------------------------------------------------------
+# PyTorch's CPU backward of Conv3d/ConvTranspose3d (oneDNN) runs 15-30x slower than the forward at these
+# small channel counts, which made CPU training impractical. A 3D convolution is exactly a sum over its
+# temporal taps of 2D convolutions applied to (strided) frames, and the 2D backward is fast, so while
+# gradients are being recorded on a CPU we compute it that way. Same parameters, same results (to float
+# rounding); inference keeps the native 3D kernels.
+
+
+def conv3d_by_frames(x: torch.Tensor, w: torch.Tensor, stride, padding) -> torch.Tensor:
+    """``F.conv3d(x, w, stride=stride, padding=padding)`` (no bias, groups=1) as 2D convolutions."""
+    n, c, t, h, wd = x.shape
+    kt = w.shape[2]
+    st, sh, sw = stride
+    pt, ph, pw = padding
+    to = (t + 2 * pt - kt) // st + 1
+    xp = F.pad(x, (0, 0, 0, 0, pt, pt)) if pt else x
+    out = None
+    for dt in range(kt):
+        frames = xp[:, :, dt : dt + st * (to - 1) + 1 : st].transpose(1, 2).reshape(n * to, c, h, wd)
+        y = F.conv2d(frames, w[:, :, dt], stride=(sh, sw), padding=(ph, pw))
+        out = y if out is None else out + y
+    return out.reshape(n, to, *out.shape[1:]).transpose(1, 2).contiguous()
+
+
+def conv_transpose3d_by_frames(x: torch.Tensor, w: torch.Tensor, stride, padding) -> torch.Tensor:
+    """``F.conv_transpose3d`` (no bias, groups=1, no output padding) as 2D transposed convolutions, each
+    temporal tap's frames placed at their strided output times."""
+    n, c, t, h, wd = x.shape
+    kt = w.shape[2]
+    st, sh, sw = stride
+    pt, ph, pw = padding
+    full = (t - 1) * st + kt
+    frames = x.transpose(1, 2).reshape(n * t, c, h, wd)
+    out = None
+    for dt in range(kt):
+        y = F.conv_transpose2d(frames, w[:, :, dt], stride=(sh, sw), padding=(ph, pw))
+        y = y.reshape(n, t, *y.shape[1:])
+        if st == 1:
+            placed = F.pad(y, (0, 0, 0, 0, 0, 0, dt, full - t - dt))
+        else:
+            index = torch.arange(t, device=x.device) * st + dt
+            placed = y.new_zeros(n, full, *y.shape[2:]).index_add(1, index, y)
+        out = placed if out is None else out + placed
+    return out[:, pt : full - pt].transpose(1, 2).contiguous()
+
+
+def _framewise(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and torch.is_grad_enabled() and x.dtype == torch.float32
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that trains through the fast 2D decomposition on CPU (see above)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None and self.groups == 1 and self.dilation == (1, 1, 1) and _framewise(x):
+            return conv3d_by_frames(x, self.weight, self.stride, self.padding)
+        return super().forward(x)
+
+
+class ConvTranspose3d(nn.ConvTranspose3d):
+    """``nn.ConvTranspose3d`` that trains through the fast 2D decomposition on CPU (see above)."""
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        plain = self.groups == 1 and self.dilation == (1, 1, 1) and self.output_padding == (0, 0, 0)
+        if output_size is None and self.bias is None and plain and _framewise(x):
+            return conv_transpose3d_by_frames(x, self.weight, self.stride, self.padding)
+        return super().forward(x, output_size)
+
+
 def _down(cin: int, cout: int) -> nn.Sequential:
     """Encoder block: strided 3D convolution halving T, H and W, then BatchNorm and LeakyReLU."""
     return nn.Sequential(
-        nn.Conv3d(cin, cout, 4, 2, 1, bias=False),
+        Conv3d(cin, cout, 4, 2, 1, bias=False),
         nn.BatchNorm3d(cout),
         nn.LeakyReLU(0.2, inplace=True),
     )
@@ -38,7 +108,7 @@ def _down(cin: int, cout: int) -> nn.Sequential:
 def _up(cin: int, cout: int, kernel=4, stride=2, padding=1) -> nn.Sequential:
     """Decoder block: transposed 3D convolution doubling T, H and W, then BatchNorm and ReLU."""
     return nn.Sequential(
-        nn.ConvTranspose3d(cin, cout, kernel, stride, padding, bias=False),
+        ConvTranspose3d(cin, cout, kernel, stride, padding, bias=False),
         nn.BatchNorm3d(cout),
         nn.ReLU(inplace=True),
     )
@@ -56,19 +126,19 @@ class Generator(nn.Module):
         super().__init__()
         c = ngf
         self.outer_skips = outer_skips
-        self.conv1 = nn.Conv3d(3, c, (3, 4, 4), (1, 2, 2), 1, bias=False)
+        self.conv1 = Conv3d(3, c, (3, 4, 4), (1, 2, 2), 1, bias=False)
         self.conv2 = _down(c, 2 * c)
         self.conv3 = _down(2 * c, 4 * c)
         self.conv4 = _down(4 * c, 8 * c)
         self.conv5 = _down(8 * c, 16 * c)
-        self.conv6 = nn.Conv3d(16 * c, 16 * c, (2, 4, 4), 1, 0, bias=False)
+        self.conv6 = Conv3d(16 * c, 16 * c, (2, 4, 4), 1, 0, bias=False)
         self.deconv1 = _up(16 * c, 16 * c, (2, 4, 4), 1, 0)
         self.deconv2 = _up(16 * c, 8 * c)
         self.deconv3 = _up(8 * c, 4 * c)
         self.deconv4 = _up(4 * c, 2 * c)
         self.deconv5 = _up(2 * c, c)
         self.deconv6 = nn.Sequential(
-            nn.ConvTranspose3d(c, 3, (3, 4, 4), (1, 2, 2), 1, bias=False),
+            ConvTranspose3d(c, 3, (3, 4, 4), (1, 2, 2), 1, bias=False),
             nn.Tanh(),
         )
 
@@ -114,12 +184,12 @@ class Discriminator(nn.Module):
     def __init__(self, ndf: int = 32):
         super().__init__()
         c = ndf
-        self.conv1 = nn.Sequential(nn.Conv3d(3, c, (3, 4, 4), (1, 2, 2), 1, bias=False), nn.LeakyReLU(0.2))
+        self.conv1 = nn.Sequential(Conv3d(3, c, (3, 4, 4), (1, 2, 2), 1, bias=False), nn.LeakyReLU(0.2))
         self.conv2 = _down(c, 2 * c)
         self.conv3 = _down(2 * c, 4 * c)
         self.conv4 = _down(4 * c, 8 * c)
         self.conv5 = _down(8 * c, 16 * c)
-        self.conv6 = nn.Conv3d(16 * c, 1, (2, 4, 4), 1, 0, bias=False)
+        self.conv6 = Conv3d(16 * c, 1, (2, 4, 4), 1, 0, bias=False)
 
     def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
         h1 = self.conv1(x)

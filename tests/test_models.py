@@ -190,3 +190,35 @@ def test_batch_statistics_mode_uses_the_batch_and_leaves_running_stats_alone():
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert not model.base.conv2[1].training  # modes restored
+
+
+@pytest.mark.parametrize(
+    "transposed, cin, cout, kernel, stride, padding, shape",
+    [
+        (False, 3, 8, (3, 4, 4), (1, 2, 2), 1, (2, 3, 32, 64, 64)),  # conv1
+        (False, 8, 16, 4, 2, 1, (2, 8, 16, 32, 32)),  # conv2..conv5
+        (False, 16, 16, (2, 4, 4), 1, 0, (2, 16, 2, 4, 4)),  # conv6
+        (True, 16, 16, (2, 4, 4), 1, 0, (2, 16, 1, 1, 1)),  # deconv1
+        (True, 16, 8, 4, 2, 1, (2, 16, 8, 16, 16)),  # deconv2..deconv5
+        (True, 8, 3, (3, 4, 4), (1, 2, 2), 1, (2, 8, 16, 32, 32)),  # deconv6
+    ],
+)
+def test_framewise_training_convolutions_match_native_3d_kernels(
+    transposed, cin, cout, kernel, stride, padding, shape
+):
+    """On CPU with gradients on, the networks compute 3D convolutions as sums of 2D ones (a much faster
+    backward); outputs and gradients must match the native 3D kernels."""
+    from skyforecast.models import Conv3d, ConvTranspose3d
+
+    torch.manual_seed(0)
+    layer = (ConvTranspose3d if transposed else Conv3d)(cin, cout, kernel, stride, padding, bias=False)
+    x = torch.randn(shape, requires_grad=True)
+    y = layer(x)  # framewise
+    native = super(type(layer), layer).forward(x)
+    assert y.shape == native.shape
+    assert (y - native).abs().max() < 1e-5
+    g = torch.randn_like(y)
+    ours = torch.autograd.grad(y, (x, layer.weight), g)
+    ref = torch.autograd.grad(native, (x, layer.weight), g)
+    for a, b in zip(ours, ref, strict=True):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-6
