@@ -9,7 +9,7 @@ Why each trick is here (measured with ``python bench/run.py``):
   statistics (``batch_stats=True``) cannot be folded and are run unchanged.
 * **Prepacked oneDNN weights with the activation fused** (CPU). Plain ``F.conv3d`` re-lays the weights
   out into oneDNN's blocked format on *every* call; for the deep layers (8M weights, a few thousand output
-  voxels) that reorder costs 10x the arithmetic. Packing once at load time and fusing LeakyReLU/ReLU/tanh
+  voxels) that reorder costs 10x the arithmetic. Packing once (first call) and fusing LeakyReLU/ReLU/tanh
   into the convolution removes it.
 * **Temporal shortcut for the static input** (Base-Net only). The input video is one photo repeated 32
   times. Every encoder convolution pads T by 1, so its output is constant in time except the first and last
