@@ -253,7 +253,7 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 8) -> No
             quality=None,
             macro_block_size=1,
             ffmpeg_log_level="error",
-            output_params=["-crf", "18", "-preset", "fast", "-movflags", "+faststart"],
+            output_params=["-crf", "18", "-preset", "veryfast", "-movflags", "+faststart"],
         )
         try:
             for frame in frames:
