@@ -44,7 +44,7 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 def to_model_input(squares: np.ndarray) -> torch.Tensor:
     """(N,128,128,3) uint8 -> static video X (N,3,32,128,128) in [-1,1]: the photo duplicated 32 times.
     ``expand`` shares memory across time, so the 32 copies cost nothing until the first convolution."""
-    x = torch.from_numpy(np.ascontiguousarray(squares)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    x = torch.from_numpy(np.require(squares, np.uint8, ["C", "W"])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
     return x.unsqueeze(2).expand(-1, -1, FRAMES, -1, -1)
 
 
@@ -124,7 +124,7 @@ class SkyPipeline:
             x = to_model_input(squares).to(self.device)
             return to_uint8_video(self.model(x, stage=stage))
         # uint8 crosses to the GPU (4x fewer bytes than float), from pinned memory, without blocking
-        u8 = torch.from_numpy(np.ascontiguousarray(squares))
+        u8 = torch.from_numpy(np.require(squares, np.uint8, ["C", "W"]))
         if self.device.type == "cuda":
             u8 = u8.pin_memory().to(self.device, non_blocking=True)
         img = u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
