@@ -44,7 +44,8 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 def to_model_input(squares: np.ndarray) -> torch.Tensor:
     """(N,128,128,3) uint8 -> static video X (N,3,32,128,128) in [-1,1]: the photo duplicated 32 times.
     ``expand`` shares memory across time, so the 32 copies cost nothing until the first convolution."""
-    x = torch.from_numpy(np.require(squares, np.uint8, ["C", "W"])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    u8 = torch.from_numpy(np.require(squares, np.uint8, ["C", "W"]))
+    x = u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
     return x.unsqueeze(2).expand(-1, -1, FRAMES, -1, -1)
 
 
