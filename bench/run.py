@@ -34,7 +34,7 @@ from skyforecast.fast import FastMDGAN, cpu_supports_bf16, onednn_available
 from skyforecast.models import FRAMES, MDGAN
 from skyforecast.pipeline import pick_device
 
-SHARED_PHOTOS = Path("/work/shared/data/photos")
+SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"  # beside the checkout
 
 
 def machine_info(device: torch.device) -> dict:
