@@ -956,9 +956,9 @@ def _aurora(scene: Scene, t: np.ndarray, w: int, h: int) -> np.ndarray:
 
 def _ndtri(p: float) -> float:
     """Inverse standard normal CDF (threshold that leaves a fraction p of a unit Gaussian below it)."""
-    from scipy.special import ndtri
+    from statistics import NormalDist
 
-    return float(ndtri(min(max(p, 1e-4), 1 - 1e-4)))
+    return NormalDist().inv_cdf(min(max(p, 1e-4), 1 - 1e-4))
 
 
 def _noise_grid(w: int, h: int) -> tuple[int, int]:
