@@ -33,3 +33,25 @@ def real_sky_dev() -> Path:
 def real_short_clip() -> Path:
     """8 real frames: a clip shorter than 32 frames."""
     return _shared("real-short-clip")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """An ngf=4 model folder with random BatchNorm statistics and widened last layers, so that its videos
+    have visible structure and are far from a copy of the input (random init alone gives near-grey)."""
+    import torch
+
+    from skyforecast.models import MDGAN
+
+    torch.manual_seed(1234)
+    model = MDGAN(ngf=4)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    with torch.no_grad():
+        model.base.deconv6[0].weight.mul_(20)
+        model.refine.deconv6[0].weight.mul_(20)
+    folder = tmp_path_factory.mktemp("weights") / "tiny"
+    model.eval().save_pretrained(folder)
+    return folder

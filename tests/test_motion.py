@@ -8,32 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from skyforecast import motion
 from skyforecast.cli import app
-from skyforecast.models import MDGAN
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    """ngf=4, random BatchNorm statistics and a widened last layer, so frames differ visibly."""
-    torch.manual_seed(7)
-    model = MDGAN(ngf=4)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    with torch.no_grad():
-        model.base.deconv6[0].weight.mul_(20)
-        model.refine.deconv6[0].weight.mul_(20)
-    folder = tmp_path_factory.mktemp("weights") / "tiny"
-    model.eval().save_pretrained(folder)
-    return folder
 
 
 def predict(*args: str) -> tuple[int, str]:

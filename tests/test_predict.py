@@ -5,37 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
 from skyforecast.media import load_photo, read_video, resize_frames
-from skyforecast.models import MDGAN, WeightsError
+from skyforecast.models import WeightsError
 from skyforecast.pipeline import SkyPipeline
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    """An ngf=4 model with randomised BatchNorm statistics, so its output is far from a copy."""
-    torch.manual_seed(1234)
-    model = MDGAN(ngf=4)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    with torch.no_grad():  # random init gives near-grey output; widen the last layers for visible structure
-        model.base.deconv6[0].weight.mul_(20)
-        model.refine.deconv6[0].weight.mul_(20)
-    folder = tmp_path_factory.mktemp("weights") / "tiny"
-    model.eval().save_pretrained(folder)
-    return folder
 
 
 def predict(*args: str) -> tuple[int, str]:
