@@ -193,6 +193,8 @@ def _set_requires_grad(m: nn.Module, flag: bool) -> None:
 
 
 def _pick_device(name: str, d: _Dist) -> torch.device:
+    # Not pipeline.pick_device: training's `auto` skips MPS on purpose (3D transposed convolutions are
+    # not reliably supported there), and under DDP each process takes its local rank's GPU.
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
