@@ -301,6 +301,7 @@ def _train_settings(
     lambda_con: float,
     lambda_con2: float | None,
     lambda_rank: float,
+    refine_init: str | None,
     crop: str,
     clip_stride: int | None,
     flip: bool,
@@ -332,6 +333,7 @@ def _train_settings(
         lambda_con=lambda_con,
         lambda_con2=lambda_con2,
         lambda_rank=lambda_rank,
+        refine_init=refine_init,
         device=device,
         precision=precision,
         resume=resume,
@@ -405,6 +407,15 @@ _LamCon2 = Annotated[
 _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
 ]
+_RefineInit = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--refine-init",
+        help="Refine-Net at Stage II start: base (a copy of Base-Net), weights (the loaded one) or random "
+        "(the paper) [default: base for train, weights for finetune].",
+        show_default=False,
+    ),
+]
 _Crop = Annotated[
     str,
     typer.Option(
@@ -473,6 +484,7 @@ def train(
     lambda_con: _LamCon = 100.0,
     lambda_con2: _LamCon2 = None,
     lambda_rank: _LamRank = 1.0,
+    refine_init: _RefineInit = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,
     flip: _Flip = True,
@@ -518,6 +530,7 @@ def finetune(
     lambda_con: _LamCon = 100.0,
     lambda_con2: _LamCon2 = None,
     lambda_rank: _LamRank = 1.0,
+    refine_init: _RefineInit = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,
     flip: _Flip = True,
