@@ -19,6 +19,13 @@ Why each trick is here (measured with ``python bench/run.py``):
 * **channels_last_3d** memory layout, which oneDNN and cuDNN prefer for 3D convolutions.
 * **The last layer as a plain convolution** (CPU): oneDNN is slow on a transposed convolution with 3
   output channels; the same layer as a stride-1 convolution with 12 outputs + depth-to-space is faster.
+* **No weight packing for a single call** (CPU). Packing (oneDNN's reorder of a weight into its blocked
+  layout) costs about as much as one call of the layer; for the four deep layers (34 MB of weights each at
+  ngf=32, at most 32 output voxels per clip) it costs 5-50x the arithmetic. Their first call per input size
+  therefore runs as one matrix product on the weights as loaded, and packing waits for a second call: a
+  one-photo run never packs them, a folder packs them once its second batch comes.
+* **Loaded straight into the folded form**: ``FastMDGAN.from_files`` reads each stored (fp16) tensor and
+  folds it into an fp32 weight in one step; the eager network is not built at all.
 * On CUDA: autocast (bf16 where supported, else fp16), ``cudnn.benchmark``; see ``SkyPipeline`` for pinned
   memory and non-blocking copies.
 """
@@ -26,15 +33,22 @@ Why each trick is here (measured with ``python bench/run.py``):
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import MDGAN, Generator
+if TYPE_CHECKING:  # not imported at run time: ``models`` pulls in huggingface_hub (0.3 s), unused here
+    from .models import MDGAN, Generator
+    from .weights import ModelFiles
 
 CL = torch.channels_last_3d
+# A layer with at most this many rows in its matrix product per clip (output voxels of a convolution, input
+# voxels of a transposed one) is bound by reading its weights: see ``_Conv.gemm_call``.
+GEMM_ROWS = 32
 
 
 class FastPathError(ValueError):
@@ -77,6 +91,7 @@ class _Conv:
     act: str  # none | relu | leaky_relu | tanh
     packed: dict[tuple, torch.Tensor] = field(default_factory=dict)  # prepacked oneDNN weight by input size
     subpixel: _Conv | None = None  # the same layer as a plain convolution + depth-to-space, when faster
+    unpacked_calls: set[tuple] = field(default_factory=set)  # input sizes already run by ``gemm_call``
 
     def plain_call(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.weight, self.bias
@@ -84,19 +99,69 @@ class _Conv:
             y = F.conv_transpose3d(x, w, b, self.stride, self.padding)
         else:
             y = F.conv3d(x, w, b, self.stride, self.padding)
-        if self.act == "relu":
-            return y.relu_()
-        if self.act == "leaky_relu":
-            return F.leaky_relu_(y, 0.2)
-        if self.act == "tanh":
-            return y.tanh_()
-        return y
+        return _activate(y, self.act)
+
+    def gemm_rows(self, size: tuple[int, ...]) -> int:
+        """Rows per clip of this layer's matrix product for an input of ``size`` (T, H, W)."""
+        if self.transposed:
+            return size[0] * size[1] * size[2]
+        k = self.weight.shape[2:]
+        out = [
+            (n + 2 * p - kk) // s + 1 for n, p, kk, s in zip(size, self.padding, k, self.stride, strict=True)
+        ]
+        return out[0] * out[1] * out[2]
+
+    def gemm_call(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer as one matrix product on the weight as stored (no packing), for weight-bound layers.
+
+        Convolution: the input's windows (im2col, channels_last order) times the weight viewed as
+        (out, in * kernel). Transposed convolution: each input voxel times the weight viewed as
+        (in, out * kernel) gives every kernel tap's contribution, which is added at its output position
+        (col2im), the taps grouped by their position within the stride so that it takes few additions."""
+        n = x.shape[0]
+        w = self.weight
+        if not self.transposed:
+            cout = w.shape[0]
+            k = w.shape[2:]
+            xt = x.permute(0, 2, 3, 4, 1)  # (N, T, H, W, C): contiguous for a channels_last_3d input
+            pt, ph, pw = self.padding
+            if pt or ph or pw:
+                xt = F.pad(xt, (0, 0, pw, pw, ph, ph, pt, pt))
+            for dim, (kk, s) in enumerate(zip(k, self.stride, strict=True), start=1):
+                xt = xt.unfold(dim, kk, s)  # -> (N, To, Ho, Wo, C, kt, kh, kw)
+            to, ho, wo = xt.shape[1:4]
+            cols = xt.reshape(n * to * ho * wo, -1)
+            y = torch.addmm(self.bias, cols, w.view(cout, -1).t()).view(n, to, ho, wo, cout)
+            return _activate(y.permute(0, 4, 1, 2, 3), self.act)
+        cin, cout, kt, kh, kw = w.shape
+        t, h, wd = x.shape[2:]
+        st, sh, sw = self.stride
+        if kt % st or kh % sh or kw % sw:  # taps do not group by stride position: not a case in MD-GAN
+            return self.plain_call(x)
+        qt, qh, qw = kt // st, kh // sh, kw // sw
+        cols = x.permute(0, 2, 3, 4, 1).reshape(n * t * h * wd, cin)
+        taps = torch.mm(cols, w.view(cin, -1)).view(n, t, h, wd, cout, qt, st, qh, sh, qw, sw)
+        # output position o = s * i + k with k = s * q + r, i.e. o = s * (i + q) + r: view the (uncropped)
+        # output as (N, T + qt - 1, st, H + qh - 1, sh, W + qw - 1, sw, C); each q adds one block
+        full = x.new_zeros(n, t + qt - 1, st, h + qh - 1, sh, wd + qw - 1, sw, cout)
+        for a in range(qt):
+            for b in range(qh):
+                for c in range(qw):
+                    block = taps[:, :, :, :, :, a, :, b, :, c, :].permute(0, 1, 5, 2, 6, 3, 7, 4)
+                    full[:, a : a + t, :, b : b + h, :, c : c + wd].add_(block)
+        full = full.view(n, st * (t + qt - 1), sh * (h + qh - 1), sw * (wd + qw - 1), cout)
+        pt, ph, pw = self.padding
+        y = full[:, pt : full.shape[1] - pt, ph : full.shape[2] - ph, pw : full.shape[3] - pw].add_(self.bias)
+        return _activate(y.permute(0, 4, 1, 2, 3), self.act)
 
     def packed_call(self, x: torch.Tensor) -> torch.Tensor:
         ops = torch.ops.mkldnn
         shape = list(x.shape)
         key = tuple(shape[2:])  # measured: a weight packed for batch 1 runs batch 8 just as fast
         w = self.packed.get(key)
+        if w is None and key not in self.unpacked_calls and self.gemm_rows(key) <= GEMM_ROWS:
+            self.unpacked_calls.add(key)  # first call for this size: skip packing (see module docstring)
+            return self.gemm_call(x)
         if w is None:  # packed once per input size (T, H, W), reused for every later call
             if self.transposed:
                 w = ops._reorder_convolution_transpose_weight(
@@ -117,19 +182,45 @@ class _Conv:
         )
 
 
+def _activate(y: torch.Tensor, act: str) -> torch.Tensor:
+    if act == "relu":
+        return y.relu_()
+    if act == "leaky_relu":
+        return F.leaky_relu_(y, 0.2)
+    if act == "tanh":
+        return y.tanh_()
+    return y
+
+
 def _fold(conv: nn.Module, bn: nn.BatchNorm3d | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of ``bn(conv(x))`` as one convolution. The per-channel factors are computed in fp64;
-    the weights are scaled in fp32 (one rounding, relative 6e-8), which keeps loading fast and small."""
-    w = conv.weight.detach().float()
-    transposed = isinstance(conv, nn.ConvTranspose3d)
-    cout = w.shape[1] if transposed else w.shape[0]
-    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(cout, dtype=torch.float64)
+    """Weight and bias of ``bn(conv(x))`` as one convolution."""
+    stats = None
+    if bn is not None:
+        stats = (bn.weight.detach(), bn.bias.detach(), bn.running_mean, bn.running_var, bn.eps)
+    bias = conv.bias.detach() if conv.bias is not None else None
+    return _fold_tensors(conv.weight.detach(), bias, stats, isinstance(conv, nn.ConvTranspose3d))
+
+
+def _fold_tensors(
+    weight: torch.Tensor, bias: torch.Tensor | None, bn: tuple | None, transposed: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_fold`` on tensors: ``bn`` is (weight, bias, running_mean, running_var, eps) or None. The
+    per-channel factors are computed in fp64; the weight is scaled in fp32 (one rounding, relative 6e-8),
+    which keeps loading fast and small."""
+    cout = weight.shape[1] if transposed else weight.shape[0]
+    b = bias.double() if bias is not None else torch.zeros(cout, dtype=torch.float64)
     if bn is None:
-        return w.contiguous(), b.float()
-    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-    shift = bn.bias.detach().double() - bn.running_mean.double() * scale
+        return weight.float().contiguous(), b.float()
+    gamma, beta, mean, var, eps = bn
+    scale = gamma.double() / torch.sqrt(var.double() + eps)
+    shift = beta.double() - mean.double() * scale
     shape = (1, cout, 1, 1, 1) if transposed else (cout, 1, 1, 1, 1)
-    return (w * scale.float().view(shape)).contiguous(), (b * scale + shift).float()
+    factor = scale.float().view(shape)
+    if weight.dtype == torch.float32:
+        w = weight * factor  # a new tensor: the module's own weight stays as it is
+    else:  # stored fp16/bf16: widen (a fresh copy) and scale it in place; 2x faster than a mixed-dtype mul
+        w = weight.float().mul_(factor)
+    return w.contiguous(), (b * scale + shift).float()
 
 
 def _layer(block: nn.Module) -> _Conv:
@@ -155,6 +246,73 @@ _ENCODER = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6")
 _DECODER = ("deconv1", "deconv2", "deconv3", "deconv4", "deconv5", "deconv6")
 
 
+@dataclass(frozen=True)
+class Block:
+    """One block of ``models.Generator`` as the fast path needs it, so that weights can be loaded without
+    building (or importing) the network. ``tests/test_fast.py`` checks this table against the modules."""
+
+    name: str
+    transposed: bool
+    cin: int  # in multiples of ngf; 0 means the 3 colour channels
+    cout: int
+    kernel: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    padding: tuple[int, int, int]
+    batchnorm: bool
+    act: str
+
+    def channels(self, ngf: int) -> tuple[int, int]:
+        return (self.cin * ngf or 3), (self.cout * ngf or 3)
+
+    @property
+    def prefix(self) -> str:
+        """State-dict prefix of the convolution: blocks with an activation are ``nn.Sequential``s."""
+        return f"{self.name}.0." if self.act != "none" else f"{self.name}."
+
+
+_K4, _S2, _P1 = (4, 4, 4), (2, 2, 2), (1, 1, 1)
+GENERATOR_BLOCKS = (
+    Block("conv1", False, 0, 1, (3, 4, 4), (1, 2, 2), _P1, False, "none"),
+    Block("conv2", False, 1, 2, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv3", False, 2, 4, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv4", False, 4, 8, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv5", False, 8, 16, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv6", False, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), False, "none"),
+    Block("deconv1", True, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), True, "relu"),
+    Block("deconv2", True, 16, 8, _K4, _S2, _P1, True, "relu"),
+    Block("deconv3", True, 8, 4, _K4, _S2, _P1, True, "relu"),
+    Block("deconv4", True, 4, 2, _K4, _S2, _P1, True, "relu"),
+    Block("deconv5", True, 2, 1, _K4, _S2, _P1, True, "relu"),
+    Block("deconv6", True, 1, 0, (3, 4, 4), (1, 2, 2), _P1, False, "tanh"),
+)
+OUTER_SKIPS = {"base": True, "refine": False}  # MDGAN's two generators and their outer skip connections
+BN_EPS = 1e-5  # nn.BatchNorm3d's default, which the generator uses
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def mdgan_state_shapes(ngf: int) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the generator tensors in an MDGAN state dict (``base.*``, ``refine.*``)."""
+    shapes = {}
+    for g in ("base", "refine"):
+        for blk in GENERATOR_BLOCKS:
+            cin, cout = blk.channels(ngf)
+            w = (cin, cout) if blk.transposed else (cout, cin)
+            shapes[f"{g}.{blk.prefix}weight"] = (*w, *blk.kernel)
+            if blk.batchnorm:
+                for k in _BN_KEYS:
+                    shapes[f"{g}.{blk.name}.1.{k}"] = () if k == "num_batches_tracked" else (cout,)
+    return shapes
+
+
+def _layer_from_state(get: Callable[[str], torch.Tensor], prefix: str, blk: Block) -> _Conv:
+    stats = None
+    if blk.batchnorm:
+        gamma, beta, mean, var = (get(f"{prefix}{blk.name}.1.{k}") for k in _BN_KEYS[:4])
+        stats = (gamma, beta, mean, var, BN_EPS)
+    w, b = _fold_tensors(get(prefix + blk.prefix + "weight"), None, stats, blk.transposed)
+    return _Conv(blk.transposed, w, b, list(blk.stride), list(blk.padding), blk.act)
+
+
 class FastGenerator:
     """A ``Generator`` with BN folded, for inference only. ``forward`` takes any video; ``forward_static``
     takes a batch of photos (N,3,H,W) and returns the same as ``forward`` on the photo repeated in time."""
@@ -162,9 +320,28 @@ class FastGenerator:
     def __init__(self, g: Generator, onednn: bool, channels_last: bool, subpixel: bool = True):
         if any(isinstance(m, nn.BatchNorm3d) and not m.track_running_stats for m in g.modules()):
             raise FastPathError("BatchNorm without running statistics cannot be folded")
-        self.outer_skips = g.outer_skips
-        self.enc = [_layer(getattr(g, n)) for n in _ENCODER]
-        self.dec = [_layer(getattr(g, n)) for n in _DECODER]
+        enc = [_layer(getattr(g, n)) for n in _ENCODER]
+        dec = [_layer(getattr(g, n)) for n in _DECODER]
+        self._setup(enc, dec, g.outer_skips, onednn, channels_last, subpixel)
+
+    @classmethod
+    def from_layers(
+        cls,
+        layers: list[_Conv],
+        outer_skips: bool,
+        onednn: bool,
+        channels_last: bool,
+        subpixel: bool = True,
+    ) -> FastGenerator:
+        """From the 12 folded layers in ``GENERATOR_BLOCKS`` order (encoder, then decoder)."""
+        self = cls.__new__(cls)
+        self._setup(layers[:6], layers[6:], outer_skips, onednn, channels_last, subpixel)
+        return self
+
+    def _setup(self, enc, dec, outer_skips: bool, onednn: bool, channels_last: bool, subpixel: bool) -> None:
+        self.outer_skips = outer_skips
+        self.enc = enc
+        self.dec = dec
         self.onednn = onednn
         self.channels_last = channels_last
         if onednn and subpixel:
@@ -173,6 +350,8 @@ class FastGenerator:
                 last.subpixel = _subpixel_conv(last)
 
     def to(self, device: torch.device) -> FastGenerator:
+        if all(layer.weight.device == torch.device(device) for layer in self.enc + self.dec):
+            return self  # already there: keep the packed weights and the sub-pixel form
         for layer in self.enc + self.dec:
             layer.weight = layer.weight.to(device)
             layer.bias = layer.bias.to(device)
@@ -315,8 +494,44 @@ class FastMDGAN:
     ):
         if model.batch_stats:
             raise FastPathError("this model normalises with batch statistics (batch_stats=True); not folded")
+        self._configure(model.ngf, device, precision, onednn, temporal_shortcut, frames)
+        self.base = FastGenerator(model.base, self.onednn, channels_last, subpixel).to(self.device)
+        self.refine = FastGenerator(model.refine, self.onednn, channels_last, subpixel).to(self.device)
+
+    @classmethod
+    def from_files(
+        cls,
+        files: ModelFiles,
+        device: str | torch.device = "cpu",
+        *,
+        precision: str = "auto",
+        channels_last: bool = True,
+        onednn: bool | None = None,
+        temporal_shortcut: bool = True,
+        subpixel: bool = True,
+        frames: int = 32,
+    ) -> FastMDGAN:
+        """Load a model folder (``weights.locate``) straight into the folded layers, tensor by tensor.
+
+        The eager network is never built: no random initialisation, no fp32 copy of the stored weights,
+        and neither ``models`` nor huggingface_hub is imported. Names and shapes are checked against
+        ``mdgan_state_shapes`` before any tensor is read, as strictly as ``MDGAN.load_state_dict``."""
+        if files.batch_stats:
+            raise FastPathError("this model normalises with batch statistics (batch_stats=True); not folded")
+        from .weights import open_tensors
+
+        self = cls.__new__(cls)
+        self._configure(files.ngf, device, precision, onednn, temporal_shortcut, frames)
+        with open_tensors(files, mdgan_state_shapes(files.ngf)) as get:
+            for name, outer_skips in OUTER_SKIPS.items():
+                layers = [_layer_from_state(get, f"{name}.", blk) for blk in GENERATOR_BLOCKS]
+                g = FastGenerator.from_layers(layers, outer_skips, self.onednn, channels_last, subpixel)
+                setattr(self, name, g.to(self.device))
+        return self
+
+    def _configure(self, ngf, device, precision, onednn, temporal_shortcut, frames) -> None:
         self.device = torch.device(device)
-        self.ngf = model.ngf
+        self.ngf = ngf
         self.batch_stats = False
         self.frames = frames
         self.precision = resolve_precision(precision, self.device)
@@ -324,8 +539,6 @@ class FastMDGAN:
             onednn = self.device.type == "cpu" and onednn_available()
         self.onednn = bool(onednn) and self.device.type == "cpu" and self.precision == "fp32"
         self.temporal_shortcut = temporal_shortcut
-        self.base = FastGenerator(model.base, self.onednn, channels_last, subpixel).to(self.device)
-        self.refine = FastGenerator(model.refine, self.onednn, channels_last, subpixel).to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self._compiled = None

@@ -7,7 +7,6 @@ with values in [-1, 1]; a clip is 32 frames of 128x128.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,19 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn import functional as F
 
+# Loading rules, file names and their error live in ``weights`` (which imports neither torch's model code
+# nor huggingface_hub, so prediction can load without them); re-exported here for existing imports.
+from .weights import (  # noqa: F401
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    WeightsError,
+    check_state_shapes,
+    read_config,
+    read_state_dict,
+)
+
 FRAMES = 32
 SIZE = 128
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-
-
-class WeightsError(RuntimeError):
-    """Weights that cannot be used: missing, corrupt, or not matching their config. One clear line."""
 
 
 # ---- convolutions that train fast on CPUs --------------------------------------------------------
@@ -272,20 +276,11 @@ class MDGAN(
         problem, and fp16/bf16 tensors (how the bundled model is stored) are widened to fp32."""
         own = self.state_dict()
         if strict:
-            missing = sorted(set(own) - set(state_dict))
-            unexpected = sorted(set(state_dict) - set(own))
-            if missing or unexpected:
-                raise WeightsError(
-                    f"weights do not match config ngf={self.ngf}: "
-                    f"{len(missing)} missing tensors (e.g. {missing[:2]}), "
-                    f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-                )
-            for k, v in state_dict.items():
-                if tuple(v.shape) != tuple(own[k].shape):
-                    raise WeightsError(
-                        f"weights do not match config ngf={self.ngf}: {k} has shape {tuple(v.shape)}, "
-                        f"config needs {tuple(own[k].shape)}"
-                    )
+            check_state_shapes(
+                {k: tuple(v.shape) for k, v in state_dict.items()},
+                {k: tuple(v.shape) for k, v in own.items()},
+                self.ngf,
+            )
         state_dict = {k: (v.to(own[k].dtype) if k in own else v) for k, v in state_dict.items()}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
@@ -302,35 +297,6 @@ class MDGAN(
         }
         save_file(sd, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt", "dtype": "float16"})
         return save_directory
-
-
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; a truncated or corrupt file is a ``WeightsError`` naming it."""
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as e:  # safetensors raises SafetensorError / OSError with terse texts
-        raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
-
-
-def read_config(folder: str | os.PathLike) -> dict:
-    """Read a model folder's config.json with a clear error for missing or malformed files."""
-    path = Path(folder) / CONFIG_NAME
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WeightsError(f"{folder}: no {CONFIG_NAME} in this folder") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: not valid JSON ({_first_line(e)})") from None
-    if not isinstance(config, dict):
-        raise WeightsError(f"{path}: expected a JSON object")
-    return config
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 class _batch_statistics:

@@ -9,14 +9,19 @@ the CLI, the evaluator and users' own scripts all predict the same way.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .media import MODEL_SIZE, Photo, load_photo, squash
-from .models import FRAMES, MDGAN
+
+if TYPE_CHECKING:  # ``models`` is imported only when the eager network is needed (it pulls in the Hub)
+    from .models import MDGAN
+
+FRAMES = 32  # frames per predicted clip (``models.FRAMES``; tests/test_fast.py checks they agree)
 
 PhotoLike = "str | os.PathLike | Image.Image | np.ndarray | Photo"
 
@@ -75,12 +80,14 @@ class SkyPipeline:
         compile: bool = False,
     ):
         self.device = pick_device(device)
-        self.model = model.eval().to(self.device)
+        self._model: MDGAN | None = model.eval().to(self.device)
+        self._load_model: Callable[[], MDGAN] | None = None
+        self.ngf, self.batch_stats = model.ngf, model.batch_stats
         self.fast = None
         if fast and not model.batch_stats:
             from .fast import FastMDGAN
 
-            self.fast = FastMDGAN(self.model, self.device, precision=precision)
+            self.fast = FastMDGAN(self._model, self.device, precision=precision)
             if compile:
                 self.fast.compile()
 
@@ -89,16 +96,45 @@ class SkyPipeline:
         cls,
         weights: str | os.PathLike | None = None,
         device: str | torch.device | None = "auto",
-        **options,
+        *,
+        fast: bool = True,
+        precision: str = "auto",
+        compile: bool = False,
     ) -> SkyPipeline:
-        """Load weights by the project's one rule (``skyforecast.weights``); ``options`` as ``__init__``."""
-        from .weights import load_model
+        """Load weights by the project's one rule (``skyforecast.weights``); options as ``__init__``.
 
-        return cls(load_model(weights), device=device, **options)
+        With the fast path (the default) the stored tensors go straight into ``FastMDGAN``'s folded layers
+        and the eager network is built only if ``.model`` is asked for: loading then takes a fraction of the
+        time and memory (measured in ``bench/run.py``'s start-up breakdown)."""
+        from .weights import load_folder, locate
+
+        files = locate(weights)
+        if not fast or files.batch_stats:
+            model = load_folder(files.folder, describe=files.label)
+            return cls(model, device=device, fast=fast, precision=precision, compile=compile)
+        from .fast import FastMDGAN
+
+        pipe = cls.__new__(cls)
+        pipe.device = pick_device(device)
+        pipe.fast = FastMDGAN.from_files(files, pipe.device, precision=precision)
+        if compile:
+            pipe.fast.compile()
+        pipe.ngf, pipe.batch_stats = files.ngf, files.batch_stats
+        pipe._model = None
+        pipe._load_model = lambda: load_folder(files.folder, describe=files.label)
+        return pipe
+
+    @property
+    def model(self) -> MDGAN:
+        """The plain eager network (the reference). A pipeline loaded by ``from_pretrained`` builds it
+        from the same files on first use: the fast path alone never needs it."""
+        if self._model is None:
+            self._model = self._load_model().eval().to(self.device)
+        return self._model
 
     @property
     def config(self) -> dict:
-        return {"ngf": self.model.ngf, "batch_stats": self.model.batch_stats}
+        return {"ngf": self.ngf, "batch_stats": self.batch_stats}
 
     @torch.inference_mode()
     def predict_squares(self, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> np.ndarray:

@@ -11,18 +11,42 @@ Only safetensors are ever read: pickled checkpoints can execute code when loaded
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .models import CONFIG_NAME, WEIGHTS_NAME, WeightsError
+if TYPE_CHECKING:
+    import torch
 
+# This module imports neither torch's network code (``models``) nor huggingface_hub at the top: prediction
+# from a local folder loads its tensors straight into the fast path without them (about 0.3 s of imports).
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
 ENV_VAR = "SKYFORECAST_WEIGHTS"
 _CONFIG_KEYS = {"ngf": int, "batch_stats": bool}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
-__all__ = ["ENV_VAR", "WeightsError", "WeightsSource", "bundled_weights_dir", "load_model", "resolve"]
+__all__ = [
+    "ENV_VAR",
+    "ModelFiles",
+    "WeightsError",
+    "WeightsSource",
+    "bundled_weights_dir",
+    "load_folder",
+    "load_model",
+    "locate",
+    "open_tensors",
+    "resolve",
+]
+
+
+class WeightsError(RuntimeError):
+    """Weights that cannot be used: missing, corrupt, or not matching their config. One clear line."""
 
 
 @dataclass(frozen=True)
@@ -92,28 +116,141 @@ def resolve(spec: str | os.PathLike | None = None) -> WeightsSource:
     return WeightsSource("hub", repo, revision or None, origin=origin)
 
 
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model folder on disk whose config has been read and checked; the tensors are not read yet."""
+
+    folder: str
+    ngf: int
+    batch_stats: bool
+    label: str
+
+    @property
+    def weights_file(self) -> Path:
+        return Path(self.folder) / WEIGHTS_NAME
+
+    @property
+    def kwargs(self) -> dict:
+        return {"ngf": self.ngf, "batch_stats": self.batch_stats}
+
+
+def locate(spec: str | os.PathLike | None = None) -> ModelFiles:
+    """Everything before the tensors: resolve ``spec``, fetch a Hub model into the cache, read and check
+    ``config.json``, make sure ``model.safetensors`` is there. Raises ``WeightsError``."""
+    source = resolve(spec)
+    folder = source.location if source.kind != "hub" else _download(source)
+    return _check_folder(folder, source.describe())
+
+
+def _check_folder(folder: str | os.PathLike, label: str) -> ModelFiles:
+    try:
+        kwargs = _check_config(read_config(folder), Path(folder) / CONFIG_NAME)
+        if not (Path(folder) / WEIGHTS_NAME).is_file():
+            raise WeightsError(f"{folder}: no {WEIGHTS_NAME} in this folder")
+    except WeightsError as e:
+        raise WeightsError(f"cannot load {label}: {e}") from None
+    return ModelFiles(str(folder), kwargs["ngf"], kwargs.get("batch_stats", False), label)
+
+
 def load_model(spec: str | os.PathLike | None = None, *, device: str = "cpu"):
     """Resolve ``spec`` and load the model in eval mode on ``device``. Any failure is a ``WeightsError``
     whose message says what was tried and what went wrong."""
-    source = resolve(spec)
-    folder = source.location if source.kind != "hub" else _download(source)
-    model = load_folder(folder, describe=source.describe())
-    return model.to(device)
+    files = locate(spec)
+    return load_folder(files.folder, describe=files.label).to(device)
 
 
 def load_folder(folder: str | os.PathLike, describe: str | None = None):
     """Load a local model folder strictly through the Hub mixin's ``from_pretrained``."""
-    from .models import MDGAN, read_config
+    from .models import MDGAN
 
-    label = describe or str(folder)
+    files = _check_folder(folder, describe or str(folder))
     try:
-        config = read_config(folder)
-        kwargs = _check_config(config, Path(folder) / CONFIG_NAME)
-        if not (Path(folder) / WEIGHTS_NAME).is_file():
-            raise WeightsError(f"{folder}: no {WEIGHTS_NAME} in this folder")
-        return MDGAN.from_pretrained(str(folder), **kwargs)
+        return MDGAN.from_pretrained(str(folder), **files.kwargs)
     except WeightsError as e:
-        raise WeightsError(f"cannot load {label}: {e}") from None
+        raise WeightsError(f"cannot load {files.label}: {e}") from None
+
+
+@contextlib.contextmanager
+def open_tensors(
+    files: ModelFiles, expected: dict[str, tuple[int, ...]]
+) -> Iterator[Callable[[str], torch.Tensor]]:
+    """Open ``model.safetensors`` without reading it, check its names and shapes against ``expected``
+    (the model's state-dict shapes), and yield ``get(name)``, which reads one tensor in its stored dtype.
+
+    Reading tensor by tensor lets the caller convert each one and drop it before reading the next, so a
+    model stored in fp16 never exists in memory twice. Errors are ``WeightsError``s naming the model."""
+    from safetensors import safe_open
+
+    path = files.weights_file
+    try:
+        try:
+            handle = safe_open(str(path), framework="pt", device="cpu")
+        except Exception as e:  # SafetensorError / OSError with terse texts
+            raise _unreadable(path, e) from None
+        with handle as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            check_state_shapes(shapes, expected, files.ngf)
+
+            def get(name: str) -> torch.Tensor:
+                try:
+                    return f.get_tensor(name)
+                except Exception as e:  # a file cut short after its header
+                    raise _unreadable(path, e) from None
+
+            yield get
+    except WeightsError as e:
+        raise WeightsError(f"cannot load {files.label}: {e}") from None
+
+
+def check_state_shapes(shapes: dict[str, tuple], expected: dict[str, tuple], ngf: int) -> None:
+    """Raise a ``WeightsError`` unless the stored tensors are exactly the ones the config's model has."""
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    if missing or unexpected:
+        raise WeightsError(
+            f"weights do not match config ngf={ngf}: "
+            f"{len(missing)} missing tensors (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
+    for k, shape in shapes.items():
+        if tuple(shape) != tuple(expected[k]):
+            raise WeightsError(
+                f"weights do not match config ngf={ngf}: {k} has shape {tuple(shape)}, "
+                f"config needs {tuple(expected[k])}"
+            )
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a truncated or corrupt file is a ``WeightsError`` naming it."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors raises SafetensorError / OSError with terse texts
+        raise _unreadable(path, e) from None
+
+
+def read_config(folder: str | os.PathLike) -> dict:
+    """Read a model folder's config.json with a clear error for missing or malformed files."""
+    path = Path(folder) / CONFIG_NAME
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"{folder}: no {CONFIG_NAME} in this folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: not valid JSON ({_first_line(e)})") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    return config
+
+
+def _unreadable(path: str | os.PathLike, e: BaseException) -> WeightsError:
+    return WeightsError(f"{path}: not a readable safetensors file ({_first_line(e)})")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def _check_config(config: dict, path: Path) -> dict:

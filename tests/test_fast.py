@@ -196,3 +196,94 @@ def test_pipeline_fast_and_reference_videos_agree(model):
         # fp32 differences below 1e-3 can only flip a rounding at a .5 boundary: at most 1 level
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
         assert (a != b).mean() < 1e-3
+
+
+def test_block_table_matches_the_generator_modules():
+    """``fast.GENERATOR_BLOCKS`` lets the fast path load weights without building the network; it must
+    describe ``models.Generator`` exactly, and its state-dict shapes must be MDGAN's."""
+    from skyforecast import pipeline
+    from skyforecast.fast import BN_EPS, GENERATOR_BLOCKS, OUTER_SKIPS, mdgan_state_shapes
+    from skyforecast.models import Generator
+
+    ngf = 4
+    g = Generator(ngf)
+    assert [b.name for b in GENERATOR_BLOCKS] == [n for n, _ in g.named_children()]
+    for blk in GENERATOR_BLOCKS:
+        mods = list(getattr(g, blk.name)) if blk.act != "none" else [getattr(g, blk.name)]
+        conv = mods[0]
+        assert isinstance(conv, torch.nn.ConvTranspose3d) == blk.transposed, blk.name
+        assert (conv.in_channels, conv.out_channels) == blk.channels(ngf), blk.name
+        assert (conv.kernel_size, conv.stride, conv.padding) == (blk.kernel, blk.stride, blk.padding)
+        bns = [m for m in mods if isinstance(m, torch.nn.BatchNorm3d)]
+        assert bool(bns) == blk.batchnorm and all(m.eps == BN_EPS for m in bns), blk.name
+        acts = {torch.nn.LeakyReLU: "leaky_relu", torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh"}
+        assert [acts[type(m)] for m in mods if type(m) in acts] == ([blk.act] if blk.act != "none" else [])
+    model = MDGAN(ngf=ngf)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == mdgan_state_shapes(ngf)
+    assert OUTER_SKIPS == {"base": model.base.outer_skips, "refine": model.refine.outer_skips}
+    assert pipeline.FRAMES == FRAMES
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["fp32", "fp16"])
+def test_loading_files_straight_into_the_fast_path_matches_the_reference(model, photos, tmp_path, half):
+    """``SkyPipeline.from_pretrained`` folds the stored tensors without building the eager network; the
+    result must be the reference's (stored fp16 weights are the same fp16 values widened)."""
+    from skyforecast.weights import locate
+
+    folder = tmp_path / "m"
+    model.save_half(folder) if half else model.save_pretrained(folder)
+    pipe = SkyPipeline.from_pretrained(folder, device="cpu")
+    assert pipe.fast is not None and pipe._model is None  # nothing eager built yet
+    assert pipe.config == {"ngf": 4, "batch_stats": False}
+    with torch.inference_mode():
+        out = pipe.fast(photos)
+        ref = pipe.model(_static(photos))  # built on first use, from the same files
+    assert (out - ref).abs().max().item() < TOL
+    loaded = FastMDGAN.from_files(locate(folder), "cpu")
+    eager = FastMDGAN(pipe.model, "cpu")
+    for x, y in ((loaded.base, eager.base), (loaded.refine, eager.refine)):
+        for a, b in zip(x.enc + x.dec, y.enc + y.dec, strict=True):
+            assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)  # bit-identical fold
+
+
+@pytest.mark.skipif(not onednn_available(), reason="oneDNN prepacked ops not available in this torch build")
+def test_weight_bound_layers_pack_only_on_their_second_call(model, photos):
+    """The four deep layers run unpacked (one matrix product) on their first call and are packed on the
+    second; both must give the reference's output."""
+    fast = FastMDGAN(model, "cpu")
+    deep = [fast.refine.enc[4], fast.refine.enc[5], fast.refine.dec[0], fast.refine.dec[1]]
+    shallow = fast.refine.enc[:4] + fast.refine.dec[2:5]
+    with torch.inference_mode():
+        ref = model(_static(photos))
+        first = fast(photos)
+        assert all(not layer.packed and layer.unpacked_calls for layer in deep)
+        assert all(layer.packed for layer in shallow)
+        second = fast(photos)
+        assert all(layer.packed for layer in deep)
+    assert (first - ref).abs().max().item() < TOL
+    assert (second - ref).abs().max().item() < TOL
+
+
+@pytest.mark.parametrize(
+    "transposed,kernel,stride,padding,size",
+    [
+        (False, (4, 4, 4), (2, 2, 2), (1, 1, 1), (4, 8, 8)),  # conv5
+        (False, (2, 4, 4), (1, 1, 1), (0, 0, 0), (2, 4, 4)),  # conv6
+        (True, (2, 4, 4), (1, 1, 1), (0, 0, 0), (1, 1, 1)),  # deconv1
+        (True, (4, 4, 4), (2, 2, 2), (1, 1, 1), (2, 4, 4)),  # deconv2
+        (True, (3, 4, 4), (1, 2, 2), (1, 1, 1), (3, 2, 5)),  # a kernel that is not a multiple in time
+    ],
+)
+def test_gemm_call_equals_the_convolution(transposed, kernel, stride, padding, size):
+    g = torch.Generator().manual_seed(5)
+    cin, cout = 6, 5
+    shape = (cin, cout, *kernel) if transposed else (cout, cin, *kernel)
+    w, b = torch.randn(shape, generator=g), torch.randn(cout, generator=g)
+    x = torch.randn(2, cin, *size, generator=g).contiguous(memory_format=torch.channels_last_3d)
+    layer = _Conv(transposed, w, b, list(stride), list(padding), "leaky_relu")
+    conv = torch.nn.functional.conv_transpose3d if transposed else torch.nn.functional.conv3d
+    ref = torch.nn.functional.leaky_relu(conv(x, w, b, stride, padding), 0.2)
+    with torch.inference_mode():
+        out = layer.gemm_call(x)
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-5)
