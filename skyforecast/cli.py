@@ -195,8 +195,8 @@ def predict(
         for folder, reason in check_output_folders(todo):
             _fail(f"cannot write to output folder {folder}: {reason}")
         try:
-            from .models import WeightsError
             from .pipeline import SkyPipeline
+            from .weights import WeightsError
 
             try:
                 pipe = SkyPipeline.from_pretrained(weights, device=device)
@@ -221,6 +221,8 @@ def predict(
         _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
     result.failed[:0] = problems
     _summary(console, result, quiet)
+    global _exit_without_teardown
+    _exit_without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
 
 
@@ -753,8 +755,24 @@ def convert_official_cmd(
     typer.echo(f"wrote {folder} (use it with --weights {folder})")
 
 
+_exit_without_teardown = False
+
+
 def main() -> None:
-    app()
+    """The console script. After ``predict`` has loaded a model and finished, the process ends at once
+    (``os._exit``, output streams flushed) instead of tearing the interpreter down: freeing torch and the
+    model that way took 0.5-1 s, a fifth of a one-photo run. Nothing is lost: every video is written
+    atomically and the worker threads are joined before the summary."""
+    try:
+        app()
+    except SystemExit as e:
+        if not _exit_without_teardown or not isinstance(e.code, (int, type(None))):
+            raise
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(e.code or 0)
 
 
 if __name__ == "__main__":  # python -m skyforecast.cli
