@@ -155,12 +155,18 @@ def predict(
       skyforecast predict photo.jpg --stage 1 -o base.gif
       skyforecast predict photo.jpg --resolution native --loop  [dim]# full size, still ground[/]
     """
+    import os
+
     from rich.console import Console
     from rich.markup import escape
 
     from .batch import UsageError, plan
     from .media import parse_size
 
+    # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
+    # the cores (our own video encoders, other programs) the spinning stalled the model: one photo at
+    # ngf=32 took 4.5 -> 3.5 CPU-s on a busy 2-core machine. Read when torch loads; an explicit setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     console = Console(stderr=True, highlight=False)
     explicit = any(f != "mp4" for f in formats) or len(formats) != 1
     post = None
