@@ -164,7 +164,7 @@ def run(
     ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs).
 
     ``post``: a ``sequence.PostProcess`` (full resolution, still mask, loops, longer videos, comparison);
-    its ``predict`` runs here in the model's thread, its ``render`` in the writer threads."""
+    its ``predict`` runs here in the model's thread, its ``write`` in the writer threads."""
     result = BatchResult()
     emit = on_event or (lambda kind, job, detail: None)
     todo = []
@@ -186,11 +186,8 @@ def run(
             WRITERS[fmt](frames, path, fps=fps)
 
     def write_post(job: Job, photo: Photo, videos: np.ndarray, out_size: tuple[int, int]) -> list[str]:
-        frames, notes = post.render(photo, videos, out_size)
         targets = job.outputs if overwrite else job.missing
-        for fmt, path in targets.items():
-            WRITERS[fmt](frames, path, fps=fps)
-        return notes
+        return post.write(photo, videos, targets, out_size, fps=fps)  # frame by frame: bounded memory
 
     pool = ThreadPoolExecutor(max_workers=max(1, io_workers), thread_name_prefix="skyforecast-io")
     pending_writes: list[tuple[Job, Future]] = []

@@ -13,6 +13,7 @@ them; masks are float32 in [0, 1], 1 = sky (may move), 0 = still. No torch here.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -20,11 +21,10 @@ from PIL import Image
 
 from .media import InputError, load_photo
 
-# The largest frame written for ``--resolution native`` (4K UHD worth of pixels) and the most pixels all
-# frames of one video may hold together (32 such frames, ~0.8 GB as uint8): bigger requests are scaled down,
-# with a note.
+# The largest frame written for ``--resolution native`` (4K UHD worth of pixels, all panels of ``--compare``
+# together): bigger requests are scaled down, with a note. Frames are rendered and encoded one at a time, so
+# the number of frames does not count: memory is bounded by this and by the encoder.
 MAX_FRAME_PIXELS = 3840 * 2160
-MAX_VIDEO_PIXELS = 32 * MAX_FRAME_PIXELS
 FLOW_METHODS = ("dis", "farneback")
 
 
@@ -48,19 +48,20 @@ def parse_resolution(text: str | None) -> str | int:
 
 
 def frame_size(
-    photo_size: tuple[int, int], resolution: str | int, frames: int = 32, panels: int = 1
+    photo_size: tuple[int, int], resolution: str | int, panels: int = 1
 ) -> tuple[tuple[int, int], str | None]:
-    """(width, height) of rendered frames for ``native`` or a height, and a note when it had to be capped.
+    """(width, height) of one rendered panel for ``native`` or a height, and a note when it had to be capped.
 
-    The cap keeps one frame at most 4K worth of pixels and a whole video (``frames`` x ``panels`` side by
-    side) within ``MAX_VIDEO_PIXELS``, because every frame is held in memory until it is encoded."""
+    The cap keeps one written frame (``panels`` side by side) at most ``MAX_FRAME_PIXELS``: the encoder's
+    memory and the renderer's per-frame buffers grow with it (about 300 MB of buffers and 0.8 GB of x264
+    at 3000x2000)."""
     w, h = photo_size
     if resolution == "native":
         tw, th = float(w), float(h)
     else:
         th = float(resolution)
         tw = th * w / h
-    limit = min(MAX_FRAME_PIXELS, MAX_VIDEO_PIXELS / max(1, frames)) / max(1, panels)
+    limit = MAX_FRAME_PIXELS / max(1, panels)
     note = None
     if tw * th > limit:
         scale = (limit / (tw * th)) ** 0.5
@@ -68,7 +69,6 @@ def frame_size(
         what = f"{w}x{h} photo" if resolution == "native" else f"{_even_size(tw, th)[1]}p"
         note = (
             f"{what} rendered at {capped[0]}x{capped[1]} (limit {limit / 1e6:.1f} MP per frame"
-            f"{' for ' + str(frames) + ' frames' if frames > 32 else ''}"
             f"{' x ' + str(panels) + ' panels' if panels > 1 else ''}, to bound memory)"
         )
         return capped, note
@@ -153,12 +153,25 @@ def motion_gain(video: np.ndarray, flows: np.ndarray, sigma: float = 6.0, limits
     grid = _grid(h, w)
     first = video[0].astype(np.float32)
     gains = np.ones((t, h, w, 3), np.float32)
-    eps = 8.0  # keeps the ratio tame in near-black regions
     for i in range(1, t):
-        moved = cv2.GaussianBlur(_warp(first, flows[i], grid), (0, 0), sigma)
-        now = cv2.GaussianBlur(video[i].astype(np.float32), (0, 0), sigma)
-        gains[i] = np.clip((now + eps) / (moved + eps), *limits)
+        gains[i] = frame_gain(first, video[i], flows[i], grid, sigma, limits)
     return gains
+
+
+def frame_gain(
+    first: np.ndarray,
+    frame: np.ndarray,
+    flow: np.ndarray,
+    grid: np.ndarray,
+    sigma: float = 6.0,
+    limits=(0.5, 2.0),
+) -> np.ndarray:
+    """``motion_gain`` of one frame: (H, W, 3) float32 from the first frame (as float32) and this frame's
+    flow."""
+    eps = 8.0  # keeps the ratio tame in near-black regions
+    moved = cv2.GaussianBlur(_warp(first, flow, grid), (0, 0), sigma)
+    now = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), sigma)
+    return np.clip((now + eps) / (moved + eps), *limits)
 
 
 # ---- masks -----------------------------------------------------------------------------------------
@@ -337,6 +350,89 @@ def _box(region: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+class MotionTransfer:
+    """``photo`` (H, W, 3) uint8 animated at its own size with the motion of ``video`` (T, h, w, 3) uint8, one
+    frame at a time: ``render[i]`` is frame ``i`` (a new array), ``len(render)`` the frame count.
+
+    ``alpha`` (H, W) in [0, 1] (see ``soft_alpha``) confines motion and gain to the sky: flows are faded out
+    towards the mask edge (nothing is dragged across the horizon) and outside it every frame is the photo.
+    Frame 0 is the photo itself.
+
+    Memory: flows and gains stay at the model's size until a frame is asked for; the upsampled flow and gain
+    (20 bytes per pixel) go into two buffers allocated once, and the warp, gain and blend run in strips of
+    rows. A video of any length costs about 24 bytes per pixel of the photo plus the frame being written,
+    never all its frames. Not thread-safe: one instance per thread."""
+
+    STRIP = 128  # rows per strip: small buffers, still enough rows for OpenCV's threads
+
+    def __init__(
+        self,
+        photo: np.ndarray,
+        video: np.ndarray,
+        alpha: np.ndarray | None = None,
+        method: str = "dis",
+        flows: np.ndarray | None = None,
+    ):
+        t, mh, mw, _ = video.shape
+        ph, pw, _ = photo.shape
+        self.video, self.photo = video, photo
+        self.flows = estimate_flows(video, method=method) if flows is None else flows
+        self._small = (
+            None if alpha is None else cv2.resize(alpha, (mw, mh), interpolation=cv2.INTER_AREA)[..., None]
+        )
+        self._scale = np.array([pw / mw, ph / mh], np.float32)
+        self._first = video[0].astype(np.float32)
+        self._model_grid = _grid(mh, mw)
+        self.source = photo if alpha is None else sky_only(photo, alpha > 0)
+        # only the box that may move is computed; the rest of every frame is the photo
+        self.box = (0, ph, 0, pw) if alpha is None else _box(alpha > 0)
+        self._alpha = alpha
+        self._flow = self._gain = None
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        t = len(self.video)
+        if not -t <= i < t:
+            raise IndexError(f"frame {i} of {t}")
+        i %= t
+        y0, y1, x0, x1 = self.box
+        ph, pw, _ = self.photo.shape
+        if i == 0 or y1 <= y0:
+            return self.photo.copy()
+        if self._flow is None:
+            self._flow = np.empty((ph, pw, 2), np.float32)
+            self._gain = np.empty((ph, pw, 3), np.float32)
+        flow_small = self.flows[i]
+        gain_small = frame_gain(self._first, self.video[i], flow_small, self._model_grid)
+        if self._small is not None:
+            flow_small = flow_small * self._small
+            gain_small = 1.0 + (gain_small - 1.0) * self._small
+        flow_small = flow_small * self._scale  # to photo pixels, at model size
+        flow = cv2.resize(flow_small, (pw, ph), dst=self._flow, interpolation=cv2.INTER_LINEAR)
+        gain = cv2.resize(gain_small, (pw, ph), dst=self._gain, interpolation=cv2.INTER_LINEAR)
+        out = self.photo.copy()
+        xs = np.arange(x0, x1, dtype=np.float32)
+        for r0 in range(y0, y1, self.STRIP):
+            r1 = min(y1, r0 + self.STRIP)
+            where = flow[r0:r1, x0:x1]  # backward flow -> absolute source positions, in place
+            where[..., 0] += xs
+            where[..., 1] += np.arange(r0, r1, dtype=np.float32)[:, None]
+            m1, m2 = cv2.convertMaps(where, None, cv2.CV_16SC2)
+            warped = cv2.remap(self.source, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            warped = cv2.multiply(warped, gain[r0:r1, x0:x1], dtype=cv2.CV_8U)
+            if self._alpha is not None:
+                a = self._alpha[r0:r1, x0:x1]
+                warped = cv2.blendLinear(warped, self.photo[r0:r1, x0:x1], a, 1.0 - a)
+            out[r0:r1, x0:x1] = warped
+        return out
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self[i]
+
+
 def transfer(
     photo: np.ndarray,
     video: np.ndarray,
@@ -344,45 +440,6 @@ def transfer(
     method: str = "dis",
     flows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Animate ``photo`` (H, W, 3) uint8 at its own size with the motion of ``video`` (T, h, w, 3) uint8.
-
-    ``alpha`` (H, W) in [0, 1] (see ``soft_alpha``) confines motion and gain to the sky: flows are faded out
-    towards the mask edge (nothing is dragged across the horizon) and outside it every frame is the photo.
-    Frame 0 is the photo itself. Returns (T, H, W, 3) uint8."""
-    t, mh, mw, _ = video.shape
-    ph, pw, _ = photo.shape
-    if flows is None:
-        flows = estimate_flows(video, method=method)
-    gains = motion_gain(video, flows)
-    scale = np.array([pw / mw, ph / mh], np.float32)
-    if alpha is not None:
-        small = cv2.resize(alpha, (mw, mh), interpolation=cv2.INTER_AREA)[..., None]
-        flows = flows * small
-        gains = 1.0 + (gains - 1.0) * small
-    source = photo if alpha is None else sky_only(photo, alpha > 0)
-    flows = flows * scale  # to photo pixels, once, at model size
-    # only the box that may move is computed; the rest of every frame is the photo
-    y0, y1, x0, x1 = (0, ph, 0, pw) if alpha is None else _box(alpha > 0)
-    out = np.empty((t, ph, pw, 3), np.uint8)
-    out[:] = photo
-    if y1 <= y0:
-        return out
-    grid = _grid(y1 - y0, x1 - x0)
-    grid += np.array([x0, y0], np.float32)
-    box_alpha = None if alpha is None else np.ascontiguousarray(alpha[y0:y1, x0:x1])
-    box_beta = None if alpha is None else 1.0 - box_alpha
-    box_photo = np.ascontiguousarray(photo[y0:y1, x0:x1])
-    for i in range(1, t):
-        flow = cv2.resize(flows[i], (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-        flow = cv2.add(flow, grid)
-        m1, m2 = cv2.convertMaps(flow, None, cv2.CV_16SC2)
-        del flow
-        warped = cv2.remap(source, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        del m1, m2
-        gain = cv2.resize(gains[i], (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-        warped = cv2.multiply(warped, np.ascontiguousarray(gain), dtype=cv2.CV_8U)
-        del gain
-        if box_alpha is not None:
-            warped = cv2.blendLinear(warped, box_photo, box_alpha, box_beta)
-        out[i, y0:y1, x0:x1] = warped
-    return out
+    """All frames of ``MotionTransfer(photo, video, alpha, method, flows)`` as one (T, H, W, 3) uint8 array.
+    Holds the whole video: for big frames iterate ``MotionTransfer`` and write each frame as it comes."""
+    return np.stack(list(MotionTransfer(photo, video, alpha, method, flows)))

@@ -6,20 +6,25 @@ video a person would post.
 - ``make_loop``: a seamless loop, by cross-fading the end into the start or by ping-pong;
 - ``PostProcess``: the options of ``skyforecast predict`` beyond the paper (``--resolution``, ``--mask``,
   ``--loop``, ``--frames``, ``--compare``) as one object that ``batch.run`` calls: ``predict`` in the model's
-  thread, ``render`` in a writer thread.
+  thread, ``write`` in a writer thread. Frames are rendered one at a time as the writer encodes them
+  (``Frames``), so memory does not grow with the size or length of the video.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import motion
-from .media import Photo, output_size, resize_frames
+from .media import WRITERS, Photo, output_size, resize_frames
 
 FRAMES = 32
 LOOP_STYLES = ("fade", "pingpong")
@@ -80,27 +85,66 @@ def frames_needed(frames: int, loop: str | None) -> int:
     raise ValueError(f"unknown loop style {loop!r}; choose from {', '.join(LOOP_STYLES)}")
 
 
+def loop_frame(get: Callable[[int], np.ndarray], i: int, frames: int, style: str = "fade") -> np.ndarray:
+    """Frame ``i`` of a ``frames``-long loop of the video whose frame ``j`` is ``get(j)`` (see ``make_loop``);
+    frame by frame, so a loop of big frames never needs all of them at once."""
+    if style == "pingpong":
+        m = frames // 2 + 1
+        order = list(range(m)) + ([m - 1] if frames % 2 else []) + list(range(m - 2, 0, -1))
+        return get(order[i])
+    k = fade_length(frames)
+    if i >= k:
+        return get(i)
+    w = (i + 1) / (k + 1)  # weight of the start; the rest comes from the frame after the loop's end
+    start, after = get(i).astype(np.float32), get(frames + i).astype(np.float32)
+    return np.clip(w * start + (1 - w) * after + 0.5, 0, 255).astype(np.uint8)
+
+
 def make_loop(video: np.ndarray, frames: int, style: str = "fade") -> np.ndarray:
     """A (frames, H, W, 3) video whose last frame flows into its first.
 
     ``fade``: needs ``frames + k`` input frames; the first ``k`` output frames blend from the extra tail
     frames into the start, so that the step from the last frame back to the first is one ordinary step plus a
     1/(k+1) share of the start/end difference. ``pingpong``: plays forwards then backwards (an odd count holds
-    the turning frame once). Modifies ``video`` in place for ``fade``."""
+    the turning frame once). Returns a new array."""
     need = frames_needed(frames, style)
     if len(video) < need:
         raise ValueError(f"a {style} loop of {frames} frames needs {need} input frames, got {len(video)}")
-    if style == "pingpong":
-        m = frames // 2 + 1
-        order = list(range(m)) + ([m - 1] if frames % 2 else []) + list(range(m - 2, 0, -1))
-        return video[order]
-    k = fade_length(frames)
-    for i in range(k):
-        w = (i + 1) / (k + 1)  # weight of the start; the rest comes from the frame after the loop's end
-        video[i] = np.clip(
-            w * video[i].astype(np.float32) + (1 - w) * video[frames + i].astype(np.float32) + 0.5, 0, 255
-        ).astype(np.uint8)
-    return video[:frames]
+    return np.stack([loop_frame(video.__getitem__, i, frames, style) for i in range(frames)])
+
+
+class Frames:
+    """A video whose frames are made when they are read: ``len``, ``frames[i]`` (an (H, W, 3) uint8 array,
+    not to be modified), iteration in order, ``shape``, and ``np.asarray(frames)`` for the whole video.
+
+    The writers take it like any sequence of frames and encode each frame as it comes, so a full-resolution
+    video costs one frame's work in memory instead of all its frames. Each read renders again: iterate once
+    per output."""
+
+    def __init__(self, count: int, size: tuple[int, int], frame: Callable[[int], np.ndarray]):
+        self._count, self._size, self._frame = count, tuple(size), frame
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self._count, self._size[1], self._size[0], 3)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not -self._count <= i < self._count:
+            raise IndexError(f"frame {i} of {self._count}")
+        return self._frame(i % self._count)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(self._count):
+            yield self._frame(i)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.shape, np.uint8)
+        for i, frame in enumerate(self):
+            out[i] = frame
+        return out if dtype is None else out.astype(dtype)
 
 
 # ---- post-processing for predict -------------------------------------------------------------------
@@ -174,24 +218,51 @@ class PostProcess:
         """(width, height) of one panel, and a note when a full-resolution size had to be capped."""
         if self.resolution == "model":
             return output_size(photo_size, self.size), None
-        return motion.frame_size(photo_size, self.resolution, self.model_frames, 3 if self.compare else 1)
+        return motion.frame_size(photo_size, self.resolution, 3 if self.compare else 1)
+
+    def write(
+        self,
+        photo: Photo,
+        videos: np.ndarray,
+        targets: dict[str, str | Path],
+        size: tuple[int, int] | None = None,
+        fps: float = 8,
+    ) -> list[str]:
+        """Render one photo's video and write it to ``targets`` ({format: path}), frame by frame (runs in a
+        writer thread). Big frames are rendered one photo at a time: each render holds ~50 bytes per pixel of
+        buffers and an encoder. Returns notes for the user."""
+        if size is None:
+            size, _ = self.output_size(photo.size)
+        with self._lock if self._is_big(size) else contextlib.nullcontext():
+            frames, notes = self.stream(photo, videos, size)
+            for fmt, path in targets.items():
+                WRITERS[fmt](frames, path, fps=fps)  # each format renders again: nothing is kept
+        return notes
 
     def render(
         self, photo: Photo, videos: np.ndarray, size: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, list[str]]:
-        """Heavy image work for one photo (runs in a writer thread; one big render at a time): the frames to
-        write and notes for the user."""
+        """All frames of ``stream()`` as one (T, H, W, 3) array, and notes; for small videos and tests (a big
+        one is better written with ``write``, which never holds more than a frame)."""
         if size is None:
             size, _ = self.output_size(photo.size)
-        big = size[0] * size[1] > 1_000_000
-        if big:
-            with self._lock:
-                return self._render(photo, videos, size)
-        return self._render(photo, videos, size)
+        with self._lock if self._is_big(size) else contextlib.nullcontext():
+            frames, notes = self.stream(photo, videos, size)
+            return np.asarray(frames), notes
 
-    def _render(
-        self, photo: Photo, videos: np.ndarray, size: tuple[int, int]
-    ) -> tuple[np.ndarray, list[str]]:
+    @staticmethod
+    def _is_big(size: tuple[int, int]) -> bool:
+        return size[0] * size[1] > 1_000_000
+
+    def stream(
+        self, photo: Photo, videos: np.ndarray, size: tuple[int, int] | None = None
+    ) -> tuple[Frames, list[str]]:
+        """The video to write for one photo, made frame by frame as it is read, and notes for the user.
+
+        The per-video work (the photo at the output size, flows, masks) happens here, once; each frame is
+        then rendered on demand: motion transfer, loop cross-fade and panels of ``--compare`` included."""
+        if size is None:
+            size, _ = self.output_size(photo.size)
         notes: list[str] = []
         if self.resolution == "model":
             still = np.asarray(photo.image.resize(size, Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
@@ -200,9 +271,11 @@ class PostProcess:
         file_mask = None
         if self.mask not in ("auto", "none"):
             file_mask = motion.load_mask(self.mask, size, photo.size)
-        panels = []
+        panels: list[Callable[[int], np.ndarray]] = []
         for video in videos:
-            flows = motion.estimate_flows(video, method=self.flow)
+            flows = None
+            if self.resolution != "model" or self.mask == "auto":
+                flows = motion.estimate_flows(video, method=self.flow)
             if self.mask == "auto":
                 small = motion.auto_mask(video, flows)
                 if not small.any():
@@ -214,39 +287,67 @@ class PostProcess:
                 mask = file_mask
             alpha = None if mask is None else motion.soft_alpha(mask)
             if self.resolution == "model":
-                frames = resize_frames(video, size)
-                if alpha is not None:
-                    frames = motion.blend_still(frames.copy(), still, alpha)
+                get = _resized(video, size, still, alpha)
             else:
-                frames = motion.transfer(still, video, alpha, flows=flows)
+                get = motion.MotionTransfer(still, video, alpha, flows=flows).__getitem__
             if self.loop is not None:
-                frames = make_loop(frames, self.frames, self.loop)
-            panels.append(frames[: self.frames])
+                get = functools.partial(loop_frame, get, frames=self.frames, style=self.loop)
+            panels.append(get)
         if self.compare:
-            out = side_by_side(
-                [np.broadcast_to(still, panels[0].shape), *panels], ["photo", "Stage I", "Stage II"]
-            )
-            return out, list(dict.fromkeys(notes))
-        return panels[0], list(dict.fromkeys(notes))
+            compose = _Panels(["photo", "Stage I", "Stage II"], size)
+            width = compose.width
+            return Frames(
+                self.frames, (width, size[1]), lambda i: compose([still] + [get(i) for get in panels])
+            ), list(dict.fromkeys(notes))
+        return Frames(self.frames, size, panels[0]), list(dict.fromkeys(notes))
+
+
+def _resized(
+    video: np.ndarray, size: tuple[int, int], still: np.ndarray, alpha: np.ndarray | None
+) -> Callable[[int], np.ndarray]:
+    """Frames of a model-resolution video at ``size``, kept to the photo outside ``alpha``, one at a time."""
+    beta = None if alpha is None else (1.0 - alpha).astype(np.float32)
+
+    def get(i: int) -> np.ndarray:
+        frame = resize_frames(video[i : i + 1], size)[0]
+        if alpha is not None:
+            frame = cv2.blendLinear(frame, still, alpha, beta)
+        return frame
+
+    return get
 
 
 def side_by_side(panels: list[np.ndarray], labels: list[str], gap: int = 4) -> np.ndarray:
     """Place equally sized videos left to right with a dark gap and a small label in each panel's corner, as
     in the paper's figures."""
     t, h, w, _ = panels[0].shape
-    width = len(panels) * w + (len(panels) - 1) * gap
-    width += width % 2
-    out = np.full((t, h, width, 3), 16, np.uint8)
-    font = ImageFont.load_default(size=max(10, h // 18))
-    for k, (panel, label) in enumerate(zip(panels, labels, strict=True)):
-        x = k * (w + gap)
-        out[:, :, x : x + w] = panel
-        tag = _label(label, font)
-        th, tw = min(tag.shape[0], h), min(tag.shape[1], w)
-        region = out[:, :th, x : x + tw].astype(np.float32)
-        a = tag[:th, :tw, 3:4].astype(np.float32) / 255.0
-        out[:, :th, x : x + tw] = (region * (1 - a) + tag[:th, :tw, :3] * a + 0.5).astype(np.uint8)
-    return out
+    compose = _Panels(labels, (w, h), gap)
+    return np.stack([compose([panel[i] for panel in panels]) for i in range(t)])
+
+
+class _Panels:
+    """``side_by_side`` for one frame at a time: the labels are drawn once, each call places one frame of
+    every panel."""
+
+    def __init__(self, labels: list[str], size: tuple[int, int], gap: int = 4):
+        w, h = size
+        self.size, self.gap = (w, h), gap
+        width = len(labels) * w + (len(labels) - 1) * gap
+        self.width = width + width % 2
+        font = ImageFont.load_default(size=max(10, h // 18))
+        self.tags = [_label(label, font) for label in labels]
+
+    def __call__(self, frames: list[np.ndarray]) -> np.ndarray:
+        w, h = self.size
+        out = np.full((h, self.width, 3), 16, np.uint8)
+        for k, (frame, tag) in enumerate(zip(frames, self.tags, strict=True)):
+            x = k * (w + self.gap)
+            out[:, x : x + w] = frame
+            th, tw = min(tag.shape[0], h), min(tag.shape[1], w)
+            region = out[:th, x : x + tw].astype(np.float32)
+            a = tag[:th, :tw, 3:4].astype(np.float32) / 255.0
+            out[:th, x : x + tw] = (region * (1 - a) + tag[:th, :tw, :3] * a + 0.5).astype(np.uint8)
+        return out
 
 
 def _label(text: str, font) -> np.ndarray:
@@ -258,11 +359,13 @@ def _label(text: str, font) -> np.ndarray:
 
 
 __all__ = [
+    "Frames",
     "LOOP_STYLES",
     "PostProcess",
     "fade_length",
     "frames_needed",
     "join",
+    "loop_frame",
     "make_loop",
     "predict_long",
     "side_by_side",

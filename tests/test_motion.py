@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from skyforecast import motion
 from skyforecast.cli import app
+from skyforecast.media import read_video
 
 runner = CliRunner()
 
@@ -172,9 +173,45 @@ def test_native_size_is_capped_with_a_note():
     assert size[0] * size[1] <= motion.MAX_FRAME_PIXELS and size[0] % 2 == 0 and size[1] % 2 == 0
     assert abs(size[0] / size[1] - 1.5) < 0.01 and "12000x8000" in note
     assert motion.frame_size((3000, 2000), "native") == ((3000, 2000), None)
-    long, note = motion.frame_size((3000, 2000), "native", frames=96)
-    assert long[0] * long[1] * 96 <= motion.MAX_VIDEO_PIXELS and "96 frames" in note
+    panel, note = motion.frame_size((3000, 2000), "native", panels=3)  # --compare: three side by side
+    assert 3 * panel[0] * panel[1] <= motion.MAX_FRAME_PIXELS and "3 panels" in note
     assert motion.frame_size((640, 360), 1080) == ((1920, 1080), None)
+
+
+def test_the_cap_note_is_printed_and_applied(tmp_path, real_photos, tiny_weights, monkeypatch):
+    """The cap scaled down to this small photo: the command says so and writes the capped size."""
+    monkeypatch.setattr(motion, "MAX_FRAME_PIXELS", 320 * 180)
+    code, out = predict(
+        str(real_photos / "coast.png"), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames",
+        "--resolution", "native", "--mask", "none",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "640x360 photo rendered at 320x180" in " ".join(out.split())
+    assert read_frames(tmp_path / "coast_frames").shape == (32, 180, 320, 3)
+
+
+def test_full_resolution_is_written_frame_by_frame(tmp_path, real_photos, tiny_weights):
+    """``PostProcess.write`` renders each frame as the encoder takes it: the most memory numpy and OpenCV
+    hold at once while writing 64 frames at 960x540 as MP4 is the reused flow and gain buffers (20 bytes
+    per pixel), the model-size flows and a few frames: measured 0.27 of the video's size, where holding
+    the frames (as before streaming) costs at least 1."""
+    import tracemalloc
+
+    from skyforecast.media import load_photo, squash
+    from skyforecast.pipeline import SkyPipeline
+    from skyforecast.sequence import PostProcess
+
+    photo = load_photo(real_photos / "coast.png")
+    post = PostProcess(resolution=540, mask="none", frames=64)
+    videos = post.predict(SkyPipeline.from_pretrained(tiny_weights, device="cpu"), squash(photo.image)[None])
+    tracemalloc.start()
+    try:
+        post.write(photo, videos[0], {"mp4": tmp_path / "v.mp4"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.5 * (64 * 540 * 960 * 3), peak
+    assert read_video(tmp_path / "v.mp4").shape == (64, 540, 960, 3)
 
 
 def test_option_errors_are_one_line(tmp_path, real_photos, tiny_weights):
