@@ -309,6 +309,7 @@ def _train_settings(
     lambda_con: float,
     lambda_con2: float | None,
     lambda_rank: float,
+    lambda_motion: float,
     refine_init: str | None,
     crop: str,
     clip_stride: int | None,
@@ -341,6 +342,7 @@ def _train_settings(
         lambda_con=lambda_con,
         lambda_con2=lambda_con2,
         lambda_rank=lambda_rank,
+        lambda_motion=lambda_motion,
         refine_init=refine_init,
         device=device,
         precision=precision,
@@ -414,6 +416,13 @@ _LamCon2 = Annotated[
 ]
 _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
+]
+_LamMotion = Annotated[
+    float,
+    typer.Option(
+        "--lambda-motion",
+        help="Weight of an L1 on consecutive-frame differences, against flicker (not in the paper; 0 = off).",
+    ),
 ]
 _RefineInit = Annotated[
     Optional[str],  # noqa: UP045
@@ -492,6 +501,7 @@ def train(
     lambda_con: _LamCon = 100.0,
     lambda_con2: _LamCon2 = None,
     lambda_rank: _LamRank = 1.0,
+    lambda_motion: _LamMotion = 0.0,
     refine_init: _RefineInit = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,
@@ -538,6 +548,7 @@ def finetune(
     lambda_con: _LamCon = 100.0,
     lambda_con2: _LamCon2 = None,
     lambda_rank: _LamRank = 1.0,
+    lambda_motion: _LamMotion = 0.0,
     refine_init: _RefineInit = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,

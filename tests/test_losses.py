@@ -11,11 +11,33 @@ import torch
 from skyforecast.losses import (
     adversarial_loss,
     content_loss,
+    frame_difference_loss,
     gram_matrix,
     ranking_loss,
     ranking_loss_layers,
 )
 from skyforecast.models import Discriminator
+
+
+def test_frame_difference_loss_by_hand():
+    # one pixel over 3 frames: real 0 -> 1 -> 2 (steps +1, +1); fake 0 -> 3 -> 0 (steps +3, -3)
+    real = torch.tensor([0.0, 1.0, 2.0]).reshape(1, 1, 3, 1, 1)
+    fake = torch.tensor([0.0, 3.0, 0.0]).reshape(1, 1, 3, 1, 1)
+    # |3 - 1| = 2 and |-3 - 1| = 4: mean 3
+    assert frame_difference_loss(fake, real).item() == 3.0
+    # a constant offset does not change any difference; the real clip scores 0 against itself
+    assert frame_difference_loss(real + 0.5, real).item() == 0.0
+
+
+def test_frame_difference_loss_punishes_flicker_more_than_a_still_copy():
+    """A still copy misses the real motion; a flickering copy misses it and adds its own: with noise
+    larger than the real motion the flicker scores worse."""
+    g = torch.Generator().manual_seed(0)
+    real = torch.linspace(0, 0.3, 32).reshape(1, 1, 32, 1, 1).expand(1, 3, 32, 8, 8)  # a slow ramp
+    still = real[:, :, :1].expand_as(real)
+    flicker = still + 0.1 * torch.randn(real.shape, generator=g)
+    assert frame_difference_loss(still, real) < frame_difference_loss(flicker, real)
+    assert frame_difference_loss(real, real) == 0
 
 
 def test_gram_matrix_one_sample_by_hand():
