@@ -309,7 +309,7 @@ def _train_settings(
     lambda_con: float,
     lambda_con2: float | None,
     lambda_rank: float,
-    lambda_motion: float,
+    lambda_flicker: float,
     refine_init: str | None,
     crop: str,
     clip_stride: int | None,
@@ -342,7 +342,7 @@ def _train_settings(
         lambda_con=lambda_con,
         lambda_con2=lambda_con2,
         lambda_rank=lambda_rank,
-        lambda_motion=lambda_motion,
+        lambda_flicker=lambda_flicker,
         refine_init=refine_init,
         device=device,
         precision=precision,
@@ -417,11 +417,11 @@ _LamCon2 = Annotated[
 _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
 ]
-_LamMotion = Annotated[
+_LamFlicker = Annotated[
     float,
     typer.Option(
-        "--lambda-motion",
-        help="Weight of an L1 on consecutive-frame differences, against flicker (not in the paper; 0 = off).",
+        "--lambda-flicker",
+        help="Weight of an L1 on second-order frame differences, against flicker (not in the paper).",
     ),
 ]
 _RefineInit = Annotated[
@@ -501,7 +501,7 @@ def train(
     lambda_con: _LamCon = 100.0,
     lambda_con2: _LamCon2 = None,
     lambda_rank: _LamRank = 1.0,
-    lambda_motion: _LamMotion = 0.0,
+    lambda_flicker: _LamFlicker = 0.0,
     refine_init: _RefineInit = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,
@@ -548,7 +548,7 @@ def finetune(
     lambda_con: _LamCon = 100.0,
     lambda_con2: _LamCon2 = None,
     lambda_rank: _LamRank = 1.0,
-    lambda_motion: _LamMotion = 0.0,
+    lambda_flicker: _LamFlicker = 0.0,
     refine_init: _RefineInit = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,

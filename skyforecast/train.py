@@ -100,7 +100,7 @@ class TrainConfig:
     lambda_con: float = 100.0
     lambda_con2: float | None = None  # Stage II L1 weight; None = lambda_con
     lambda_rank: float = 1.0
-    lambda_motion: float = 0.0  # weight of the frame-difference L1 (not in the paper; 0 = off)
+    lambda_flicker: float = 0.0  # weight of the 2nd-order frame-difference L1 (not in the paper; 0 = off)
     d_rank: str = "bounded"  # D2's side of the ranking loss: "bounded" (-log(1-p)) or "negate" (-L_rank)
     refine_init: str | None = None  # G2 at Stage II step 0: "base" | "weights" | "random"; None = auto
     device: str = "auto"
@@ -146,8 +146,8 @@ class TrainConfig:
             raise TrainError("--epochs must be >= 0")
         if self.num_workers < 0:
             raise TrainError("--num-workers must be >= 0")
-        if not (self.lambda_motion >= 0 and math.isfinite(self.lambda_motion)):
-            raise TrainError("--lambda-motion must be a number >= 0")
+        if not (self.lambda_flicker >= 0 and math.isfinite(self.lambda_flicker)):
+            raise TrainError("--lambda-flicker must be a number >= 0")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise TrainError("--lr must be a positive number")
 
@@ -600,10 +600,10 @@ class Trainer:
             o_gen = _unwrap(d1)(y1)  # D1's gradients are not needed: bypass DDP's all-reduce
         adv = adversarial_loss(o_gen.logit, True)
         l1 = content_loss(y1, real)
-        motion = frame_difference_loss(y1, real)
+        flicker = frame_difference_loss(y1, real, order=2)
         loss_g = adv + self.cfg.lambda_con * l1
-        if self.cfg.lambda_motion:
-            loss_g = loss_g + self.cfg.lambda_motion * motion
+        if self.cfg.lambda_flicker:
+            loss_g = loss_g + self.cfg.lambda_flicker * flicker
         self._backward_step(loss_g, "g1")
         self.scaler.update()
         return {
@@ -611,7 +611,7 @@ class Trainer:
             "loss_d": loss_d.detach(),
             "adv": adv.detach(),
             "l1": l1.detach(),
-            "motion": motion.detach(),
+            "flicker": flicker.detach(),
             "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
             "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
         }
@@ -643,10 +643,10 @@ class Trainer:
         rank_g = ranking_loss_layers(o_gen, f_real, f_base)
         adv = adversarial_loss(o_gen.logit, True)
         l1 = content_loss(y2, real)
-        motion = frame_difference_loss(y2, real)
+        flicker = frame_difference_loss(y2, real, order=2)
         loss_g = adv + lam * rank_g + self.lambda_con2 * l1
-        if self.cfg.lambda_motion:
-            loss_g = loss_g + self.cfg.lambda_motion * motion
+        if self.cfg.lambda_flicker:
+            loss_g = loss_g + self.cfg.lambda_flicker * flicker
         self._backward_step(loss_g, "g2")
         self.scaler.update()
         return {
@@ -654,7 +654,7 @@ class Trainer:
             "loss_d": loss_d.detach(),
             "adv": adv.detach(),
             "l1": l1.detach(),
-            "motion": motion.detach(),
+            "flicker": flicker.detach(),
             "rank": rank_g.detach(),
             "rank_d": rank_d.detach(),
             "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),

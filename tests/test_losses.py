@@ -29,15 +29,29 @@ def test_frame_difference_loss_by_hand():
     assert frame_difference_loss(real + 0.5, real).item() == 0.0
 
 
-def test_frame_difference_loss_punishes_flicker_more_than_a_still_copy():
-    """A still copy misses the real motion; a flickering copy misses it and adds its own: with noise
-    larger than the real motion the flicker scores worse."""
+def test_second_order_differences_by_hand():
+    # real 0, 1, 2, 3 (steady: second differences 0, 0); fake 0, 2, 0, 2 (second differences -4, +4)
+    real = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 4, 1, 1)
+    fake = torch.tensor([0.0, 2.0, 0.0, 2.0]).reshape(1, 1, 4, 1, 1)
+    assert frame_difference_loss(fake, real, order=2).item() == 4.0
+
+
+def test_second_order_term_punishes_flicker_but_not_steady_drift():
+    """The --lambda-flicker term: a flickering copy scores far worse than a still one, and a video that
+    drifts steadily (a different speed than the real one) costs no more than the still copy, so the
+    term does not pull predictions toward standing still."""
     g = torch.Generator().manual_seed(0)
-    real = torch.linspace(0, 0.3, 32).reshape(1, 1, 32, 1, 1).expand(1, 3, 32, 8, 8)  # a slow ramp
+    t = torch.arange(32.0).reshape(1, 1, 32, 1, 1)
+    real = (0.01 * t + 0.002 * torch.randn(1, 3, 32, 8, 8, generator=g)).expand(1, 3, 32, 8, 8)
     still = real[:, :, :1].expand_as(real)
-    flicker = still + 0.1 * torch.randn(real.shape, generator=g)
-    assert frame_difference_loss(still, real) < frame_difference_loss(flicker, real)
-    assert frame_difference_loss(real, real) == 0
+    flicker = still + 0.05 * torch.randn(real.shape, generator=g)
+    drift = still + 0.02 * t
+    f2 = {
+        name: frame_difference_loss(v, real, order=2).item()
+        for name, v in [("still", still), ("flicker", flicker), ("drift", drift)]
+    }
+    assert f2["flicker"] > 5 * f2["still"]
+    assert f2["drift"] == pytest.approx(f2["still"], rel=1e-5)
 
 
 def test_gram_matrix_one_sample_by_hand():
