@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +32,11 @@ from .media import (
 )
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
+# How much lower the writer threads (and the ffmpeg processes they start) run than the model. The model's
+# convolutions split their work evenly over all cores, so an encoder that takes a core from one of them
+# stalls all of them; at a lower priority the encoders fill the gaps between the model's calls instead, and
+# take the cores fully once the model is done.
+WRITER_NICENESS = 10
 
 
 class UsageError(ValueError):
@@ -189,7 +196,11 @@ def run(
         targets = job.outputs if overwrite else job.missing
         return post.write(photo, videos, targets, out_size, fps=fps)  # frame by frame: bounded memory
 
-    pool = ThreadPoolExecutor(max_workers=max(1, io_workers), thread_name_prefix="skyforecast-io")
+    # decoding feeds the model's next call: its own thread, at normal priority; encoding yields to the model
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skyforecast-decode")
+    writers = ThreadPoolExecutor(
+        max_workers=max(1, io_workers), thread_name_prefix="skyforecast-encode", initializer=_lower_priority
+    )
     pending_writes: list[tuple[Job, Future]] = []
 
     def settle_writes(block: bool) -> None:
@@ -241,7 +252,7 @@ def run(
                 if post is None:
                     videos = pipe.predict_squares(squares, stage=stage, batch_size=batch_size)
                     for (job, photo), video in zip(ready, videos, strict=True):
-                        pending_writes.append((job, pool.submit(write, job, video, photo.size)))
+                        pending_writes.append((job, writers.submit(write, job, video, photo.size)))
                 else:
                     videos = post.predict(pipe, squares, stage=stage, batch_size=batch_size)
                     for (job, photo), video in zip(ready, videos, strict=True):
@@ -249,7 +260,7 @@ def run(
                         if note:
                             result.notes.append((str(job.source), note))
                             emit("note", job, note)
-                        fut = pool.submit(write_post, job, photo, video, out_size)
+                        fut = writers.submit(write_post, job, photo, video, out_size)
                         pending_writes.append((job, fut))
             settle_writes(block=False)
             if result.stopped:
@@ -262,9 +273,23 @@ def run(
         settle_writes(block=True)  # videos already predicted are finished; each write is atomic
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        writers.shutdown(wait=True, cancel_futures=True)
     if result.interrupted or result.stopped:
         result.unfinished = len(todo) - len(result.done) - len(result.failed)
     return result
+
+
+def _lower_priority() -> None:
+    """Run the calling thread, and the processes it starts, ``WRITER_NICENESS`` steps nicer. Linux only:
+    there a thread has its own nice value, which ``setpriority`` on its thread id changes and child
+    processes inherit (elsewhere the same call would change the whole process)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WRITER_NICENESS))
+    except OSError:  # not permitted in some sandboxes: encode at normal priority
+        pass
 
 
 def check_output_folders(jobs: Sequence[Job]) -> list[tuple[str, str]]:

@@ -183,3 +183,50 @@ def test_help_is_fast_and_does_not_import_torch():
         [sys.executable, "-m", "skyforecast", "predict", "--help"], capture_output=True, text=True, env=env
     )
     assert out.returncode == 0 and "--format" in out.stdout and "--weights" in out.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_encoder_threads_and_their_processes_yield_to_the_model():
+    """Writer threads lower their own priority (and so that of the ffmpeg they start), not the process's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skyforecast.batch import WRITER_NICENESS, _lower_priority
+
+    def niceness() -> tuple[int, int]:
+        import threading
+
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), int(child.stdout)
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    with ThreadPoolExecutor(1, initializer=_lower_priority) as pool:
+        thread, child = pool.submit(niceness).result()
+    assert thread == child == min(19, before + WRITER_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the model's threads keep their priority
+
+
+def test_console_script_ends_with_the_right_code_and_complete_output(tmp_path, real_photos, tiny_weights):
+    """``cli.main`` ends a predict run without interpreter teardown: the exit code, the printed summary and
+    the written video must all be there, for a success and for a partial failure."""
+    photo = sorted(real_photos.iterdir())[0]
+    env = {k: v for k, v in os.environ.items() if k != "SKYFORECAST_WEIGHTS"}
+    cmd = [sys.executable, "-m", "skyforecast", "predict", "-w", str(tiny_weights)]
+    target = tmp_path / "a.mp4"
+    ok = subprocess.run([*cmd, str(photo), "-o", str(target)], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "1 done" in ok.stderr and "a.mp4" in ok.stderr
+    assert read_video(target).shape[0] == 32
+    partial = subprocess.run(
+        [*cmd, str(photo), str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert partial.returncode == 1
+    assert "1 done" in partial.stderr and "missing.jpg" in partial.stderr
+    assert (tmp_path / "b" / f"{photo.stem}.mp4").is_file()
