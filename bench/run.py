@@ -7,6 +7,8 @@ Measured in one run, so the numbers share the machine's conditions:
   switch one optimisation off at a time, and optionally ``torch.compile``;
 * end to end: ``skyforecast predict`` as a new process for one photo (process start to file written) and for
   a folder of 32 photos (clips/s), with the peak resident memory of the process;
+* where the one-photo run spends its time, phase by phase (interpreter start, imports, weights, prediction,
+  MP4, exit), and the folder run's throughput once the model is loaded (``--no-phases`` skips these runs);
 * ``skyforecast --help`` wall time.
 
 Random weights with non-trivial BatchNorm statistics stand in for a trained model: speed does not depend on
@@ -27,12 +29,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# The CLI lets idle OpenMP threads sleep (skyforecast/cli.py); the model-only timings use the same setting
+# so that they compare with the end-to-end ones. An explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from skyforecast.fast import FastMDGAN, cpu_supports_bf16, onednn_available
-from skyforecast.models import FRAMES, MDGAN
-from skyforecast.pipeline import pick_device
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from skyforecast.fast import FastMDGAN, cpu_supports_bf16, onednn_available  # noqa: E402
+from skyforecast.models import FRAMES, MDGAN  # noqa: E402
+from skyforecast.pipeline import pick_device  # noqa: E402
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"  # beside the checkout
 
@@ -48,6 +54,7 @@ def machine_info(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "onednn_prepacked_ops": onednn_available(),
         "cpu_native_bf16": cpu_supports_bf16(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "device": str(device),
         "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
@@ -205,6 +212,115 @@ def run_process(args: list[str]) -> tuple[float, float, int]:
     return r["wall"], r["maxrss_kb"] / 1024.0, r["rc"]
 
 
+# Runs ``skyforecast ARGS`` through the real entry point (cli.main) in a fresh process, with a clock around
+# each phase; argv[1] is the parent's time.monotonic() just before it started the process (a system-wide
+# clock). The torch-side modules are imported up front (the CLI imports them inside predict), with the
+# OpenMP setting the CLI makes first, so that their import is one phase. Prints one JSON line on stderr
+# right before the process ends, as ``cli.main`` ends it: at once, without interpreter teardown.
+_PHASES = r"""
+import json, os, sys, threading, time
+t0 = float(sys.argv[1])
+clock = lambda: time.monotonic() - t0
+events = [("python start", 0.0, clock())]
+
+def mark(name, start):
+    events.append((name, start, clock()))
+
+start = clock()
+import skyforecast.cli as cli
+mark("import CLI (typer, rich)", start)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+start = clock()
+import skyforecast.batch, skyforecast.fast, skyforecast.media, skyforecast.pipeline, skyforecast.weights
+mark("import torch + prediction code", start)
+mods = sys.modules
+
+def wrap(owner, attr, name, static=False):
+    fn = getattr(owner, attr)
+    raw = fn.__func__ if static else fn
+    def timed(*a, **k):
+        start = clock()
+        try:
+            return raw(*a, **k)
+        finally:
+            mark(name, start)
+    setattr(owner, attr, classmethod(timed) if static else timed)
+
+wrap(mods["skyforecast.weights"], "locate", "find weights, read config")
+wrap(mods["skyforecast.fast"].FastMDGAN, "from_files", "read + fold weights", static=True)
+wrap(mods["skyforecast.pipeline"].SkyPipeline, "predict_squares", "predict (model)")
+wrap(mods["skyforecast.batch"], "load_photo", "decode photo")
+writers = mods["skyforecast.media"].WRITERS
+mp4 = writers["mp4"]
+def write_mp4(*a, **k):
+    start = clock()
+    try:
+        return mp4(*a, **k)
+    finally:
+        mark("write MP4", start)
+writers["mp4"] = write_mp4
+
+def report(code=0):
+    events.append(("exit", clock(), clock()))
+    sys.stderr.write("PHASES " + json.dumps(events) + "\n")
+    sys.stderr.flush()
+    real_exit(code)
+
+real_exit = os._exit
+os._exit = report
+sys.argv = ["skyforecast", *sys.argv[2:]]
+try:
+    cli.main()
+except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else 1
+else:
+    code = 0
+report(code)
+"""
+
+
+def run_phases(args: list[str]) -> dict:
+    """One ``skyforecast ARGS`` run through ``_PHASES``: its wall time and the time of each phase."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _PHASES, repr(t0), *args], capture_output=True, text=True, check=False
+    )
+    wall = time.monotonic() - t0
+    line = next((x for x in done.stderr.splitlines() if x.startswith("PHASES ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"phase run failed ({done.returncode}): {done.stderr[-500:].strip()}")
+    events = json.loads(line[len("PHASES ") :])
+    return {"wall": wall, "events": events}
+
+
+def phase_table(run: dict) -> dict[str, float]:
+    """Seconds per phase of a one-photo run, in order; the CLI's own work (argument parsing, planning,
+    rich output, waiting for worker threads) is what is left between the measured phases."""
+    events, wall = run["events"], run["wall"]
+    total = {}
+    for name, start, end in events:
+        total[name] = total.get(name, 0.0) + (end - start)
+    exit_at = next(start for name, start, _ in events if name == "exit")
+    order = sorted(events, key=lambda e: e[1])
+    out = {name: total[name] for name, _, _ in order if name != "exit"}
+    out["CLI work between phases"] = exit_at - sum(out.values())
+    out["process exit"] = wall - exit_at
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def folder_throughput(run: dict, clips: int) -> dict:
+    """Start-up (process start to the first model call) and clips/s after it, to the last video written."""
+    events = run["events"]
+    first = min(start for name, start, _ in events if name == "predict (model)")
+    last = max(end for name, _, end in events if name == "write MP4")
+    return {
+        "startup_seconds": round(first, 2),
+        "after_startup_seconds": round(last - first, 2),
+        "after_startup_clips_per_s": round(clips / (last - first), 3),
+        "wall": round(run["wall"], 2),
+    }
+
+
 def prepare_photos(folder: Path, n: int, source: Path | None) -> list[Path]:
     """n photos in ``folder``: copies of real photos when available, else synthetic 640x360 JPEGs."""
     from PIL import Image
@@ -229,7 +345,9 @@ def prepare_photos(folder: Path, n: int, source: Path | None) -> list[Path]:
     return paths
 
 
-def end_to_end(ngf: int, runs: int, batch: int, photos_source: Path | None, workdir: Path) -> dict:
+def end_to_end(
+    ngf: int, runs: int, batch: int, photos_source: Path | None, workdir: Path, with_phases: bool = True
+) -> dict:
     weights = workdir / f"weights-ngf{ngf}"
     random_model(ngf).save_half(weights)  # stored fp16 like the bundled model
     photos = prepare_photos(workdir / "photos", 32, photos_source)
@@ -254,6 +372,17 @@ def end_to_end(ngf: int, runs: int, batch: int, photos_source: Path | None, work
         folder.append((wall, rss))
     one_wall = statistics.median(w for w, _ in one)
     folder_wall = statistics.median(w for w, _ in folder)
+    phases = {}
+    if with_phases:  # separate runs: the timing wrappers must not touch the numbers above
+        target = workdir / "phases.mp4"
+        one_args = ["predict", str(photos[0]), "-o", str(target), "-w", str(weights), "-q", "--overwrite"]
+        runs_ = sorted((run_phases(one_args) for _ in range(runs)), key=lambda r: r["wall"])
+        phases["one_photo"] = phase_table(runs_[len(runs_) // 2])
+        phases["one_photo_wall"] = round(runs_[len(runs_) // 2]["wall"], 2)
+        out = workdir / "folder-phases"
+        folder_args = ["predict", str(photos[0].parent), "-o", str(out), "-w", str(weights), "-q"]
+        folder_run = run_phases([*folder_args, "--batch-size", str(batch)])
+        phases["folder32"] = folder_throughput(folder_run, len(photos))
     return {
         "ngf": ngf,
         "photos": "real (shared data)" if photos_source else "synthetic 640x360",
@@ -267,6 +396,7 @@ def end_to_end(ngf: int, runs: int, batch: int, photos_source: Path | None, work
         "folder32_batch_size": batch,
         "folder32_peak_rss_mb": round(max(r for _, r in folder), 0),
         "runs": runs,
+        **({"phases": phases} if phases else {}),
     }
 
 
@@ -348,6 +478,21 @@ def print_report(result: dict) -> None:
         t.add_row("peak resident memory, folder", f"{e['folder32_peak_rss_mb']:.0f} MB")
         t.add_row("skyforecast --help", f"{result['help_seconds']:.3f} s")
         console.print(t)
+        ph = e.get("phases")
+        if ph:
+            p = Table(title=f"one photo, phase by phase (the median of {e['runs']} timed runs)")
+            p.add_column("phase")
+            p.add_column("s", justify="right")
+            for name, sec in ph["one_photo"].items():
+                p.add_row(name, f"{sec:.3f}")
+            p.add_row("[bold]total[/]", f"{ph['one_photo_wall']:.2f}")
+            console.print(p)
+            f = ph["folder32"]
+            console.print(
+                f"  folder of 32, one timed run ({f['wall']:.1f} s): start-up to the first model call "
+                f"{f['startup_seconds']:.2f} s, then {f['after_startup_clips_per_s']:.2f} clips/s = "
+                f"{f['after_startup_clips_per_s'] / model_rate:.0%} of model-only throughput"
+            )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -363,6 +508,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-ablations", action="store_true")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to build)")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end and --help timings")
+    ap.add_argument("--no-phases", action="store_true", help="skip the phase-by-phase end-to-end runs")
     ap.add_argument(
         "--e2e-batch", type=int, default=None, help="folder batch size [default: fast path's best]"
     )
@@ -385,7 +531,9 @@ def main(argv: list[str] | None = None) -> dict:
         source = args.photos or (SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else None)
         best = args.e2e_batch or result["model_only"][0]["summary"]["fast_best_batch"]
         with tempfile.TemporaryDirectory(prefix="skyforecast-bench-") as tmp:
-            result["end_to_end"] = end_to_end(args.ngf, args.runs, best, source, Path(tmp))
+            result["end_to_end"] = end_to_end(
+                args.ngf, args.runs, best, source, Path(tmp), with_phases=not args.no_phases
+            )
         result["help_seconds"] = help_time(5)
     result["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     print_report(result)
