@@ -214,30 +214,84 @@ def auto_mask(
     return binary.astype(np.float32)
 
 
-def refine_mask(mask: np.ndarray, photo: np.ndarray, work: int = 320, iterations: int = 4) -> np.ndarray:
-    """Snap a motion mask to the photo: GrabCut (colour models, no learned weights) starts from the moving
-    region as "probably sky" and the rest as "probably still", and the result may only *shrink* the mask.
+def refine_mask(mask: np.ndarray, photo: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """The final ``--mask auto`` mask: the motion mask confined to where the photo itself shows sky.
 
-    The prediction's motion is coarse (128 px, squashed) and can spill over a roof or a ridge; their colours
-    match the still ground better than the sky, so they drop out and stay the photo's own pixels. Returns a
-    binary float32 mask at the photo's size."""
+    A model's motion is not confined to the sky: trained MD-GANs move roofs, house fronts and the sea as
+    readily as clouds, so motion alone cannot say what must stand still. ``sky_prior`` (the photo only, no
+    learned weights) says where sky can be; the motion mask may only shrink it. When the motion mostly lies
+    elsewhere (it covers less than ``share`` of the prior's sky, as when the model moves the roofs and
+    leaves the sky almost still) the motion says nothing about the sky's extent and the prior alone is
+    used: the sky then carries whatever motion the model predicts there. An empty motion mask (a still
+    prediction) stays empty. Returns a binary float32 mask at the photo's size."""
+    ph, pw = photo.shape[:2]
+    if not (mask >= 0.5).any():
+        return np.zeros((ph, pw), np.float32)
+    prior = sky_prior(photo)
+    h, w = prior.shape
+    moving = resize_mask(mask, (w, h)).astype(np.uint8)
+    both = prior & moving
+    if both.sum() >= share * prior.sum():
+        prior = _keep_sky_regions(both, large=1.01)  # only what still touches the top edge
+    return resize_mask(prior.astype(np.float32), (pw, ph))
+
+
+def sky_prior(photo: np.ndarray, work: int = 320) -> np.ndarray:
+    """Where the photo can show sky, from the photo alone: binary uint8 at the working size (the longer side
+    ``work`` pixels, never enlarged).
+
+    Sky is taken to be what is connected to the top edge, no busier than the top rows themselves (local
+    gradient energy: roofs, brick, foliage, wires and the timestamp's strokes are busier than a sky, which
+    is smooth, or cloudy in the same way all over) and coloured like them. Those rules seed GrabCut (colour
+    models and an edge-aware cut, no learned weights): the smooth top rows are sure sky, busy pixels and the
+    bottom rows sure still, the rest decided by colour and by where the strong edges (roof lines, ridges,
+    the horizon) run. It errs on the still side: the result is opened, kept only where it touches the top
+    edge and eroded by a pixel, since a strip of still sky costs little and a roof that moves is a failure.
+    A photo whose top rows are not sky-like gives an empty prior."""
     ph, pw = photo.shape[:2]
     scale = min(1.0, work / max(ph, pw))
-    size = (max(8, int(round(pw * scale))), max(8, int(round(ph * scale))))
-    small = resize_mask(mask, size).astype(np.uint8)
-    share = float(small.mean())
-    if share < 0.005 or share > 0.98:  # nothing to separate
-        return resize_mask(mask, (pw, ph))
-    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-    gc = np.where(small > 0, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
+    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA) if size != (pw, ph) else photo
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    grey = cv2.GaussianBlur(lab[..., 0], (0, 0), 1.0)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
+    energy = cv2.GaussianBlur(np.sqrt(gx * gx + gy * gy), (0, 0), max(1.0, w / 100))
+    top = max(2, h // 20)
+    top_energy = float(np.percentile(energy[:top], 75))
+    # a sky is smooth or evenly cloudy (0.5-3 on the four photos; foliage, noise, the ground of an upside-down
+    # photo: 3-10) and not darker than the lower half; anything else at the top means no sky to find
+    if top_energy > 5.0 or np.median(lab[:top, :, 0]) + 10 < np.median(lab[h // 2 :, :, 0]):
+        return np.zeros((h, w), np.uint8)
+    busy = energy > max(4.0, 2.5 * top_energy)
+    # thin structures (bare branches, wires, distant pylons) vanish in the averaged energy: their own edges
+    # count too, against the same rule at the finest scale
+    fine = np.sqrt(gx * gx + gy * gy)
+    thin = fine > max(6.0, 4.0 * float(np.percentile(fine[:top], 75)))
+    busy |= cv2.dilate(thin.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    colours = lab[:top].reshape(-1, 3)
+    centre = np.median(colours, axis=0)
+    spread = float(np.percentile(np.linalg.norm(colours - centre, axis=1), 90))
+    alike = np.linalg.norm(lab - centre, axis=2) < spread + 12.0
+    seeds = np.zeros((h, w), bool)
+    seeds[:top] = True
+    seeds &= alike & ~busy
+    if seeds[:top].mean() < 0.2:  # the top is not sky (a forest, a wall, an indoor photo)
+        return np.zeros((h, w), np.uint8)
+    gc = np.where(alike & ~busy, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    gc[busy] = cv2.GC_BGD
+    gc[int(0.85 * h) :] = cv2.GC_BGD  # the sky is above the ground
+    gc[seeds] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)
-    cv2.grabCut(image, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    sky = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8) & small
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, kernel)
-    sky = _keep_sky_regions(sky)
-    return resize_mask(sky.astype(np.float32), (pw, ph))
+    cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    sky = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+    small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
+    sky = _keep_sky_regions(sky, large=1.01)
+    return cv2.erode(sky, small)
 
 
 def _keep_sky_regions(binary: np.ndarray, large: float = 0.1) -> np.ndarray:

@@ -130,6 +130,99 @@ def test_mask_auto_on_village_keeps_houses_still_under_real_sky_motion(real_phot
     assert np.abs(np.diff(frames[:, :40].astype(np.float32), axis=0)).mean() > 0.3  # the sky moves
 
 
+def _village_scene(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A 320x180 photo: a smooth sky with soft clouds above a brick "house" (textured, edged, with a darker
+    roof band) and textured ground, plus the house's true extent (True = must stay still)."""
+    rng = np.random.default_rng(3)
+    h, w = 180, 320
+    clouds = np.asarray(
+        Image.fromarray((rng.random((9, 16)) * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+    )
+    sky = np.empty((h, w, 3), np.float32)
+    sky[..., 0] = 120 + 0.25 * clouds
+    sky[..., 1] = 160 + 0.25 * clouds
+    sky[..., 2] = 215 + 0.15 * clouds
+    photo = sky.copy()
+    still = np.zeros((h, w), bool)
+    still[70:, 60:250] = True  # the house
+    still[150:] = True  # the ground
+    bricks = 150 + 40 * rng.random((h, w))
+    bricks[::6] = 70  # mortar: horizontal and vertical lines
+    bricks[:, ::12] = 70
+    photo[still] = np.stack([bricks, 0.6 * bricks, 0.4 * bricks], axis=2)[still]
+    photo[70:85, 60:250] = np.stack([40 + 30 * rng.random((15, 190))] * 3, axis=2) * [1.6, 0.8, 0.7]  # roof
+    photo[150:] = np.stack(
+        [40 + 60 * rng.random((30, w)), 90 + 60 * rng.random((30, w)), 30 * np.ones((30, w))], 2
+    )
+    path = tmp_path / "house.png"
+    Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(path)
+    return path, still
+
+
+def _spilling_video(top: float) -> np.ndarray:
+    """A prediction whose top ``top`` share drifts right 1 px per frame (textured, so flow sees it) over a
+    still rest: past the roof line, the motion spills over the house as a trained model's does."""
+    rng = np.random.default_rng(0)
+    texture = np.asarray(
+        Image.fromarray((rng.random((64, 128, 3)) * 255).astype(np.uint8)).resize((256, 128))
+    )
+    ground = np.asarray(Image.fromarray(texture[:, 128:]).convert("L").convert("RGB"))
+    rows = int(top * 128)
+    frames = []
+    for t in range(32):
+        frame = ground.copy()
+        frame[:rows] = np.roll(texture, t, axis=1)[:rows, :128]
+        frames.append(frame)
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("top", [0.8, 0.55])
+def test_mask_auto_keeps_a_house_still_when_the_motion_spills_over_it(tmp_path, top):
+    """The predicted motion covers the sky and most of a textured, edged house (0.8), or mostly the house
+    (0.55 of the frame, the sky's share being 0.39): either way the house and the ground stay within 2/255
+    of the photo in every frame, while the sky moves."""
+    from skyforecast.media import load_photo
+    from skyforecast.sequence import PostProcess
+
+    path, still_part = _village_scene(tmp_path)
+    video = _spilling_video(top)
+    small = motion.auto_mask(video)
+    moving = motion.resize_mask(small, (320, 180)) > 0
+    assert moving[70:150, 60:250].mean() > 0.3  # the motion really does spill over the house
+    post = PostProcess(resolution="native", mask="auto")
+    frames, _ = post.render(load_photo(path), video[None])
+    photo = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    frames = frames.astype(np.float32)
+    assert frames.shape == (32, 180, 320, 3)
+    house = [np.abs(f - photo)[still_part].mean() for f in frames]
+    assert max(house) < 2.0, house
+    assert max(np.abs(f - photo).max(axis=2)[still_part].max() for f in frames) < 8  # no pixel, either
+    sky = ~still_part
+    sky[60:] = False  # clear of the roof line
+    assert np.abs(np.diff(frames, axis=0)).max(axis=3)[:, sky].mean() > 1.0  # the sky moves
+
+
+def test_sky_prior_finds_the_sky_and_not_the_house(tmp_path):
+    path, still_part = _village_scene(tmp_path)
+    photo = np.asarray(Image.open(path).convert("RGB"))
+    prior = motion.sky_prior(photo).astype(bool)
+    assert prior.shape == (180, 320)
+    assert not (prior & still_part).any()
+    assert prior[:60].mean() > 0.9  # most of the sky, bar an eroded edge
+
+
+def test_sky_prior_is_empty_when_the_top_is_not_sky(real_photos):
+    """Nothing may move when the top of the photo is not sky: busy texture all over (foliage, noise), or a
+    real photo upside down (the dark ground at the top)."""
+    rng = np.random.default_rng(1)
+    noise = (rng.random((180, 320, 3)) * 255).astype(np.uint8)
+    village = np.asarray(Image.open(real_photos / "village-sunset.jpg").convert("RGB"))
+    for photo in (noise, np.ascontiguousarray(village[::-1])):
+        assert not motion.sky_prior(photo).any()
+        assert motion.refine_mask(np.ones((128, 128), np.float32), photo).max() == 0
+    assert motion.sky_prior(village)[:20].mean() > 0.8  # the right way up it has a sky
+
+
 def test_mask_auto_from_the_cli_at_a_chosen_height(tmp_path, real_photos, tiny_weights):
     code, out = predict(
         str(real_photos / "village-sunset.jpg"), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames",
