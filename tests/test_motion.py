@@ -114,8 +114,8 @@ def test_soft_alpha_is_zero_outside_and_ramps_inside():
 
 def test_mask_auto_on_village_keeps_houses_still_under_real_sky_motion(real_photos, real_sky_dev):
     """No trained model exists yet, so the motion comes from a real time-lapse clip whose clouds fill its top
-    40 %: the auto mask (motion, snapped to the photo) must leave the village's lower part exactly still.
-    (The clip's motion also covers the top-left roof, which then moves: see the README's limits.)"""
+    40 %: the auto mask (motion within the photo's sky prior) must leave the village's lower part exactly
+    still."""
     from skyforecast.media import load_photo
     from skyforecast.sequence import PostProcess
 
