@@ -39,19 +39,25 @@ def real_short_clip() -> Path:
 def tiny_weights(tmp_path_factory) -> Path:
     """An ngf=4 model folder with random BatchNorm statistics and widened last layers, so that its videos
     have visible structure and are far from a copy of the input (random init alone gives near-grey)."""
+    folder = tmp_path_factory.mktemp("weights") / "tiny"
+    visible_tiny_model(1234, mean_spread=0.2).save_pretrained(folder)
+    return folder
+
+
+def visible_tiny_model(seed: int, mean_spread: float = 0.2):
+    """An ngf=4 MDGAN in eval mode whose output depends visibly on ``seed``: random BatchNorm statistics
+    (running means in +-``mean_spread``) and a last layer widened 20x."""
     import torch
 
     from skyforecast.models import MDGAN
 
-    torch.manual_seed(1234)
+    torch.manual_seed(seed)
     model = MDGAN(ngf=4)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_mean.uniform_(-mean_spread, mean_spread)
             m.running_var.uniform_(0.5, 1.5)
     with torch.no_grad():
         model.base.deconv6[0].weight.mul_(20)
         model.refine.deconv6[0].weight.mul_(20)
-    folder = tmp_path_factory.mktemp("weights") / "tiny"
-    model.eval().save_pretrained(folder)
-    return folder
+    return model.eval()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import visible_tiny_model
 from hub_server import HubEnv, hub  # noqa: F401 - the fixture is used by name
 from huggingface_hub import constants
 from PIL import Image
@@ -32,16 +32,7 @@ REPO = "user/sky-model"
 
 def _model(seed: int) -> MDGAN:
     """A tiny model whose output depends visibly on ``seed`` (random BatchNorm statistics)."""
-    torch.manual_seed(seed)
-    model = MDGAN(ngf=4)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.3, 0.3)
-            m.running_var.uniform_(0.5, 1.5)
-    with torch.no_grad():
-        model.base.deconv6[0].weight.mul_(20)
-        model.refine.deconv6[0].weight.mul_(20)
-    return model.eval()
+    return visible_tiny_model(seed, mean_spread=0.3)
 
 
 @pytest.fixture(scope="module")
