@@ -68,6 +68,22 @@ def test_failing_mp4_write_leaves_no_partial_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_mp4_frame_of_another_size_mid_video_is_refused_and_leaves_nothing(tmp_path):
+    frames = list(_video(t=8))
+    frames[4] = np.zeros((64, 80, 3), np.uint8)  # a renderer that changed size half way
+    with pytest.raises(ValueError, match="64, 80, 3"):
+        write_mp4(frames, tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mp4_odd_sides_are_cropped_and_every_frame_survives(tmp_path):
+    video = _video(t=9, h=65, w=97)
+    write_mp4(iter(video), tmp_path / "v.mp4", fps=7.5)
+    back = read_video(tmp_path / "v.mp4")
+    assert back.shape == (9, 64, 96, 3)
+    assert list(tmp_path.iterdir()) == [tmp_path / "v.mp4"]
+
+
 def test_failing_frames_write_leaves_no_folder(tmp_path):
     frames = list(_video(t=8))
     frames[5] = np.zeros((4, 4, 7), np.uint8)  # Pillow cannot make an image of this
