@@ -4,7 +4,12 @@ Every 32-frame clip of a dataset is predicted from its first frame and frames 1.
 compared with the real frames 1..31 (frame 0 is the input itself, so it would only flatter the score).
 Pixel metrics reward a video that does not move (repeating the first frame beats the authors' Stage II by
 9 dB on real-sky-dev), so a motion ratio is always reported beside them, and the same run scores two
-baselines: the first frame repeated 32 times (``copy``) and Base-Net alone (``stage1``).
+baselines: the first frame repeated 32 times (``copy``) and Base-Net alone (``stage1``). ``transfer``
+scores the model's motion apart from its pixels: the input photo itself warped by the optical flow of the
+Stage II prediction, with its slow brightness change (``skyforecast.motion``: the warp ``predict
+--resolution`` applies, here to the 128x128 input and with no mask). It shows whether the predicted motion
+is right, since a warp in the wrong direction costs PSNR against the still copy, while the blur of a
+128 px generator costs nothing here.
 
 Definitions (all on RGB in [0, 1]):
 
@@ -39,9 +44,10 @@ SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
-SYSTEMS = ("stage2", "stage1", "copy")
+SYSTEMS = ("stage2", "transfer", "stage1", "copy")
 SYSTEM_LABELS = {
     "stage2": "model (Stage II)",
+    "transfer": "Stage II motion on the photo",
     "stage1": "Stage I alone (Base-Net)",
     "copy": "first frame repeated",
 }
@@ -188,7 +194,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 @dataclass
 class SystemReport:
-    """One system (``stage2``, ``stage1`` or ``copy``) over all clips; the means are over clips."""
+    """One system (one of ``SYSTEMS``) over all clips; the means are over clips."""
 
     name: str
     clips: list[ClipScore] = field(default_factory=list)
@@ -344,10 +350,15 @@ def evaluate(
         for s in systems:
             if s == "copy":
                 preds[s] = np.stack([copy_baseline(r) for r in real])
-            else:
-                preds[s] = pipeline.predict_squares(
-                    real[:, 0], stage=2 if s == "stage2" else 1, batch_size=batch_size
-                )
+            elif s in ("stage1", "stage2"):
+                preds[s] = pipeline.predict_squares(real[:, 0], stage=int(s[-1]), batch_size=batch_size)
+        if "transfer" in systems:
+            from .motion import transfer
+
+            y2 = preds.get("stage2")
+            if y2 is None:
+                y2 = pipeline.predict_squares(real[:, 0], stage=2, batch_size=batch_size)
+            preds["transfer"] = np.stack([transfer(r[0], y) for r, y in zip(real, y2, strict=True)])
         for i, name in enumerate(names):
             rm = motion_energy(real[i])
             report.real_motion[name] = rm

@@ -198,7 +198,7 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
     real = moving_clip(seed=3, size=128)
     write_clip(data / "v" / "v_1", real)
     report = evaluate(data, tiny_model, device="cpu", batch_size=2)
-    assert list(report.systems) == ["stage2", "stage1", "copy"]
+    assert list(report.systems) == ["stage2", "transfer", "stage1", "copy"]
     assert "model folder" in report.weights and report.device == "cpu"
 
     pipe = SkyPipeline.from_pretrained(str(tiny_model), device="cpu")
@@ -209,10 +209,16 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
         assert got.psnr == pytest.approx(want.psnr) and got.ssim == pytest.approx(want.ssim)
         assert got.motion_ratio == pytest.approx(want.motion_ratio)
         assert 0 < got.psnr < PSNR_CAP
+    from skyforecast.motion import transfer
+
+    warped = transfer(real[0], pipe.predict_squares(real[:1], stage=2)[0])
+    assert (warped[0] == real[0]).all()  # the photo itself, moved by the prediction's flow
+    want, got = score_clip(warped, real), report.systems["transfer"].clips[0]
+    assert got.psnr == pytest.approx(want.psnr) and got.motion_ratio == pytest.approx(want.motion_ratio)
 
     d = report.to_dict()
     json.dumps(d)  # everything is plain JSON (no NaN, no numpy types)
-    assert d["clips"] == 1 and set(d["systems"]) == {"stage2", "stage1", "copy"}
+    assert d["clips"] == 1 and set(d["systems"]) == {"stage2", "transfer", "stage1", "copy"}
 
 
 def test_evaluate_rejects_unknown_systems(tmp_path: Path):
