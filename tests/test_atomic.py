@@ -81,6 +81,12 @@ def test_mp4_odd_sides_are_cropped_and_every_frame_survives(tmp_path):
     write_mp4(iter(video), tmp_path / "v.mp4", fps=7.5)
     back = read_video(tmp_path / "v.mp4")
     assert back.shape == (9, 64, 96, 3)
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "v.mp4"))
+    meta = next(reader)
+    reader.close()
+    assert meta["fps"] == pytest.approx(7.5) and meta["size"] == (96, 64)
     assert list(tmp_path.iterdir()) == [tmp_path / "v.mp4"]
 
 
