@@ -320,6 +320,7 @@ def _train_settings(
     stop_after: int | None,
     quiet: bool,
     weights: str | None = None,
+    refine_ngf: int | None = None,
 ) -> None:
     """Shared body of `train` and `finetune`: build the TrainConfig, run it, turn every expected failure
     (bad data, bad weights, diverged loss) into one red line."""
@@ -337,6 +338,7 @@ def _train_settings(
         epochs=epochs,
         batch_size=batch_size,
         ngf=ngf,
+        refine_ngf=refine_ngf,
         ndf=ndf,
         lr=lr if lr is not None else (FINETUNE_LR if weights else DEFAULT_LR),
         lambda_con=lambda_con,
@@ -424,6 +426,16 @@ _LamFlicker = Annotated[
         help="Weight of an L1 on second-order frame differences, against flicker (not in the paper).",
     ),
 ]
+_RefineNgf = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--refine-ngf",
+        min=1,
+        help="Refine-Net's own width (default: --ngf, or the starting weights'). It has no outer skips, so "
+        "its width limits detail; a multiple of its source's width starts as a widened copy.",
+        show_default=False,
+    ),
+]
 _RefineInit = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
@@ -503,6 +515,7 @@ def train(
     lambda_rank: _LamRank = 1.0,
     lambda_flicker: _LamFlicker = 0.0,
     refine_init: _RefineInit = None,
+    refine_ngf: _RefineNgf = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,
     flip: _Flip = True,
@@ -550,6 +563,7 @@ def finetune(
     lambda_rank: _LamRank = 1.0,
     lambda_flicker: _LamFlicker = 0.0,
     refine_init: _RefineInit = None,
+    refine_ngf: _RefineNgf = None,
     crop: _Crop = "squash",
     clip_stride: _Stride = None,
     flip: _Flip = True,

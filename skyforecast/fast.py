@@ -290,12 +290,12 @@ BN_EPS = 1e-5  # nn.BatchNorm3d's default, which the generator uses
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def mdgan_state_shapes(ngf: int) -> dict[str, tuple[int, ...]]:
+def mdgan_state_shapes(ngf: int, refine_ngf: int | None = None) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the generator tensors in an MDGAN state dict (``base.*``, ``refine.*``)."""
     shapes = {}
-    for g in ("base", "refine"):
+    for g, width in (("base", ngf), ("refine", refine_ngf or ngf)):
         for blk in GENERATOR_BLOCKS:
-            cin, cout = blk.channels(ngf)
+            cin, cout = blk.channels(width)
             w = (cin, cout) if blk.transposed else (cout, cin)
             shapes[f"{g}.{blk.prefix}weight"] = (*w, *blk.kernel)
             if blk.batchnorm:
@@ -495,6 +495,7 @@ class FastMDGAN:
         if model.batch_stats:
             raise FastPathError("this model normalises with batch statistics (batch_stats=True); not folded")
         self._configure(model.ngf, device, precision, onednn, temporal_shortcut, frames)
+        self.refine_ngf = model.refine_ngf if model.refine_ngf != model.ngf else None
         self.base = FastGenerator(model.base, self.onednn, channels_last, subpixel).to(self.device)
         self.refine = FastGenerator(model.refine, self.onednn, channels_last, subpixel).to(self.device)
 
@@ -522,7 +523,8 @@ class FastMDGAN:
 
         self = cls.__new__(cls)
         self._configure(files.ngf, device, precision, onednn, temporal_shortcut, frames)
-        with open_tensors(files, mdgan_state_shapes(files.ngf)) as get:
+        self.refine_ngf = files.refine_ngf
+        with open_tensors(files, mdgan_state_shapes(files.ngf, files.refine_ngf)) as get:
             for name, outer_skips in OUTER_SKIPS.items():
                 layers = [_layer_from_state(get, f"{name}.", blk) for blk in GENERATOR_BLOCKS]
                 g = FastGenerator.from_layers(layers, outer_skips, self.onednn, channels_last, subpixel)

@@ -25,6 +25,7 @@ from .weights import (  # noqa: F401
     check_state_shapes,
     read_config,
     read_state_dict,
+    width_label,
 )
 
 FRAMES = 32
@@ -165,6 +166,42 @@ class Generator(nn.Module):
         return self.deconv6(d)
 
 
+def widened_state(src: Generator, ngf: int, noise: float = 0.0, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict for a ``Generator`` of width ``ngf`` that computes what ``src`` computes (Net2WiderNet,
+    Chen et al. 2016): every channel is repeated ``ngf / src`` times, and each weight that reads repeated
+    channels is divided by that factor, so the copies sum back to one. Exact in eval and train mode (a
+    repeated channel has the same batch statistics).
+
+    It lets a wider Refine-Net start as a copy of a trained, narrower Base-Net or Refine-Net instead of
+    from random weights. Repeated channels get equal gradients and would stay equal: ``noise`` (relative
+    to each weight's standard deviation) breaks that symmetry at a small cost in exactness."""
+    c = src.conv1.weight.shape[0]
+    if ngf % c:
+        raise ValueError(f"width {ngf} is not a multiple of {c}")
+    k = ngf // c
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for name, mod in src.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(mod, (nn.Conv3d, nn.ConvTranspose3d)):
+            w = mod.weight.detach()
+            cin_dim = 0 if isinstance(mod, nn.ConvTranspose3d) else 1
+            reps = [1] * w.dim()
+            # colour channels (conv1's input, deconv6's output) are not repeated
+            in_rep = 1 if name == "conv1" else k
+            out_rep = 1 if name.startswith("deconv6") else k
+            reps[cin_dim] = in_rep
+            reps[1 - cin_dim] = out_rep
+            w = w.repeat(*reps) / in_rep
+            if noise:
+                w = w + noise * w.std() * torch.randn(w.shape, generator=gen, dtype=w.dtype)
+            out[prefix + "weight"] = w
+        elif isinstance(mod, nn.modules.batchnorm._BatchNorm):  # also SyncBatchNorm
+            for key, t in mod.state_dict().items():
+                out[prefix + key] = t.detach().clone() if t.dim() == 0 else t.detach().repeat(k)
+    return out
+
+
 @dataclass
 class DiscriminatorOutput:
     """What the discriminator sees in a video: a real/fake logit and the two activations whose Gram
@@ -215,14 +252,24 @@ class MDGAN(
 
     ``batch_stats=True`` makes BatchNorm normalise with the statistics of the batch being predicted, as
     the authors' test script did (their released weights need it); our own models use running averages.
+
+    ``refine_ngf`` gives Refine-Net its own width (default: ``ngf``, as in the paper). Refine-Net has no
+    outer skips, so all of its 128 px detail passes through its 16x16 features, ``4 * refine_ngf``
+    channels wide: it is the stage that runs out of width first. A wider Refine-Net on a narrow Base-Net
+    spends a size budget where the content is lost, and can be trained on a Base-Net already trained.
     """
 
-    def __init__(self, ngf: int = 32, batch_stats: bool = False):
+    def __init__(self, ngf: int = 32, batch_stats: bool = False, refine_ngf: int | None = None):
         super().__init__()
         self.ngf = int(ngf)
         self.batch_stats = bool(batch_stats)
+        self.refine_ngf = int(refine_ngf) if refine_ngf else self.ngf
+        if self.refine_ngf == self.ngf:  # config.json stays as before: {"ngf": .., "batch_stats": ..}
+            config = getattr(self, "_hub_mixin_config", None)
+            if isinstance(config, dict):
+                config.pop("refine_ngf", None)
         self.base = Generator(self.ngf, outer_skips=True)
-        self.refine = Generator(self.ngf, outer_skips=False)
+        self.refine = Generator(self.refine_ngf, outer_skips=False)
 
     def forward(self, x: torch.Tensor, stage: int = 2) -> torch.Tensor:
         """X (N,3,32,128,128) in [-1,1] -> Y1 if ``stage == 1`` else Y2 = G2(G1(X))."""
@@ -279,7 +326,7 @@ class MDGAN(
             check_state_shapes(
                 {k: tuple(v.shape) for k, v in state_dict.items()},
                 {k: tuple(v.shape) for k, v in own.items()},
-                self.ngf,
+                width_label(self.ngf, self.refine_ngf),
             )
         state_dict = {k: (v.to(own[k].dtype) if k in own else v) for k, v in state_dict.items()}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)

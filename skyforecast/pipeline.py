@@ -83,6 +83,7 @@ class SkyPipeline:
         self._model: MDGAN | None = model.eval().to(self.device)
         self._load_model: Callable[[], MDGAN] | None = None
         self.ngf, self.batch_stats = model.ngf, model.batch_stats
+        self.refine_ngf = model.refine_ngf if model.refine_ngf != model.ngf else None
         self.fast = None
         if fast and not model.batch_stats:
             from .fast import FastMDGAN
@@ -119,7 +120,7 @@ class SkyPipeline:
         pipe.fast = FastMDGAN.from_files(files, pipe.device, precision=precision)
         if compile:
             pipe.fast.compile()
-        pipe.ngf, pipe.batch_stats = files.ngf, files.batch_stats
+        pipe.ngf, pipe.batch_stats, pipe.refine_ngf = files.ngf, files.batch_stats, files.refine_ngf
         pipe._model = None
         pipe._load_model = lambda: load_folder(files.folder, describe=files.label)
         return pipe
@@ -134,7 +135,10 @@ class SkyPipeline:
 
     @property
     def config(self) -> dict:
-        return {"ngf": self.ngf, "batch_stats": self.batch_stats}
+        config = {"ngf": self.ngf, "batch_stats": self.batch_stats}
+        if self.refine_ngf is not None:
+            config["refine_ngf"] = self.refine_ngf
+        return config
 
     @torch.inference_mode()
     def predict_squares(self, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> np.ndarray:

@@ -43,7 +43,7 @@ from .data import (
     to_model_range,
 )
 from .losses import adversarial_loss, content_loss, frame_difference_loss, ranking_loss_layers
-from .models import MDGAN, Discriminator, Generator, _batch_statistics
+from .models import MDGAN, Discriminator, Generator, _batch_statistics, widened_state
 
 DEFAULT_LR = 2e-4
 FINETUNE_LR = 5e-5
@@ -93,6 +93,7 @@ class TrainConfig:
     epochs: int | None = None  # passes over the data per stage (default DEFAULT_EPOCHS)
     batch_size: int = 8  # per process
     ngf: int = 32
+    refine_ngf: int | None = None  # Refine-Net's width; None = ngf (or the starting weights' Refine-Net)
     ndf: int = 32
     lr: float = DEFAULT_LR
     beta1: float = 0.5
@@ -138,6 +139,8 @@ class TrainConfig:
         for name in ("batch_size", "ngf", "ndf", "log_every", "preview_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise TrainError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.refine_ngf is not None and self.refine_ngf < 1:
+            raise TrainError("--refine-ngf must be at least 1")
         if self.keep_checkpoints < 1:
             raise TrainError("keep_checkpoints must be at least 1")
         if self.steps is not None and self.steps < 0:
@@ -364,10 +367,14 @@ class Trainer:
         checkpoint = self._load_checkpoint() if cfg.resume else None
         if checkpoint is not None:
             saved = checkpoint["config"]
-            for key in ("ngf", "ndf"):
-                if getattr(cfg, key) != saved[key]:
-                    self.log(f"note: resuming with the run's {key}={saved[key]} (not {getattr(cfg, key)})")
-                    setattr(cfg, key, saved[key])
+            # Refine-Net's width may still change while its stage has not begun (a Stage I run continued
+            # with --stage 2 --resume): it has not been trained, and Stage II starts it afresh anyway
+            refine_open = int(checkpoint["stage"]) == 1 and cfg.refine_ngf is not None
+            for key in ("ngf", "ndf") if refine_open else ("ngf", "ndf", "refine_ngf"):
+                given, kept = getattr(cfg, key), saved.get(key)  # runs before refine_ngf existed: None
+                if given != kept and (key != "refine_ngf" or given is not None):
+                    self.log(f"note: resuming with the run's {key}={kept} (not {given})")
+                setattr(cfg, key, kept)
 
         # seeds before building anything random
         random.seed(cfg.seed)
@@ -392,6 +399,8 @@ class Trainer:
             except WeightsError as e:
                 raise TrainError(str(e)) from None
             cfg.ngf = self.init_model.ngf
+            if cfg.refine_ngf is None and self.init_model.refine_ngf != cfg.ngf:
+                cfg.refine_ngf = self.init_model.refine_ngf
             self.batch_stats = self.init_model.batch_stats
         if checkpoint is not None:
             self.batch_stats = bool(checkpoint.get("batch_stats", False))
@@ -414,15 +423,17 @@ class Trainer:
         self.log(f"data: {self.index.summary()}")
 
         # models
+        self.refine_start = self._refine_start()
         self.g1 = Generator(cfg.ngf, outer_skips=True)
-        self.g2 = Generator(cfg.ngf, outer_skips=False)
+        self.g2 = Generator(cfg.refine_ngf or cfg.ngf, outer_skips=False)
         self.d1 = Discriminator(cfg.ndf)
         self.d2 = Discriminator(cfg.ndf)
         for m in (self.g1, self.g2, self.d1, self.d2):
             m.apply(_init_weights)
         if self.init_model is not None:
             self.g1.load_state_dict(self.init_model.base.state_dict())
-            self.g2.load_state_dict(self.init_model.refine.state_dict())
+            if self.refine_start == "weights":
+                self.g2.load_state_dict(self._widened(self.init_model.refine))
         if cfg.sync_bn and d.on:
             self.g1, self.g2, self.d1, self.d2 = (
                 nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (self.g1, self.g2, self.d1, self.d2)
@@ -482,6 +493,8 @@ class Trainer:
     def _restore(self, ck: dict) -> None:
         cfg = self.cfg
         for name in ("g1", "g2", "d1", "d2"):
+            if name == "g2" and ck["models"][name]["conv1.weight"].shape != self.g2.conv1.weight.shape:
+                continue  # a new Refine-Net width before Stage II began (see setup): nothing trained to keep
             getattr(self, name).load_state_dict(ck["models"][name])
             self.opt[name].load_state_dict(ck["optim"][name])
             for group in self.opt[name].param_groups:  # a resumed run may change the learning rate
@@ -548,6 +561,35 @@ class Trainer:
             except ValueError:
                 continue
         _atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def _refine_start(self) -> str:
+        """``cfg.refine_start``, checked against the widths. A wider Refine-Net than its source (Base-Net, or
+        the loaded Refine-Net) starts as a widened copy when its width is a multiple of the source's
+        (``models.widened_state``); otherwise it starts random, unless a copy was asked for by name, which
+        is an error."""
+        cfg = self.cfg
+        start = cfg.refine_start
+        width = cfg.refine_ngf or cfg.ngf
+        source = {"base": cfg.ngf, "weights": self.init_model.refine_ngf if self.init_model else width}
+        if start in source and width % source[start]:
+            what = "Base-Net" if start == "base" else "the loaded Refine-Net"
+            if cfg.refine_init is not None:
+                raise TrainError(
+                    f"--refine-init {start}: {what} is {source[start]} wide, Refine-Net here {width} "
+                    "(--refine-ngf), not a multiple; use --refine-init random"
+                )
+            self.log(f"note: Refine-Net ({width} wide) starts random: {what} is {source[start]} wide")
+            return "random"
+        return start
+
+    def _widened(self, source: Generator) -> dict[str, torch.Tensor]:
+        """``source``'s weights for Refine-Net: a plain copy at the same width; at k times the width each
+        channel repeated k times, with 1% noise so that the copies can drift apart while training."""
+        width, narrow = self.cfg.refine_ngf or self.cfg.ngf, source.conv1.weight.shape[0]
+        state = widened_state(source, width, noise=0.0 if narrow == width else 0.01, seed=self.cfg.seed)
+        if narrow != width:
+            self.log(f"Refine-Net: {width} wide, each channel of the {narrow}-wide copy repeated")
+        return state
 
     def _pick_preview_clip(self) -> torch.Tensor | None:
         for i in range(min(len(self.dataset), 8)):
@@ -722,7 +764,7 @@ class Trainer:
         """Write ``RUN_DIR/model`` (config.json + model.safetensors) via a temporary folder + rename."""
         if not self.d.main:
             return None
-        model = MDGAN(ngf=self.cfg.ngf, batch_stats=self.batch_stats)
+        model = MDGAN(ngf=self.cfg.ngf, batch_stats=self.batch_stats, refine_ngf=self.cfg.refine_ngf)
         model.base.load_state_dict(_plain_bn(_unwrap(self.g1).state_dict()))
         model.refine.load_state_dict(_plain_bn(_unwrap(self.g2).state_dict()))
         final = self.out / "model"
@@ -844,8 +886,8 @@ class Trainer:
         self._wrap("g1" if stage == 1 else "g2")
         self._wrap("d1" if stage == 1 else "d2")
         step_fn = self.train_step_stage1 if stage == 1 else self.train_step_stage2
-        if stage == 2 and self.step == 0 and cfg.refine_start == "base":
-            _unwrap(self.g2).load_state_dict(_unwrap(self.g1).state_dict())
+        if stage == 2 and self.step == 0 and self.refine_start == "base":
+            _unwrap(self.g2).load_state_dict(self._widened(_unwrap(self.g1)))
             self.log("Stage II: Refine-Net starts as a copy of Base-Net (--refine-init base)")
         task = None
         if progress is not None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 ENV_VAR = "SKYFORECAST_WEIGHTS"
-_CONFIG_KEYS = {"ngf": int, "batch_stats": bool}
+_CONFIG_KEYS = {"ngf": int, "batch_stats": bool, "refine_ngf": int}  # refine_ngf: null = ngf
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 __all__ = [
@@ -124,6 +124,7 @@ class ModelFiles:
     ngf: int
     batch_stats: bool
     label: str
+    refine_ngf: int | None = None  # Refine-Net's width when it differs from ``ngf``
 
     @property
     def weights_file(self) -> Path:
@@ -131,7 +132,16 @@ class ModelFiles:
 
     @property
     def kwargs(self) -> dict:
-        return {"ngf": self.ngf, "batch_stats": self.batch_stats}
+        return {"ngf": self.ngf, "batch_stats": self.batch_stats, "refine_ngf": self.refine_ngf}
+
+    @property
+    def width(self) -> str:
+        return width_label(self.ngf, self.refine_ngf)
+
+
+def width_label(ngf: int, refine_ngf: int | None = None) -> str:
+    """How error messages name a model's width: ``ngf=8``, or ``ngf=8, refine_ngf=16``."""
+    return f"ngf={ngf}" if refine_ngf in (None, ngf) else f"ngf={ngf}, refine_ngf={refine_ngf}"
 
 
 def locate(spec: str | os.PathLike | None = None) -> ModelFiles:
@@ -149,7 +159,9 @@ def _check_folder(folder: str | os.PathLike, label: str) -> ModelFiles:
             raise WeightsError(f"{folder}: no {WEIGHTS_NAME} in this folder")
     except WeightsError as e:
         raise WeightsError(f"cannot load {label}: {e}") from None
-    return ModelFiles(str(folder), kwargs["ngf"], kwargs.get("batch_stats", False), label)
+    ngf, refine = kwargs["ngf"], kwargs.get("refine_ngf")
+    refine = None if refine == ngf else refine
+    return ModelFiles(str(folder), ngf, kwargs.get("batch_stats", False), label, refine)
 
 
 def load_model(spec: str | os.PathLike | None = None, *, device: str = "cpu"):
@@ -189,7 +201,7 @@ def open_tensors(
             raise _unreadable(path, e) from None
         with handle as f:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-            check_state_shapes(shapes, expected, files.ngf)
+            check_state_shapes(shapes, expected, files.width)
 
             def get(name: str) -> torch.Tensor:
                 try:
@@ -202,20 +214,20 @@ def open_tensors(
         raise WeightsError(f"cannot load {files.label}: {e}") from None
 
 
-def check_state_shapes(shapes: dict[str, tuple], expected: dict[str, tuple], ngf: int) -> None:
+def check_state_shapes(shapes: dict[str, tuple], expected: dict[str, tuple], width: str) -> None:
     """Raise a ``WeightsError`` unless the stored tensors are exactly the ones the config's model has."""
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     if missing or unexpected:
         raise WeightsError(
-            f"weights do not match config ngf={ngf}: "
+            f"weights do not match config {width}: "
             f"{len(missing)} missing tensors (e.g. {missing[:2]}), "
             f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
         )
     for k, shape in shapes.items():
         if tuple(shape) != tuple(expected[k]):
             raise WeightsError(
-                f"weights do not match config ngf={ngf}: {k} has shape {tuple(shape)}, "
+                f"weights do not match config {width}: {k} has shape {tuple(shape)}, "
                 f"config needs {tuple(expected[k])}"
             )
 
@@ -258,6 +270,8 @@ def _check_config(config: dict, path: Path) -> dict:
     for key, kind in _CONFIG_KEYS.items():
         if key in config:
             value = config[key]
+            if value is None and key == "refine_ngf":  # saved by a model whose two widths are equal
+                continue
             if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise WeightsError(f"{path}: {key} must be a positive integer, got {value!r}")
             if kind is bool and not isinstance(value, bool):

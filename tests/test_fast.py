@@ -220,6 +220,8 @@ def test_block_table_matches_the_generator_modules():
         assert [acts[type(m)] for m in mods if type(m) in acts] == ([blk.act] if blk.act != "none" else [])
     model = MDGAN(ngf=ngf)
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == mdgan_state_shapes(ngf)
+    wide = MDGAN(ngf=ngf, refine_ngf=2 * ngf)
+    assert {k: tuple(v.shape) for k, v in wide.state_dict().items()} == mdgan_state_shapes(ngf, 2 * ngf)
     assert OUTER_SKIPS == {"base": model.base.outer_skips, "refine": model.refine.outer_skips}
     assert pipeline.FRAMES == FRAMES
 
@@ -244,6 +246,21 @@ def test_loading_files_straight_into_the_fast_path_matches_the_reference(model, 
     for x, y in ((loaded.base, eager.base), (loaded.refine, eager.refine)):
         for a, b in zip(x.enc + x.dec, y.enc + y.dec, strict=True):
             assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)  # bit-identical fold
+
+
+def test_refine_net_of_its_own_width_takes_the_fast_path(photos, tmp_path):
+    """A wider Refine-Net than Base-Net (``refine_ngf``) loads from its files into the fast path and
+    predicts what the eager network predicts."""
+    torch.manual_seed(3)
+    model = _randomise_bn(MDGAN(ngf=2, refine_ngf=4), seed=4).eval()
+    model.save_half(tmp_path / "m")
+    pipe = SkyPipeline.from_pretrained(tmp_path / "m", device="cpu")
+    assert pipe.config == {"ngf": 2, "batch_stats": False, "refine_ngf": 4}
+    with torch.inference_mode():
+        out = pipe.fast(photos)
+        ref = pipe.model(_static(photos))
+    assert pipe.model.refine_ngf == 4 and out.std().item() > 0.01
+    assert (out - ref).abs().max().item() < TOL
 
 
 @pytest.mark.skipif(not onednn_available(), reason="oneDNN prepacked ops not available in this torch build")

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from skyforecast.models import MDGAN, Discriminator, Generator, WeightsError, count_parameters
+from skyforecast.models import MDGAN, Discriminator, Generator, WeightsError, count_parameters, widened_state
 
 # (layer, channels as a multiple of ngf (or absolute when negative), T, H, W) from the spec's table
 GENERATOR_SHAPES = [
@@ -175,6 +175,57 @@ def test_config_mismatch_is_a_clear_error(tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps({"ngf": 8, "batch_stats": False}))
     with pytest.raises(WeightsError, match="ngf=8"):
         MDGAN.from_pretrained(tmp_path / "m")
+
+
+def test_refine_net_of_its_own_width_round_trips_and_mismatches_name_both_widths(tmp_path):
+    torch.manual_seed(0)
+    model = MDGAN(ngf=2, refine_ngf=4).eval()
+    assert model.base.conv1.weight.shape[0] == 2 and model.refine.conv1.weight.shape[0] == 4
+    assert model.refine.deconv5[0].weight.shape[:2] == (8, 4)
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config == {"ngf": 2, "batch_stats": False, "refine_ngf": 4}
+    loaded = MDGAN.from_pretrained(tmp_path / "m")
+    assert loaded.refine_ngf == 4
+    x = _video(1, seed=6)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "refine_ngf": 2}))
+    with pytest.raises(WeightsError, match="config ngf=2: refine"):
+        MDGAN.from_pretrained(tmp_path / "m")
+
+
+@pytest.mark.parametrize("outer_skips", [True, False], ids=["base", "refine"])
+def test_widened_generator_computes_the_same_video(outer_skips):
+    """Net2WiderNet: each channel repeated k times, readers of repeated channels divided by k. Exact in
+    eval mode (running statistics) and in train mode (a repeated channel has the same batch statistics)."""
+    torch.manual_seed(0)
+    narrow = Generator(2, outer_skips=outer_skips)
+    with torch.no_grad():
+        for m in narrow.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    wide = Generator(6, outer_skips=outer_skips)
+    wide.load_state_dict(widened_state(narrow, 6))
+    x = _video(2, seed=7)
+    for mode in ("eval", "train"):
+        narrow.train(mode == "train")
+        wide.train(mode == "train")
+        with torch.no_grad():
+            a, b = narrow(x), wide(x)
+        assert (a - b).abs().max().item() < 1e-5, mode
+        assert a.std().item() > 0.05  # a video that is not flat, so the comparison means something
+    noisy = Generator(6, outer_skips=outer_skips).eval()
+    noisy.load_state_dict(widened_state(narrow, 6, noise=0.01))
+    narrow.eval()
+    with torch.no_grad():
+        gap = (noisy(x) - narrow(x)).abs()
+    assert 0 < gap.mean().item() < 0.02  # the copies differ (they can drift apart) and stay close
+    with pytest.raises(ValueError, match="not a multiple"):
+        widened_state(narrow, 5)
 
 
 def test_batch_statistics_mode_uses_the_batch_and_leaves_running_stats_alone():

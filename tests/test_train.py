@@ -204,6 +204,39 @@ def test_refine_net_start(real_sky_dev: Path, tmp_path: Path, refine_init: str):
 
 
 @pytest.mark.slow
+def test_wider_refine_net_starts_as_a_widened_copy(real_sky_dev: Path, tmp_path: Path):
+    """``--refine-ngf`` twice the Base-Net's width: Stage II starts from Base-Net with every channel repeated
+    (plus 1% noise), so after one step at lr 1e-9 the exported two-width model still predicts about what
+    Base-Net predicts; a width that is not a multiple cannot be a copy and is refused in one line."""
+    data = _clips(real_sky_dev, tmp_path / "data", names=("grid00",))
+    run = tmp_path / "run"
+    common = dict(data=str(data), out=str(run), batch_size=1, preview_every=100, **TINY)
+    train(TrainConfig(stage="1", steps=2, lr=1e-3, **common))
+    train(TrainConfig(stage="2", steps=1, lr=1e-9, resume=True, refine_ngf=8, **common))
+    assert json.loads((run / "model" / "config.json").read_text()) == {
+        "ngf": 4,
+        "batch_stats": False,
+        "refine_ngf": 8,
+    }
+    model = MDGAN.from_pretrained(run / "model")
+    assert model.refine.conv1.weight.shape[0] == 8
+    x = _first_clip(data)
+    with torch.no_grad():
+        y1 = model(x, stage=1)
+        gap = (model.refine(y1) - model.base(y1)).abs().mean().item()
+    assert gap < 0.02
+
+    result = CliRunner().invoke(
+        app,
+        ["train", str(data), "--out", str(tmp_path / "odd"), "--ngf", "4", "--ndf", "4", "--refine-ngf", "6"]
+        + ["--refine-init", "base", "--steps", "1", "--num-workers", "0", "-q"],
+    )
+    assert result.exit_code == 1
+    assert "--refine-init base: Base-Net is 4 wide, Refine-Net here 6" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "odd" / "model").exists()
+
+
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(real_sky_dev: Path, tmp_path: Path):
     data = _clips(real_sky_dev, tmp_path / "data", names=("grid00",))
     run = tmp_path / "run"
