@@ -18,6 +18,7 @@ from skyforecast.evaluate import (
     SSIM_K2,
     copy_baseline,
     evaluate,
+    inner_motion_energy,
     motion_energy,
     psnr_frames,
     score_clip,
@@ -50,6 +51,7 @@ def test_perfect_prediction_scores_capped_psnr_ssim_one_motion_one():
     assert s.psnr_pooled == PSNR_CAP
     assert s.ssim == pytest.approx(1.0, abs=1e-12)
     assert s.motion_ratio == pytest.approx(1.0)
+    assert s.inner_motion_ratio == pytest.approx(1.0)
 
 
 def test_psnr_of_a_known_mse():
@@ -146,7 +148,27 @@ def test_copy_baseline_is_frozen_with_motion_ratio_zero():
     copy = copy_baseline(real)
     assert copy.shape == real.shape and (copy == real[0]).all()
     s = score_clip(copy, real)
-    assert s.motion == 0.0 and s.motion_ratio == 0.0
+    assert s.motion == 0.0 and s.motion_ratio == 0.0 and s.inner_motion_ratio == 0.0
+
+
+def test_inner_motion_ratio_ignores_jumps_at_the_two_ends():
+    """A video still in its middle with a jump at each end (what temporal padding does to a generated clip)
+    has a motion ratio well above 0 but an inner motion ratio of exactly 0; one that drifts as the real
+    clip does in its middle scores an inner ratio of 1 whatever its ends do."""
+    real = np.stack([np.full((16, 16, 3), 100 + t, np.uint8) for t in range(32)])  # 1 level brighter a frame
+    v = np.full((32, 4, 4, 3), 0.5)
+    v[0], v[-1] = 0.2, 0.8  # steps 0->1 and 30->31 jump by 0.3; the 29 steps between are still
+    assert motion_energy(v) == pytest.approx(0.6 / 31)
+    assert inner_motion_energy(v) == 0.0
+    jumpy = real.copy()
+    jumpy[0], jumpy[-1] = 0, 255
+    s = score_clip(jumpy, real)
+    assert s.motion_ratio > 5 and s.inner_motion_ratio == pytest.approx(1.0)
+    ends_only = np.repeat(real[1:2], 32, axis=0)
+    ends_only[0], ends_only[-1] = real[0], real[-1]
+    s = score_clip(ends_only, real)
+    # the same total change as the real clip (1 + 30 levels over 31 steps), all of it in the two end steps
+    assert s.motion_ratio == pytest.approx(1.0) and s.inner_motion_ratio == 0.0
 
 
 def test_motion_ratio_is_undefined_for_a_still_real_clip():
