@@ -372,7 +372,9 @@ class Trainer:
             refine_open = int(checkpoint["stage"]) == 1 and cfg.refine_ngf is not None
             for key in ("ngf", "ndf") if refine_open else ("ngf", "ndf", "refine_ngf"):
                 given, kept = getattr(cfg, key), saved.get(key)  # runs before refine_ngf existed: None
-                if given != kept and (key != "refine_ngf" or given is not None):
+                # finetune has no --ngf (its width comes from its weights); refine_ngf None = not given
+                user_set = {"ngf": not cfg.weights, "ndf": True, "refine_ngf": given is not None}[key]
+                if given != kept and user_set:
                     self.log(f"note: resuming with the run's {key}={kept} (not {given})")
                 setattr(cfg, key, kept)
 
