@@ -160,9 +160,17 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(setup, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "skyforecast", "predict", str(photos), "-o", str(out)]
     cmd += ["-w", str(weights), "--batch-size", "1"]
-    # its own session, and SIGINT to the whole group: what a terminal's Ctrl-C does
+    # its own session, and SIGINT to the whole group: what a terminal's Ctrl-C does. SIGINT's default
+    # action restored first: a suite started in the background by a shell without job control inherits
+    # SIGINT ignored, and Python then never turns it into KeyboardInterrupt
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not (out.is_dir() and list(out.glob("*.mp4"))):
