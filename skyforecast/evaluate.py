@@ -397,6 +397,16 @@ def _fmt(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _cells(score: SystemReport | ClipScore) -> list[str]:
+    """PSNR, SSIM, motion ratio and inner motion ratio as the tables print them."""
+    return [
+        _fmt(score.psnr, 2),
+        _fmt(score.ssim, 3),
+        _fmt(score.motion_ratio, 2),
+        _fmt(score.inner_motion_ratio, 2),
+    ]
+
+
 def report_tables(report: EvalReport, per_clip: bool = False) -> list:
     """Rich tables for a report: one row per system, then (``per_clip``) one table per system with a row
     per clip. Kept here rather than in the CLI so notebooks can show the same tables."""
@@ -416,13 +426,7 @@ def report_tables(report: EvalReport, per_clip: bool = False) -> list:
     summary.add_column("motion ratio", justify="right")
     summary.add_column("inner", justify="right")
     for rep in report.systems.values():
-        summary.add_row(
-            rep.label,
-            _fmt(rep.psnr, 2),
-            _fmt(rep.ssim, 3),
-            _fmt(rep.motion_ratio, 2),
-            _fmt(rep.inner_motion_ratio, 2),
-        )
+        summary.add_row(rep.label, *_cells(rep))
     tables = [summary]
     if per_clip:
         for rep in report.systems.values():
@@ -433,12 +437,6 @@ def report_tables(report: EvalReport, per_clip: bool = False) -> list:
             table.add_column("motion ratio", justify="right")
             table.add_column("inner", justify="right")
             for c in rep.clips:
-                table.add_row(
-                    c.clip,
-                    _fmt(c.psnr, 2),
-                    _fmt(c.ssim, 3),
-                    _fmt(c.motion_ratio, 2),
-                    _fmt(c.inner_motion_ratio, 2),
-                )
+                table.add_row(c.clip, *_cells(c))
             tables.append(table)
     return tables
