@@ -298,10 +298,14 @@ def test_cli_on_real_sky_dev_prints_tables_and_writes_json(
     d = json.loads(out.read_text())
     assert d["clips"] == 3
     copy = d["systems"]["copy"]
-    assert copy["motion_ratio"] == 0.0 and len(copy["per_clip"]) == 3
+    assert copy["motion_ratio"] == copy["inner_motion_ratio"] == 0.0 and len(copy["per_clip"]) == 3
     assert copy["per_clip"][0]["clip"] == "grid00/grid00_1"
+    assert "inner_motion_ratio" in d["definitions"] and "inner" in r.stdout
     for name in ("stage1", "stage2"):
-        assert 0 < d["systems"][name]["psnr"] < 100 and d["systems"][name]["motion_ratio"] > 0
+        system = d["systems"][name]
+        assert 0 < system["psnr"] < 100 and system["motion_ratio"] > 0 and system["inner_motion_ratio"] > 0
+        inner = [c["inner_motion_ratio"] for c in system["per_clip"]]
+        assert system["inner_motion_ratio"] == pytest.approx(sum(inner) / len(inner))
 
     r = _cli(str(real_sky_dev), "-w", str(tiny_model), "--device", "cpu", "--limit", "1", "--json", "-", "-q")
     assert r.returncode == 0, r.stderr
