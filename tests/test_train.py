@@ -147,6 +147,23 @@ def test_finetune_starts_from_the_given_weights(trained_run, tmp_path: Path):
     assert cfg["lr"] == 5e-5 and cfg["weights"] == str(run / "model")
 
 
+@pytest.mark.slow
+def test_finetune_refine_init_random_replaces_the_loaded_refine_net(trained_run, tmp_path: Path):
+    """``finetune --refine-init random``: Base-Net as loaded, Refine-Net freshly initialised (it used to
+    keep the loaded one silently)."""
+    data, run = trained_run
+    source = MDGAN.from_pretrained(run / "model")
+    cfg = TrainConfig(
+        data=str(data), out=str(tmp_path / "ft"), weights=str(run / "model"), refine_init="random", **TINY
+    )
+    trainer = Trainer(cfg)
+    trainer.setup()
+    for k, v in source.base.state_dict().items():
+        assert torch.equal(v, trainer.g1.state_dict()[k]), k
+    loaded = dict(source.refine.named_parameters())
+    assert all((p - loaded[n]).abs().max().item() > 1e-3 for n, p in trainer.g2.named_parameters())
+
+
 def _final_state(run: Path) -> dict:
     return torch.load(latest_checkpoint(run), weights_only=True)
 
