@@ -61,3 +61,20 @@ def visible_tiny_model(seed: int, mean_spread: float = 0.2):
         model.base.deconv6[0].weight.mul_(20)
         model.refine.deconv6[0].weight.mul_(20)
     return model.eval()
+
+
+def randomise_batchnorm(model, seed: int = 1):
+    """Give every BatchNorm3d of ``model`` random non-trivial statistics and affine terms, so that folding,
+    widening or copying them is tested on values that matter (fresh BatchNorm is an identity)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.3)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    return model

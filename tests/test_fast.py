@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import randomise_batchnorm
 
 from skyforecast.fast import (
     FastGenerator,
@@ -24,23 +25,10 @@ from skyforecast.pipeline import SkyPipeline
 TOL = 1e-3
 
 
-def _randomise_bn(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm3d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.3)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
-    return model
-
-
 @pytest.fixture(scope="module")
 def model() -> MDGAN:
     torch.manual_seed(0)
-    return _randomise_bn(MDGAN(ngf=4)).eval()
+    return randomise_batchnorm(MDGAN(ngf=4)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +125,7 @@ def test_onednn_path_is_used_on_cpu(model):
 
 def test_fold_transposed_scales_output_channels():
     conv = torch.nn.ConvTranspose3d(3, 5, 4, 2, 1, bias=False)
-    bn = _randomise_bn(torch.nn.Sequential(torch.nn.BatchNorm3d(5)))[0].eval()
+    bn = randomise_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm3d(5)))[0].eval()
     w, b = _fold(conv, bn)
     x = torch.randn(1, 3, 2, 4, 4)
     with torch.no_grad():
@@ -174,7 +162,7 @@ def test_autocast_path_runs_and_stays_close(model, photos):
 
 
 def test_batch_stats_model_is_not_folded(photos):
-    model = _randomise_bn(MDGAN(ngf=4, batch_stats=True)).eval()
+    model = randomise_batchnorm(MDGAN(ngf=4, batch_stats=True)).eval()
     with pytest.raises(FastPathError):
         FastMDGAN(model, "cpu")
     pipe = SkyPipeline(model, device="cpu")
@@ -252,7 +240,7 @@ def test_refine_net_of_its_own_width_takes_the_fast_path(photos, tmp_path):
     """A wider Refine-Net than Base-Net (``refine_ngf``) loads from its files into the fast path and
     predicts what the eager network predicts."""
     torch.manual_seed(3)
-    model = _randomise_bn(MDGAN(ngf=2, refine_ngf=4), seed=4).eval()
+    model = randomise_batchnorm(MDGAN(ngf=2, refine_ngf=4), seed=4).eval()
     model.save_half(tmp_path / "m")
     pipe = SkyPipeline.from_pretrained(tmp_path / "m", device="cpu")
     assert pipe.config == {"ngf": 2, "batch_stats": False, "refine_ngf": 4}

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import randomise_batchnorm
 
 from skyforecast.models import MDGAN, Discriminator, Generator, WeightsError, count_parameters, widened_state
 
@@ -200,14 +201,7 @@ def test_widened_generator_computes_the_same_video(outer_skips):
     """Net2WiderNet: each channel repeated k times, readers of repeated channels divided by k. Exact in
     eval mode (running statistics) and in train mode (a repeated channel has the same batch statistics)."""
     torch.manual_seed(0)
-    narrow = Generator(2, outer_skips=outer_skips)
-    with torch.no_grad():
-        for m in narrow.modules():
-            if isinstance(m, torch.nn.BatchNorm3d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
+    narrow = randomise_batchnorm(Generator(2, outer_skips=outer_skips))
     wide = Generator(6, outer_skips=outer_skips)
     wide.load_state_dict(widened_state(narrow, 6))
     x = _video(2, seed=7)
