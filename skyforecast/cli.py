@@ -287,7 +287,11 @@ def _summary(console, result, quiet: bool) -> None:
 # ---- train / finetune ----
 
 
+_DEFAULTED = ("DEFAULT", "DEFAULT_MAP")  # click's ParameterSource names for "not given by the user"
+
+
 def _train_settings(
+    ctx: typer.Context,
     data: Path,
     out: Path,
     stage: str,
@@ -323,14 +327,35 @@ def _train_settings(
     refine_ngf: int | None = None,
 ) -> None:
     """Shared body of `train` and `finetune`: build the TrainConfig, run it, turn every expected failure
-    (bad data, bad weights, diverged loss) into one red line."""
+    (bad data, bad weights, diverged loss) into one red line. With --resume only the options given on the
+    command line replace the run's stored settings (click tells given options from defaults)."""
     from rich.console import Console
 
     from .data import DataError
     from .models import WeightsError
-    from .train import DEFAULT_LR, FINETUNE_LR, TrainConfig, TrainError, train
+    from .train import (
+        DEFAULT_LR,
+        FINETUNE_LR,
+        SESSION_ONLY,
+        TrainConfig,
+        TrainError,
+        resumed_config,
+        start_weights,
+        train,
+    )
 
-    config = TrainConfig(
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    given = {name for name, src in sources.items() if getattr(src, "name", "DEFAULT") not in _DEFAULTED}
+    console = Console()
+    finetuning = ctx.command.name == "finetune"
+    if finetuning and not resume:  # no -w: $SKYFORECAST_WEIGHTS, else the bundled model, as predict
+        try:
+            weights, line = start_weights(weights)
+        except TrainError as e:
+            _fail(str(e))
+        console.print(line, highlight=False, soft_wrap=True)
+        given.add("weights")
+    settings = dict(
         data=str(data),
         out=str(out),
         stage=stage,
@@ -365,8 +390,13 @@ def _train_settings(
         stop_after=stop_after,
         progress=not quiet,
     )
+    if resume:  # the run's stored settings, replaced by the options given again
+        keep = given | {"data", *SESSION_ONLY}
+        config = resumed_config(out, {k: v for k, v in settings.items() if k in keep})
+    else:
+        config = TrainConfig(**settings)
     try:
-        model_dir = train(config, console=Console())
+        model_dir = train(config, console=console)
     except (TrainError, DataError, WeightsError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
@@ -389,7 +419,12 @@ _Epochs = Annotated[
 ]
 _Steps = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option("--steps", help="Optimiser steps per stage; wins over --epochs.", show_default=False),
+    typer.Option(
+        "--steps",
+        help="Optimiser steps per stage (each stage's budget); wins over --epochs. On --resume it extends "
+        "the stage in progress and those after it.",
+        show_default=False,
+    ),
 ]
 _Batch = Annotated[int, typer.Option("--batch-size", help="Clips per step per process.")]
 _Ngf = Annotated[int, typer.Option("--ngf", help="Generator base width (paper: 32).")]
@@ -399,7 +434,12 @@ _Precision = Annotated[
     str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast; fp16 adds loss scaling).")
 ]
 _Resume = Annotated[
-    bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint, exactly.")
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the run in --out from its last checkpoint, exactly, with the settings it stored; "
+        "options given again replace them.",
+    ),
 ]
 _Workers = Annotated[int, typer.Option("--num-workers", help="DataLoader worker processes.")]
 _Seed = Annotated[int, typer.Option("--seed", help="Seed for weights, shuffling and flips.")]
@@ -409,12 +449,12 @@ _CkptEvery = Annotated[int, typer.Option("--checkpoint-every", help="Steps betwe
 _Keep = Annotated[int, typer.Option("--keep-checkpoints", help="How many recent checkpoints to keep.")]
 _Lr = Annotated[
     Optional[float],  # noqa: UP045
-    typer.Option("--lr", help="Adam learning rate [default: 2e-4 train, 5e-5 finetune].", show_default=False),
+    typer.Option("--lr", help="Adam learning rate \\[default: 2e-4; finetune: 5e-5].", show_default=False),
 ]
 _LamCon = Annotated[float, typer.Option("--lambda-con", help="Weight of the pixel L1 loss (pix2pix's 100).")]
 _LamCon2 = Annotated[
     Optional[float],  # noqa: UP045
-    typer.Option("--lambda-con2", help="Stage II L1 weight [default: --lambda-con].", show_default=False),
+    typer.Option("--lambda-con2", help="Stage II L1 weight \\[default: --lambda-con].", show_default=False),
 ]
 _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
@@ -441,7 +481,7 @@ _RefineInit = Annotated[
     typer.Option(
         "--refine-init",
         help="Refine-Net at Stage II start: base (a copy of Base-Net), weights (the loaded one) or random "
-        "(the paper) [default: base for train, weights for finetune].",
+        "(the paper) \\[default: base; finetune: weights].",
         show_default=False,
     ),
 ]
@@ -454,7 +494,7 @@ _Crop = Annotated[
 _Stride = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option(
-        "--clip-stride", help="Frames between clip starts [default: 32, no overlap].", show_default=False
+        "--clip-stride", help="Frames between clip starts \\[default: 32, no overlap].", show_default=False
     ),
 ]
 _Flip = Annotated[bool, typer.Option("--flip/--no-flip", help="Random horizontal flips.")]
@@ -487,6 +527,7 @@ _Out = Annotated[
 
 @app.command(no_args_is_help=True)
 def train(
+    ctx: typer.Context,
     data: Annotated[
         Path,
         typer.Argument(
@@ -532,17 +573,19 @@ def train(
 
 @app.command(no_args_is_help=True)
 def finetune(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Clips, in any layout `train` accepts.", show_default=False)],
+    out: _Out,
     weights: Annotated[
-        str,
+        Optional[str],  # noqa: UP045
         typer.Option(
             "--weights",
             "-w",
-            help="Starting weights: model folder, Hub repo id with optional @revision (as predict).",
+            help="Starting weights: model folder, training run folder or Hub repo id with optional "
+            "@revision. Default: $SKYFORECAST_WEIGHTS, else the bundled model (as predict).",
             show_default=False,
         ),
-    ],
-    out: _Out,
+    ] = None,
     stage: _Stage = "all",
     epochs: _Epochs = None,
     steps: _Steps = None,
@@ -575,6 +618,67 @@ def finetune(
 ) -> None:
     """Fine-tune existing weights on your clips (lower lr; [bold]--stage 2[/] tunes motion only)."""
     _train_settings(ngf=32, **locals())
+
+
+@app.command("export", no_args_is_help=True)
+def export_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A training checkpoint (RUN/checkpoints/step_*.pt) or a run folder (its latest checkpoint).",
+            show_default=False,
+            metavar="SOURCE",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="Model folder to write: config.json, model.safetensors, README.md (its card).",
+            show_default=False,
+            metavar="OUT",
+        ),
+    ],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model folder already there.")
+    ] = False,
+    evaluate_on: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--evaluate",
+            metavar="CLIPS",
+            help="Score the exported model on these clips (as `evaluate`) and put the numbers in its card.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="With --evaluate: only the first N clips.", show_default=False),
+    ] = None,
+    device: _Device = "auto",
+) -> None:
+    """Make a model folder for [bold]--weights[/] from any checkpoint of a training run, with a model card
+    (data, steps per stage, settings, scores when --evaluate is given).
+
+    [dim]Examples:[/]
+      skyforecast export runs/sky/checkpoints/step_00004000.pt sky-4000/
+      skyforecast export runs/sky sky-latest/ --evaluate clips/   [dim]# latest checkpoint, scored[/]
+      skyforecast predict photo.jpg -w sky-4000/
+    """
+    from .data import DataError
+    from .models import WeightsError
+    from .train import TrainError, export_checkpoint
+
+    try:
+        folder = export_checkpoint(
+            source, out, overwrite=overwrite, evaluate_on=evaluate_on, device=device, limit=limit
+        )
+    except (TrainError, DataError, WeightsError, ValueError) as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{out}: cannot write ({e.strerror or e})")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    typer.echo(f"wrote {folder} (use it with --weights {folder})")
 
 
 # ---- evaluate ----

@@ -4,9 +4,15 @@ frozen Base-Net's outputs), with a run folder a person can read:
     RUN_DIR/
       config.json            the settings of the run (and of each resumed session)
       metrics.jsonl          one JSON object per logged step
-      previews/step_*.gif    input | Stage I | Stage II | real, for one fixed clip
+      previews/step_*.gif    input | Stage I | Stage II | real, for one fixed clip (labelled panels)
       checkpoints/step_*.pt  the last few full training states (atomic writes)
-      model/                 the exported MDGAN (config.json + model.safetensors) that `predict` loads
+      model/                 the exported MDGAN (config.json + model.safetensors + README.md card)
+
+One step numbering everywhere: ``step`` is the run's global optimiser step (Stage I's steps, then Stage II's),
+the same number in metrics.jsonl, ``step_{step:08d}.pt`` and ``step_{step:08d}.gif``; ``stage_step`` counts
+within the stage. ``steps``/``epochs`` are each stage's budget: a resumed run trains the stage in progress
+(and those after it) to the budget it is given now; a stage that has ended, with the run moved on to the
+next one, is never reopened.
 
 The same code runs single-process and under ``torchrun`` (DDP): every rank trains on its shard of the
 clips, rank 0 alone writes files. ``train(TrainConfig(...))`` is the API the CLI and the tests call.
@@ -44,11 +50,13 @@ from .data import (
 )
 from .losses import adversarial_loss, content_loss, frame_difference_loss, ranking_loss_layers
 from .models import MDGAN, Discriminator, Generator, _batch_statistics, widened_state
+from .weights import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 
 DEFAULT_LR = 2e-4
 FINETUNE_LR = 5e-5
 DEFAULT_EPOCHS = 10
-CHECKPOINT_FORMAT = "skyforecast-train-checkpoint"
+# settings that describe one session, not the run: `--resume` does not carry them over
+SESSION_ONLY = ("resume", "stop_after", "progress")
 
 __all__ = [
     "DEFAULT_LR",
@@ -56,9 +64,14 @@ __all__ = [
     "TrainConfig",
     "TrainError",
     "Trainer",
+    "export_checkpoint",
     "finetune",
     "latest_checkpoint",
+    "resumed_config",
+    "start_weights",
+    "stored_config",
     "train",
+    "write_model_folder",
 ]
 
 
@@ -377,6 +390,7 @@ class Trainer:
                 if given != kept and user_set:
                     self.log(f"note: resuming with the run's {key}={kept} (not {given})")
                 setattr(cfg, key, kept)
+            self._note_changed_settings(stored_config(self.out) or saved)
 
         # seeds before building anything random
         random.seed(cfg.seed)
@@ -390,14 +404,8 @@ class Trainer:
             from .models import WeightsError
             from .weights import load_model
 
-            spec = cfg.weights
-            run_model = Path(spec) / "model"
-            if (run_model / "model.safetensors").is_file() and not (
-                Path(spec) / "model.safetensors"
-            ).exists():
-                spec = str(run_model)  # a run folder was given: use the model it exported
-            try:
-                self.init_model = load_model(spec, device="cpu")
+            try:  # a run folder stands for its model/ (weights.run_model_folder), as for every command
+                self.init_model = load_model(cfg.weights, device="cpu")
             except WeightsError as e:
                 raise TrainError(str(e)) from None
             cfg.ngf = self.init_model.ngf
@@ -457,12 +465,13 @@ class Trainer:
         self.batch_in_epoch = 0
         self.global_step = 0
         self.skipped_clips = 0
+        self.stage_steps: dict[int, int] = {}  # steps each stage has trained so far in this run
         if checkpoint is not None:
             self._restore(checkpoint)
         elif 2 in cfg.stages and 1 not in cfg.stages and self.init_model is None:
             raise TrainError(
-                "Stage II trains on a trained Base-Net's outputs: give --weights (finetune --stage 2), "
-                "or run --stage 1 first and continue that run with --stage 2 --resume"
+                "Stage II trains on a trained Base-Net's outputs: run --stage 1 first and continue that run "
+                "with --stage 2 --resume, or start from trained weights with `skyforecast finetune --stage 2`"
             )
 
         self.lambda_con2 = cfg.lambda_con if cfg.lambda_con2 is None else cfg.lambda_con2
@@ -506,6 +515,7 @@ class Trainer:
         stage = int(ck["stage"])
         self.global_step = int(ck["global_step"])
         self.skipped_clips = int(ck.get("skipped_clips", 0))
+        self.stage_steps = _stage_steps(ck)
         if stage not in cfg.stages:
             if stage == 1 and cfg.stages == [2]:  # Stage I run continued as Stage II
                 self.stage_idx, self.step, self.epoch, self.batch_in_epoch = 0, 0, 0, 0
@@ -517,6 +527,19 @@ class Trainer:
         self.epoch = int(ck["epoch"])
         self.batch_in_epoch = int(ck["batch_in_epoch"])
         _set_rng_state(ck["rng"])
+
+    def _note_changed_settings(self, stored: dict) -> None:
+        """One note naming every setting of this session that differs from what the run stored (the CLI
+        carries the stored ones over unless they are given again, see ``resumed_config``)."""
+        changed = [
+            f"{k} {stored[k]} -> {v}"
+            for k, v in asdict(self.cfg).items()
+            if k in stored and k not in SESSION_ONLY and stored[k] != v
+        ]
+        if changed:
+            self.log(
+                f"note: resuming with changed settings: {', '.join(changed)}; the others as the run had them"
+            )
 
     def _write_run_config(self) -> None:
         path = self.out / "config.json"
@@ -540,7 +563,10 @@ class Trainer:
                 "batch_size_per_process": self.batch_size,
                 "global_batch_size": self.batch_size * self.d.world,
                 "batches_per_epoch": self.batches_per_epoch,
-                "steps_per_stage": {str(s): self.total_steps() for s in self.cfg.stages},
+                # the budget of each stage this session trains (from the current one on), and what each
+                # stage had already trained when it started
+                "steps_per_stage": {str(s): self.total_steps() for s in self.cfg.stages[self.stage_idx :]},
+                "steps_done": {str(s): n for s, n in sorted(self.stage_steps.items())},
                 "lambda_con2": self.cfg.lambda_con if self.cfg.lambda_con2 is None else self.cfg.lambda_con2,
                 "clips": len(self.dataset),
                 "data": self.index.summary(),
@@ -558,7 +584,8 @@ class Trainer:
         keep = []
         for line in path.read_text().splitlines():
             try:
-                if json.loads(line).get("global_step", 0) <= global_step:
+                record = json.loads(line)  # lines of runs before one numbering carry "global_step"
+                if record.get("global_step", record.get("step", 0)) <= global_step:
                     keep.append(line)
             except ValueError:
                 continue
@@ -728,8 +755,9 @@ class Trainer:
             g1.train(modes[0])
             g2.train(modes[1])
         panels = [_uint8_frames(v[0]) for v in (x, y1, y2, real)]
-        grid = np.concatenate(panels, axis=2)  # side by side: (T, H, 4W, 3)
-        path = self.out / "previews" / f"step_{self.global_step:07d}.gif"
+        labels = ("input", "Stage I", "Stage II", "real")
+        grid = np.concatenate([_label(p, t) for p, t in zip(panels, labels, strict=True)], axis=2)
+        path = self.out / "previews" / f"step_{self.global_step:08d}.gif"
         tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gif")
         iio.imwrite(tmp, grid, duration=125, loop=0)
         os.replace(tmp, path)
@@ -744,6 +772,10 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
+            "stage_steps": {str(k): v for k, v in self.stage_steps.items()},
+            "clips": len(self.dataset),
+            "data_summary": self.index.summary(),
+            "world_size": self.d.world,
             "skipped_clips": self.skipped_clips,
             "batch_stats": self.batch_stats,
             "models": {n: _unwrap(getattr(self, n)).state_dict() for n in ("g1", "g2", "d1", "d2")},
@@ -763,24 +795,22 @@ class Trainer:
         return path
 
     def export(self) -> Path | None:
-        """Write ``RUN_DIR/model`` (config.json + model.safetensors) via a temporary folder + rename."""
+        """Write ``RUN_DIR/model`` (config.json + model.safetensors + README.md card), atomically."""
         if not self.d.main:
             return None
         model = MDGAN(ngf=self.cfg.ngf, batch_stats=self.batch_stats, refine_ngf=self.cfg.refine_ngf)
         model.base.load_state_dict(_plain_bn(_unwrap(self.g1).state_dict()))
         model.refine.load_state_dict(_plain_bn(_unwrap(self.g2).state_dict()))
-        final = self.out / "model"
-        tmp = self.out / f".model.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
-        if final.exists():
-            old = self.out / f".model.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        facts = _card_facts(
+            model,
+            asdict(self.cfg),
+            self.stage_steps,
+            self.global_step,
+            clips=len(self.dataset),
+            data_summary=self.index.summary(),
+            world_size=self.d.world,
+        )
+        final = write_model_folder(model, self.out / "model", facts)
         self._exported_model = model
         return final
 
@@ -825,19 +855,29 @@ class Trainer:
             with progress if progress is not None else nullcontext():
                 while self.stage_idx < len(cfg.stages):
                     stopped = self._run_stage(progress)
-                    if stopped:
+                    if stopped or self.stage_idx + 1 >= len(cfg.stages):
                         break
-                    if self.stage_idx + 1 < len(cfg.stages):
-                        self.stage_idx += 1
-                        self.step = self.epoch = self.batch_in_epoch = 0
-                    else:
+                    # The stage has ended and the run moves on. The checkpoint says so (next stage, step 0):
+                    # resuming never reopens a finished stage, wherever the run is stopped, so a larger
+                    # --steps always extends the stage in progress and those after it.
+                    self.stage_idx += 1
+                    self.step = self.epoch = self.batch_in_epoch = 0
+                    self.stage_steps.setdefault(self.stage, 0)
+                    self.save_checkpoint()
+                    if cfg.stop_after is not None and self.session_steps >= cfg.stop_after:
+                        stopped = True
                         break
         finally:
             if self._metrics_file is not None:
                 self._metrics_file.close()
         model_dir = self.export()
         if self.d.main:
-            where = f"stopped at Stage {self.stage} step {self.step}" if stopped else "finished"
+            where = (
+                f"stopped at step {self.global_step} (Stage {'I' if self.stage == 1 else 'II'} step "
+                f"{self.step} of {self.total_steps()})"
+                if stopped
+                else f"finished at step {self.global_step}"
+            )
             self.log(f"{where}; model exported to {model_dir}")
             if cfg.push_to_hub and not stopped:
                 self._push(model_dir)
@@ -846,8 +886,15 @@ class Trainer:
         return self.out / "model"
 
     def _push(self, model_dir: Path) -> None:
+        """Upload the exported folder as it is (with its card; the mixin's push_to_hub would write a
+        placeholder card of its own)."""
         try:
-            url = self._exported_model.push_to_hub(self.cfg.push_to_hub)
+            from huggingface_hub import HfApi
+
+            api = HfApi()
+            repo = api.create_repo(self.cfg.push_to_hub, exist_ok=True)
+            api.upload_folder(folder_path=str(model_dir), repo_id=repo.repo_id, commit_message="skyforecast")
+            url = repo.url if hasattr(repo, "url") else str(repo)
         except Exception as e:  # network / auth problems: the run itself succeeded
             raise TrainError(f"trained and exported to {model_dir}, but the Hub upload failed: {e}") from None
         self.log(f"pushed to {url}")
@@ -933,12 +980,14 @@ class Trainer:
                     last = latest_checkpoint(self.out)
                     bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
                     raise TrainError(
-                        f"loss is not finite at Stage {stage} step {self.step + 1} ({bad}); stopped without "
-                        f"saving. Last good checkpoint: {last if last else 'none'}. Try a lower --lr"
+                        f"loss is not finite at step {self.global_step + 1} (Stage {stage} step "
+                        f"{self.step + 1}; {bad}); stopped without saving. Last good checkpoint: "
+                        f"{last if last else 'none'}. Try a lower --lr"
                         + (" or --precision fp32" if cfg.precision != "fp32" else "")
                     )
                 self.step += 1
                 self.global_step += 1
+                self.stage_steps[stage] = self.step
                 self.batch_in_epoch += 1
                 self.session_steps += 1
                 samples += real.shape[0] * self.d.world
@@ -964,7 +1013,10 @@ class Trainer:
                     )
                 if self.step % cfg.preview_every == 0 or end_of_stage:
                     self.write_preview()
-                if self.step % cfg.checkpoint_every == 0 or end_of_stage or stop_now:
+                last_stage = self.stage_idx + 1 >= len(cfg.stages)
+                if (self.step % cfg.checkpoint_every == 0 or end_of_stage or stop_now) and (
+                    last_stage or not end_of_stage  # else run() checkpoints the start of the next stage
+                ):
                     self.save_checkpoint()
                 if end_of_stage:
                     return False
@@ -988,9 +1040,9 @@ class Trainer:
             return
         record = {
             "time": _dt.datetime.now().isoformat(timespec="seconds"),
+            "step": self.global_step,  # the run's step, as in checkpoint and preview names
             "stage": self.stage,
-            "step": self.step,
-            "global_step": self.global_step,
+            "stage_step": self.step,
             "epoch": self.epoch,
             **{k: round(v, 6) for k, v in values.items()},
             "samples_per_s": round(rate, 3),
@@ -1001,9 +1053,218 @@ class Trainer:
         self._metrics_file.flush()
 
 
+def _label(frames: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` (white on a black box, Pillow's default font) into the top-left corner of every frame
+    of a (T, H, W, 3) uint8 panel, so a preview says which panel is which."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((2, 1), text, font=font)
+    stamp = Image.new("RGB", (box[2] + 2, box[3] + 2))
+    ImageDraw.Draw(stamp).text((2, 1), text, fill=(255, 255, 255), font=font)
+    h, w = min(stamp.height, frames.shape[1]), min(stamp.width, frames.shape[2])
+    out = frames.copy()
+    out[:, :h, :w] = np.asarray(stamp)[:h, :w]
+    return out
+
+
+def _stage_steps(ck: dict) -> dict[int, int]:
+    """Steps each stage trained, from a checkpoint (older checkpoints: derived from stage/step/global)."""
+    if "stage_steps" in ck:
+        return {int(k): int(v) for k, v in ck["stage_steps"].items()}
+    stage, step, total = int(ck["stage"]), int(ck["step"]), int(ck["global_step"])
+    return {1: total - step, 2: step} if stage == 2 and total > step else {stage: step}
+
+
 def _plain_bn(state: dict) -> dict:
     """SyncBatchNorm and BatchNorm share state-dict keys; nothing to rename, kept as a seam."""
     return state
+
+
+def _card_facts(
+    model: MDGAN,
+    settings: dict,
+    stage_steps: dict[int, int],
+    global_step: int,
+    *,
+    clips: int | None,
+    data_summary: str | None = None,
+    world_size: int = 1,
+    source: str | None = None,
+):
+    from .card import CardFacts
+
+    settings = dict(settings)  # the values the run used where the config says "auto"
+    if settings.get("lambda_con2") is None:
+        settings["lambda_con2"] = settings.get("lambda_con")
+    if settings.get("refine_init") is None:
+        settings["refine_init"] = "weights" if settings.get("weights") else "base"
+    if settings.get("clip_stride") is None:
+        settings["clip_stride"] = FRAMES
+    return CardFacts(
+        ngf=model.ngf,
+        refine_ngf=model.refine_ngf,
+        batch_stats=model.batch_stats,
+        parameters=sum(p.numel() for p in model.parameters()),
+        settings=settings,
+        stage_steps=dict(stage_steps),
+        global_step=global_step,
+        clips=clips,
+        data_summary=data_summary,
+        world_size=world_size,
+        source=source,
+    )
+
+
+def write_model_folder(model: MDGAN, final: Path, facts) -> Path:
+    """Write ``final`` (config.json + model.safetensors + the README.md card) into a temporary sibling folder,
+    then swap it in: a crash leaves the previous folder or none, never a mix."""
+    from .card import model_card
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")  # replaces the mixin's placeholder
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(e).__name__
+
+
+def export_checkpoint(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    evaluate_on: str | os.PathLike | None = None,
+    device: str = "auto",
+    limit: int | None = None,
+) -> Path:
+    """Make a model folder (what ``--weights`` takes) from one training checkpoint: a ``step_*.pt`` of a run,
+    or a run folder (its latest checkpoint). The card records the run's data, steps and settings; with
+    ``evaluate_on`` (clips) the model is scored with ``skyforecast.evaluate`` and the scores go in the card.
+    Our own checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values only."""
+    src = Path(source)
+    if src.is_dir():
+        ckpt = latest_checkpoint(src)
+        if ckpt is None:
+            raise TrainError(
+                f"{src}: no checkpoints/step_*.pt here (a run folder is what `train --out` made)"
+            )
+    elif src.is_file():
+        ckpt = src
+    else:
+        raise TrainError(f"{src}: no such checkpoint file or run folder")
+    import zipfile
+
+    if not zipfile.is_zipfile(ckpt):
+        raise TrainError(f"{ckpt}: not a skyforecast training checkpoint (not a PyTorch zip file)")
+    try:
+        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, or holding objects beyond tensors and plain values (not ours)
+        reason = "it holds more than tensors and plain values" if "weights_only" in str(e) else _first_line(e)
+        raise TrainError(f"{ckpt}: not a readable skyforecast training checkpoint ({reason})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{ckpt}: not a skyforecast training checkpoint")
+    out = Path(out)
+    if out.exists():
+        is_model = (out / "config.json").is_file() or (out / "model.safetensors").is_file()
+        if not out.is_dir() or (any(out.iterdir()) and not is_model):
+            raise TrainError(f"{out}: exists and is not a model folder; choose another output folder")
+        if is_model and not overwrite:
+            raise TrainError(f"{out}: already holds a model; pass --overwrite to replace it")
+    g1, g2 = ck["models"]["g1"], ck["models"]["g2"]
+    model = MDGAN(
+        ngf=g1["conv1.weight"].shape[0],
+        batch_stats=bool(ck.get("batch_stats", False)),
+        refine_ngf=g2["conv1.weight"].shape[0],
+    )
+    model.base.load_state_dict(g1)
+    model.refine.load_state_dict(g2)
+    model.eval()
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    clips, summary = ck.get("clips"), ck.get("data_summary")
+    if clips is None and run is not None:  # checkpoints written before these entries: the run's config
+        try:
+            effective = json.loads((run / "config.json").read_text())["effective"]
+            clips, summary = effective.get("clips"), effective.get("data")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    facts = _card_facts(
+        model,
+        ck["config"],
+        _stage_steps(ck),
+        int(ck["global_step"]),
+        clips=clips,
+        data_summary=summary,
+        world_size=int(ck.get("world_size", 1)),
+        source=f"checkpoint `{ckpt}`",
+    )
+    write_model_folder(model, out, facts)
+    if evaluate_on is not None:
+        from .card import model_card
+        from .evaluate import evaluate
+
+        systems = ("stage2", "stage1", "copy")
+        report = evaluate(evaluate_on, str(out), device=device, limit=limit, systems=systems)
+        facts.scores = {r.label: r.to_dict() for r in report.systems.values()}
+        facts.eval_data, facts.eval_clips = str(evaluate_on), report.num_clips
+        _atomic_write_bytes(out / "README.md", model_card(facts).encode())
+    return out
+
+
+def stored_config(out: str | os.PathLike) -> dict | None:
+    """The settings a run folder holds in its config.json (those of its latest session), or None."""
+    try:
+        config = json.loads((Path(out) / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def resumed_config(out: str | os.PathLike, given: dict) -> TrainConfig:
+    """What ``train --resume`` runs with: every setting the run stored (its config.json, else its latest
+    checkpoint), replaced by the settings in ``given``, the ones the user gave again. Session-only
+    settings (``SESSION_ONLY``: stop_after, progress) are never carried over. The Trainer names every
+    setting that changed in one note."""
+    stored = stored_config(out)
+    ckpt = latest_checkpoint(out)
+    if stored is None and ckpt is not None:
+        try:
+            stored = torch.load(ckpt, map_location="cpu", weights_only=True).get("config")
+        except Exception:  # the Trainer reports unreadable checkpoints when it loads them
+            stored = None
+    known = {f.name for f in fields(TrainConfig)}
+    settings = {k: v for k, v in (stored or {}).items() if k in known and k not in SESSION_ONLY}
+    settings.update(given)
+    settings.update(out=str(out), resume=True)
+    return TrainConfig(**settings)
+
+
+def start_weights(spec: str | None) -> tuple[str, str]:
+    """The weights a fine-tuning run starts from, by the rule every command follows (``weights.resolve``):
+    ``spec``, else ``$SKYFORECAST_WEIGHTS``, else the bundled default model. Returns the spec to record
+    and one line saying which it is."""
+    from .weights import WeightsError, resolve
+
+    try:
+        source = resolve(spec)
+    except WeightsError as e:
+        raise TrainError(str(e)) from None
+    location = source.location + (f"@{source.revision}" if source.revision else "")
+    return location, f"starting weights: {source.describe()}"
 
 
 def train(config: TrainConfig, console=None) -> Path:
@@ -1017,12 +1278,21 @@ def train(config: TrainConfig, console=None) -> Path:
 
 
 def finetune(
-    data: str, weights: str, out: str, *, stage: str = "all", lr: float = FINETUNE_LR, **settings
+    data: str,
+    weights: str | None,
+    out: str,
+    *,
+    stage: str = "all",
+    lr: float = FINETUNE_LR,
+    **settings,
 ) -> Path:
-    """Fine-tune existing weights (anything ``predict --weights`` accepts) on new clips. ``stage="2"``
-    tunes only the Refine-Net (motion) on the loaded Base-Net's outputs. Discriminators start fresh."""
+    """Fine-tune existing weights (anything ``predict --weights`` accepts; None: ``$SKYFORECAST_WEIGHTS``,
+    else the bundled model) on new clips. ``stage="2"`` tunes only the Refine-Net (motion) on the loaded
+    Base-Net's outputs. Discriminators start fresh."""
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(settings) - known
     if unknown:
         raise TypeError(f"unknown settings: {sorted(unknown)}")
-    return train(TrainConfig(data=data, out=out, stage=stage, lr=lr, weights=weights, **settings))
+    spec, line = start_weights(weights)
+    print(line, flush=True)
+    return train(TrainConfig(data=data, out=out, stage=stage, lr=lr, weights=spec, **settings))

@@ -1,7 +1,8 @@
 """Where a model comes from. One rule everywhere (predict, evaluate, finetune):
 
-1. ``--weights SPEC``: a local model folder (``config.json`` + ``model.safetensors``), or a Hub repo id with
-   an optional ``@revision`` (``user/sky-model@v1``), downloaded through huggingface_hub so its cache,
+1. ``--weights SPEC``: a local model folder (``config.json`` + ``model.safetensors``), a training run folder
+   (its exported ``model/``), or a Hub repo id with an optional ``@revision`` (``user/sky-model@v1``),
+   downloaded through huggingface_hub so its cache,
    ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and tokens all apply;
 2. else the ``SKYFORECAST_WEIGHTS`` environment variable, same syntax;
 3. else the default model bundled with the package.
@@ -15,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 ENV_VAR = "SKYFORECAST_WEIGHTS"
+TRAIN_CHECKPOINT_FORMAT = "skyforecast-train-checkpoint"  # the "format" entry of `train`'s .pt files
 _CONFIG_KEYS = {"ngf": int, "batch_stats": bool, "refine_ngf": int}  # refine_ngf: null = ngf
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -42,6 +45,7 @@ __all__ = [
     "locate",
     "open_tensors",
     "resolve",
+    "run_model_folder",
 ]
 
 
@@ -96,11 +100,16 @@ def resolve(spec: str | os.PathLike | None = None) -> WeightsSource:
     text = os.path.expanduser(str(spec).strip())
     path = Path(text)
     if path.is_dir():
-        return WeightsSource("folder", str(path), origin=origin)
+        return WeightsSource("folder", str(run_model_folder(path) or path), origin=origin)
     if path.is_file():
         if path.name == WEIGHTS_NAME or path.suffix == ".safetensors":
             return WeightsSource("folder", str(path.parent), origin=origin)
         if path.suffix in {".pth", ".pt", ".bin", ".ckpt", ".pkl"}:
+            if _is_training_checkpoint(path):
+                raise WeightsError(
+                    f"{path}: a checkpoint of a `skyforecast train` run, not a model folder. Export it "
+                    f"first: skyforecast export {path} OUT, then --weights OUT"
+                )
             raise WeightsError(
                 f"{path}: pickled PyTorch checkpoints are not loaded (they can run code). "
                 "Convert the authors' checkpoints with `skyforecast convert-official`, or pass a model "
@@ -114,6 +123,42 @@ def resolve(spec: str | os.PathLike | None = None) -> WeightsSource:
             f"{spec}: no such model folder, and not a Hub repo id (expected user/name or user/name@revision)"
         )
     return WeightsSource("hub", repo, revision or None, origin=origin)
+
+
+def run_model_folder(path: Path) -> Path | None:
+    """A training run folder (``skyforecast train --out RUN``) stands for the model it exported,
+    ``RUN/model``, for every command that takes ``--weights``. ``None`` when ``path`` is not a run folder
+    (a model folder holds its own ``model.safetensors``); a run folder with nothing exported yet is a
+    ``WeightsError``."""
+    if (path / WEIGHTS_NAME).exists():
+        return None
+    model = path / "model"
+    is_run = (path / "checkpoints").is_dir() or (path / "metrics.jsonl").is_file()
+    if (model / WEIGHTS_NAME).is_file() or (is_run and model.is_dir()):
+        return model
+    if is_run:
+        raise WeightsError(
+            f"{path}: a training run folder with no exported model/ yet; make one from a checkpoint with "
+            f"skyforecast export {path} OUT"
+        )
+    return None
+
+
+def _is_training_checkpoint(path: Path) -> bool:
+    """Whether ``path`` was written by ``skyforecast train``: it lies in a run's ``checkpoints/`` folder, or
+    it is a torch zip file whose pickle names our checkpoint format. The pickle's bytes are searched as bytes,
+    never unpickled (a downloaded file stays inert)."""
+    run = path.parent.parent
+    if path.parent.name == "checkpoints" and ((run / "metrics.jsonl").is_file() or (run / "model").is_dir()):
+        return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith("data.pkl") and info.file_size < 64 << 20:
+                    return TRAIN_CHECKPOINT_FORMAT.encode() in archive.read(info)
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return False
+    return False
 
 
 @dataclass(frozen=True)

@@ -63,15 +63,16 @@ def test_stage1_l1_falls_and_run_folder_is_complete(trained_run):
     assert len(stage1) == 6 and len(stage2) == 2
     assert stage1[-1] < 0.9 * stage1[0], stage1  # measured: 0.507 -> 0.439
     assert all(np.isfinite(r["rank"]) and r["rank"] >= 0 for r in stage2)
-    assert [r["global_step"] for r in records] == list(range(1, 9))
+    assert [r["step"] for r in records] == list(range(1, 9))  # one numbering: the run's step
+    assert [r["stage_step"] for r in records] == [1, 2, 3, 4, 5, 6, 1, 2]
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["ngf"] == 4 and len(config["sessions"]) == 2
     assert config["effective"]["clips"] == 2
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["step_00000006.pt", "step_00000008.pt"]  # no temp files left behind
     gifs = sorted(p.name for p in (run / "previews").iterdir())
-    assert gifs[0] == "step_0000000.gif" and "step_0000006.gif" in gifs and gifs[-1] == "step_0000008.gif"
-    preview = Image.open(run / "previews" / "step_0000006.gif")
+    assert gifs[0] == "step_00000000.gif" and "step_00000006.gif" in gifs and gifs[-1] == "step_00000008.gif"
+    preview = Image.open(run / "previews" / "step_00000006.gif")
     assert preview.size == (4 * 128, 128) and preview.n_frames == 32
     assert {"config.json", "model.safetensors"} <= {p.name for p in (run / "model").iterdir()}
 
@@ -261,7 +262,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(real_sky_dev: Path, t
     train(TrainConfig(steps=1, **common))
     good = latest_checkpoint(run)
     before = good.read_bytes()
-    with pytest.raises(TrainError, match=r"not finite at Stage 1 step 2 .*step_00000001\.pt"):
+    with pytest.raises(TrainError, match=r"not finite at step 2 \(Stage 1 step 2; .*step_00000001\.pt"):
         train(TrainConfig(steps=3, resume=True, lambda_con=float("nan"), **common))
     assert latest_checkpoint(run) == good and good.read_bytes() == before
 
@@ -277,7 +278,7 @@ def test_ddp_two_processes_gloo_rank0_writes(real_sky_dev: Path, tmp_path: Path)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     records = _metrics(run)
-    assert [r["global_step"] for r in records] == [1, 2]  # one writer, not two interleaved
+    assert [r["step"] for r in records] == [1, 2]  # one writer, not two interleaved
     assert all(r["world_size"] == 2 for r in records)
     assert proc.stdout.count("model exported") == 1
     names = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
@@ -327,6 +328,6 @@ def test_cli_counts_corrupt_clips_and_refuses_to_mix_runs(real_sky_dev: Path, tm
     code, out = _cli_train(str(data), "--out", str(run), "--steps", "1")
     assert code == 1 and "already holds a run" in out and "Traceback" not in out
     code, out = _cli_train(str(data), "--out", str(tmp_path / "fresh"), "--stage", "2", "--steps", "1")
-    assert code == 1 and "Stage II trains on a trained Base-Net" in out
+    assert code == 1 and "Stage II trains on a trained Base-Net" in out and "--weights" not in out
     code, out = _cli_train(str(data), "--out", str(tmp_path / "none"), "--resume", "--steps", "1")
     assert code == 1 and "no checkpoint to resume" in out

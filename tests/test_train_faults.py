@@ -53,14 +53,14 @@ def test_sigkill_mid_run_then_resume_continues_from_the_last_checkpoint(tmp_path
         ck = torch.load(path, map_location="cpu", weights_only=True)
         assert ck["global_step"] == int(path.stem.split("_")[1])
     last = max(int(p.stem.split("_")[1]) for p in survivors)
-    logged = max(m["global_step"] for m in _metrics(run))
+    logged = max(m["step"] for m in _metrics(run))
     assert logged - last <= 1  # at most the step in flight since the last checkpoint is lost
 
     target = last + 2
     done = subprocess.run([*cmd, "--steps", str(target), "--resume"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    steps = [m["global_step"] for m in _metrics(run)]
+    steps = [m["step"] for m in _metrics(run)]
     assert steps == list(range(1, target + 1))  # continued from `last`, redone steps logged once
     final = torch.load(list_checkpoints(run)[-1], map_location="cpu", weights_only=True)
     assert final["global_step"] == target
