@@ -1293,6 +1293,8 @@ def finetune(
     unknown = set(settings) - known
     if unknown:
         raise TypeError(f"unknown settings: {sorted(unknown)}")
+    if weights is None and settings.get("resume"):  # a resumed run keeps the weights it started from
+        weights = (stored_config(out) or {}).get("weights")
     spec, line = start_weights(weights)
     print(line, flush=True)
     return train(TrainConfig(data=data, out=out, stage=stage, lr=lr, weights=spec, **settings))
