@@ -401,7 +401,8 @@ def _train_settings(
         _fail(str(e))
     except KeyboardInterrupt:
         _fail(
-            f"interrupted; continue from the last checkpoint: skyforecast train {data} --out {out} --resume",
+            f"interrupted; continue from the last checkpoint: skyforecast {ctx.command.name} {data} "
+            f"--out {out} --resume",
             130,
         )
     else:
