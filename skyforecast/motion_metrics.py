@@ -91,17 +91,28 @@ def _inner(length: int, first: int, last: int) -> slice:
 def inner_flows(video: np.ndarray, first: int = FIRST_INNER, last: int = LAST_INNER) -> np.ndarray:
     """DIS (preset MEDIUM) forward flows between consecutive frames first..last of a (T,H,W,3) video:
     (last - first, H, W, 2) float32 in pixels, (dx, dy) with y pointing down. A video of ``last`` frames or
-    fewer uses all its frames. Compute these once per video and derive every number from them."""
+    fewer uses all its frames. Compute these once per video and derive every number from them. Two
+    identical frames get a zero flow without running DIS (which returns exactly zero for them anyway): a
+    still copy costs nothing."""
     grey = _grey_u8(video)[_inner(len(video), first, last)]
     if len(grey) < 2:
         raise ValueError("a video needs at least 2 frames to measure motion")
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return np.stack([dis.calc(grey[i], grey[i + 1], None) for i in range(len(grey) - 1)])
+    flows = np.zeros((len(grey) - 1, *grey.shape[1:], 2), np.float32)
+    for i in range(len(grey) - 1):
+        if not np.array_equal(grey[i], grey[i + 1]):
+            flows[i] = dis.calc(grey[i], grey[i + 1], None)
+    return flows
+
+
+def _lengths(flows: np.ndarray) -> np.ndarray:
+    flows = np.asarray(flows, np.float32)
+    return np.sqrt(flows[..., 0] ** 2 + flows[..., 1] ** 2)
 
 
 def flow_speed(flows: np.ndarray) -> float:
     """Mean flow length over all pixels and steps of (S,H,W,2) flows: pixels per frame step."""
-    return float(np.sqrt((np.asarray(flows, np.float64) ** 2).sum(axis=-1)).mean())
+    return float(_lengths(flows).mean(dtype=np.float64))
 
 
 def follow_pixels(flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,28 +151,31 @@ class FlowStats:
     consistency: float
 
 
-def _direction(flows: np.ndarray, moving: np.ndarray) -> tuple[float | None, float]:
-    vectors = np.asarray(flows, np.float64)[:, moving]  # (S, N, 2)
-    if vectors.size == 0:
+def _direction(flows: np.ndarray, lengths: np.ndarray, moving: np.ndarray) -> tuple[float | None, float]:
+    """Angle and consistency of the mean flow vector over the ``moving`` pixels and all steps."""
+    count = int(moving.sum()) * len(flows)
+    if count == 0:
         return None, 0.0
-    lengths = np.sqrt((vectors**2).sum(axis=-1)).mean()
-    if lengths < NO_MOTION:
+    mean_length = float(lengths.sum(axis=0, dtype=np.float64)[moving].sum()) / count
+    if mean_length < NO_MOTION:
         return None, 0.0
-    mx, my = vectors[..., 0].mean(), vectors[..., 1].mean()
+    total = np.asarray(flows, np.float32).sum(axis=0, dtype=np.float64)[moving].sum(axis=0) / count
+    mx, my = float(total[0]), float(total[1])
     angle = math.degrees(math.atan2(-my, mx)) % 360.0  # y points down in images; up is 90 degrees
-    return angle, float(math.hypot(mx, my) / lengths)
+    return angle, min(1.0, math.hypot(mx, my) / mean_length)
 
 
 def flow_stats(flows: np.ndarray) -> FlowStats:
     """Speed, steadiness and direction from one video's inner flows (the flows are followed once)."""
-    speed = flow_speed(flows)
+    lengths = _lengths(flows)
+    speed = float(lengths.mean(dtype=np.float64))
     net, path = follow_pixels(flows)
     moving = moving_half(path)
-    travelled = float(path[moving].sum())
+    travelled = float(path[moving].sum(dtype=np.float64))
     steady = None
     if speed >= NO_MOTION and travelled > 0:
         steady = float(np.sqrt((net[moving].astype(np.float64) ** 2).sum(axis=-1)).sum() / travelled)
-    angle, consistency = _direction(flows, moving)
+    angle, consistency = _direction(flows, lengths, moving)
     return FlowStats(speed=speed, steadiness=steady, direction=angle, consistency=consistency)
 
 
