@@ -32,7 +32,9 @@ Definitions (all on RGB in [0, 1]):
   mean flow length over the sum of the real clips' (a ratio of means: clips that move more weigh more);
   the leak pools clips the same way (the sum of the system's still-region steps over the sum of the real
   clips' moving-region steps); steadiness is the mean over clips that move. Direction: in how many clips
-  the system's dominant direction is within 90 degrees of the real clip's.
+  the system's dominant direction is within 90 degrees of the real clip's. The real clips themselves are
+  measured the same way once per clip (``real_clip``) and reported as a "real clip" row, so a reader sees
+  what a ratio of 1 means in px per step.
 - Every other system score is the mean of its per-clip scores.
 """
 
