@@ -432,6 +432,7 @@ class SystemReport:
             "leak_clip_mean": self.leak_clip_mean,
             "direction_agrees": agree,
             "direction_clips": of,
+            "direction_consistency": _mean([c.direction_consistency for c in self.clips]),
             "per_clip": [asdict(c) for c in self.clips],
         }
 
@@ -499,6 +500,8 @@ DEFINITIONS = {
     "steadiness) and the inner steps, degrees counter-clockwise from right as seen on screen (0 right, 90 "
     "up, 180 left, 270 down); direction_consistency = |mean vector| / mean vector length; null when the "
     "video does not move",
+    "direction_consistency": "per system and for the real clips: the mean over clips of the per-clip "
+    "consistency (near 0: no dominant direction, so agreement is a coin toss)",
     "direction_agrees": f"clips whose direction is within {DIRECTION_AGREES:g} degrees of the real clip's, "
     "out of direction_clips (the clips where the real clip has a direction); not moving = not agreeing",
     "real": "the real clips measured like a system (speed in px per step, leak of the real clip against "

@@ -252,6 +252,7 @@ def test_speed_ratio_and_leak_pool_clips_as_a_ratio_of_sums():
     assert rep.direction_agrees == (1, 2)
     d = rep.to_dict()
     assert d["direction_agrees"] == 1 and d["direction_clips"] == 2 and d["speed_ratio"] == rep.speed_ratio
+    assert d["direction_consistency"] == pytest.approx(rep.clips[0].direction_consistency / 2)
 
 
 def test_evaluate_measures_each_real_clip_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
