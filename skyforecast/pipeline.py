@@ -18,7 +18,7 @@ from PIL import Image
 
 from .media import MODEL_SIZE, Photo, load_photo, squash
 
-if TYPE_CHECKING:  # ``models`` is imported only when the eager network is needed (it pulls in the Hub)
+if TYPE_CHECKING:
     from .models import MDGAN
 
 FRAMES = 32  # frames per predicted clip (``models.FRAMES``; tests/test_fast.py checks they agree)

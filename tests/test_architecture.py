@@ -1,0 +1,117 @@
+"""The package's shape, checked: imports run one way (no cycle among skyforecast's modules), the networks
+import without the Hub or the weights loader, and ``import skyforecast`` stays cheap (no torch)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import skyforecast
+
+PACKAGE = Path(skyforecast.__file__).parent
+
+
+def _runtime_imports(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    """Imports that run when the module is imported: top level, inside top-level ``if``/``try`` blocks,
+    but not under ``if TYPE_CHECKING:`` (never executed) and not inside functions or classes."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If):
+            test = node.test
+            type_checking = getattr(test, "id", getattr(test, "attr", None)) == "TYPE_CHECKING"
+            found += _runtime_imports(node.orelse if type_checking else node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                found += _runtime_imports(block)
+    return found
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """skyforecast module -> the skyforecast modules it imports at import time."""
+    modules = {p.stem for p in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        name = "skyforecast" if path.stem == "__init__" else f"skyforecast.{path.stem}"
+        deps: set[str] = set()
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8")).body):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.split(".")[0] == "skyforecast"}
+                continue
+            if node.level:  # relative: ``from .x import y`` or ``from . import x``
+                target = "skyforecast" + (f".{node.module}" if node.module else "")
+            elif (node.module or "").split(".")[0] == "skyforecast":
+                target = node.module
+            else:
+                continue
+            deps.add(target)
+            if target == "skyforecast":
+                deps |= {f"skyforecast.{a.name}" for a in node.names if a.name in modules}
+        graph[name] = deps - {name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return path[path.index(dep) :] + [dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_import_cycle_in_the_package():
+    graph = import_graph()
+    assert "skyforecast.models" in graph["skyforecast.fast"]  # the parser sees real imports
+    assert "skyforecast.models" in graph["skyforecast.convert"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def _modules_after(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; return which modules it loaded and how long it took."""
+    probe = (
+        "import json, sys, time\n"
+        "t = time.perf_counter()\n"
+        f"{code}\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'modules': sorted(sys.modules)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_networks_import_without_the_hub_or_the_weights_loader():
+    loaded = _modules_after("import skyforecast.models")["modules"]
+    assert "skyforecast.models" in loaded and "torch" in loaded
+    assert "huggingface_hub" not in loaded
+    assert "skyforecast.weights" not in loaded
+
+
+def test_importing_the_package_is_cheap():
+    run = _modules_after("import skyforecast")
+    assert "skyforecast" in run["modules"]
+    assert "torch" not in run["modules"] and "numpy" not in run["modules"]
+    assert run["seconds"] < 0.1, run["seconds"]
