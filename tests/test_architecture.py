@@ -14,31 +14,50 @@ import skyforecast
 PACKAGE = Path(skyforecast.__file__).parent
 
 
-def _runtime_imports(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
-    """Imports that run when the module is imported: top level, inside top-level ``if``/``try`` blocks,
-    but not under ``if TYPE_CHECKING:`` (never executed) and not inside functions or classes."""
-    found: list[ast.Import | ast.ImportFrom] = []
+# Deferred imports (inside functions) that close a loop back to ``weights`` and are allowed for now: the
+# old Hub-style spellings on ``models`` kept for callers in cli.py, train.py, tests and bench. Delete an
+# entry together with its function once those callers use ``skyforecast.weights`` directly.
+COMPAT_SPELLINGS = {
+    ("models", "__getattr__"),
+    ("models", "MDGAN.from_pretrained"),
+    ("models", "MDGAN.save_pretrained"),
+    ("models", "MDGAN.save_half"),
+    ("models", "MDGAN.push_to_hub"),
+}
+
+
+def _imports(body: list[ast.stmt], deferred: bool, scope: str = "") -> list[tuple[str, ast.stmt]]:
+    """(enclosing function, import statement) for the imports that run when the module is imported: top
+    level and inside top-level ``if``/``try`` blocks, never under ``if TYPE_CHECKING:``. With ``deferred``
+    also those inside functions and classes (run when called), named by their function."""
+    found: list[tuple[str, ast.stmt]] = []
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
+            found.append((scope, node))
         elif isinstance(node, ast.If):
             test = node.test
             type_checking = getattr(test, "id", getattr(test, "attr", None)) == "TYPE_CHECKING"
-            found += _runtime_imports(node.orelse if type_checking else node.body + node.orelse)
-        elif isinstance(node, ast.Try):
-            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
-                found += _runtime_imports(block)
+            found += _imports(node.orelse if type_checking else node.body + node.orelse, deferred, scope)
+        elif isinstance(node, (ast.Try, ast.With)):
+            blocks = [node.body] if isinstance(node, ast.With) else [node.body, node.orelse, node.finalbody]
+            for block in blocks + [h.body for h in getattr(node, "handlers", [])]:
+                found += _imports(block, deferred, scope)
+        elif deferred and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found += _imports(node.body, deferred, f"{scope}.{node.name}".lstrip("."))
     return found
 
 
-def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
-    """skyforecast module -> the skyforecast modules it imports at import time."""
+def import_graph(package: Path = PACKAGE, deferred: bool = False) -> dict[str, set[str]]:
+    """skyforecast module -> the skyforecast modules it imports at import time (``deferred``: or later,
+    from a function, except the ``COMPAT_SPELLINGS``)."""
     modules = {p.stem for p in package.glob("*.py")}
     graph: dict[str, set[str]] = {}
     for path in sorted(package.glob("*.py")):
         name = "skyforecast" if path.stem == "__init__" else f"skyforecast.{path.stem}"
         deps: set[str] = set()
-        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8")).body):
+        for scope, node in _imports(ast.parse(path.read_text(encoding="utf-8")).body, deferred):
+            if (path.stem, scope) in COMPAT_SPELLINGS:
+                continue
             if isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names if a.name.split(".")[0] == "skyforecast"}
                 continue
@@ -89,6 +108,15 @@ def test_no_import_cycle_in_the_package():
     assert "skyforecast.models" in graph["skyforecast.convert"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_import_cycle_through_deferred_imports_either():
+    """An import moved into a function still runs one way: ``weights.load_folder`` imports ``models``, so
+    ``models`` must not import ``weights`` (it did, at its top, before the networks were split out)."""
+    graph = import_graph(deferred=True)
+    assert "skyforecast.models" in graph["skyforecast.weights"]  # load_folder's deferred import is seen
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle)
 
 
 def _modules_after(code: str) -> dict:
