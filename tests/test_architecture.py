@@ -143,3 +143,25 @@ def test_importing_the_package_is_cheap():
     assert "skyforecast" in run["modules"]
     assert "torch" not in run["modules"] and "numpy" not in run["modules"]
     assert run["seconds"] < 0.1, run["seconds"]
+
+
+def test_the_package_face_loads_its_names_on_first_use():
+    """``skyforecast.SkyPipeline`` is the pipeline class, found on first use; until then nothing heavy is
+    imported, and an unknown name is a plain AttributeError."""
+    run = _modules_after(
+        "import skyforecast\n"
+        "before = 'torch' in sys.modules\n"
+        "assert 'SkyPipeline' in dir(skyforecast) and 'SkyPipeline' in skyforecast.__all__\n"
+        "from skyforecast.pipeline import SkyPipeline\n"
+        "assert skyforecast.SkyPipeline is SkyPipeline\n"
+        "from skyforecast import SkyPipeline as again\n"
+        "assert again is SkyPipeline\n"
+        "try:\n"
+        "    skyforecast.NoSuchThing\n"
+        "except AttributeError as e:\n"
+        "    assert 'NoSuchThing' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+        "assert not before"
+    )
+    assert "skyforecast.pipeline" in run["modules"]
