@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .constants import FRAMES
 from .models import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
 
 if TYPE_CHECKING:
@@ -429,7 +430,7 @@ class FastMDGAN:
         onednn: bool | None = None,
         temporal_shortcut: bool = True,
         subpixel: bool = True,
-        frames: int = 32,
+        frames: int = FRAMES,
     ):
         if model.batch_stats:
             raise FastPathError("this model normalises with batch statistics (batch_stats=True); not folded")
@@ -449,7 +450,7 @@ class FastMDGAN:
         onednn: bool | None = None,
         temporal_shortcut: bool = True,
         subpixel: bool = True,
-        frames: int = 32,
+        frames: int = FRAMES,
     ) -> FastMDGAN:
         """Load a model folder (``weights.locate``) straight into the folded layers, tensor by tensor.
 

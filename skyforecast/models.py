@@ -17,13 +17,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .constants import FRAMES, SIZE  # noqa: F401  (re-exported: the clip shape these networks take)
+
 if TYPE_CHECKING:
     import os
     from pathlib import Path
-
-FRAMES = 32
-SIZE = 128
-
 
 # ---- convolutions that train fast on CPUs --------------------------------------------------------
 # PyTorch's CPU backward of Conv3d/ConvTranspose3d (oneDNN) runs 15-30x slower than the forward at these
