@@ -226,23 +226,11 @@ def _fold_tensors(
     return w.contiguous(), (b * scale + shift).float()
 
 
-def _layer(block: nn.Module) -> _Conv:
-    """Turn a generator block (conv [+ BN] [+ activation]) into one ``_Conv``."""
-    mods = list(block) if isinstance(block, nn.Sequential) else [block]
-    conv = mods[0]
-    bn = next((m for m in mods if isinstance(m, nn.BatchNorm3d)), None)
-    act = "none"
-    for m in mods:
-        if isinstance(m, nn.LeakyReLU):
-            if abs(m.negative_slope - 0.2) > 1e-12:
-                raise FastPathError("only LeakyReLU(0.2) is supported")
-            act = "leaky_relu"
-        elif isinstance(m, nn.ReLU):
-            act = "relu"
-        elif isinstance(m, nn.Tanh):
-            act = "tanh"
-    w, b = _fold(conv, bn)
-    return _Conv(isinstance(conv, nn.ConvTranspose3d), w, b, list(conv.stride), list(conv.padding), act)
+def _layer(module: nn.Module, blk: Block) -> _Conv:
+    """Turn one generator block, built from ``blk`` (conv [+ BN] [+ activation]), into one ``_Conv``."""
+    conv = module[0] if blk.sequential else module
+    w, b = _fold(conv, module[1] if blk.batchnorm else None)
+    return _Conv(blk.transposed, w, b, list(blk.stride), list(blk.padding), blk.act)
 
 
 def _layer_from_state(get: Callable[[str], torch.Tensor], prefix: str, blk: Block) -> _Conv:
@@ -261,7 +249,7 @@ class FastGenerator:
     def __init__(self, g: Generator, onednn: bool, channels_last: bool, subpixel: bool = True):
         if any(isinstance(m, nn.BatchNorm3d) and not m.track_running_stats for m in g.modules()):
             raise FastPathError("BatchNorm without running statistics cannot be folded")
-        layers = [_layer(getattr(g, blk.name)) for blk in GENERATOR_BLOCKS]
+        layers = [_layer(getattr(g, blk.name), blk) for blk in GENERATOR_BLOCKS]
         self._setup(layers[:6], layers[6:], g.outer_skips, onednn, channels_last, subpixel)
 
     @classmethod

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .constants import FRAMES, SIZE  # noqa: F401  (re-exported: the clip shape these networks take)
+from .constants import FRAMES  # noqa: F401  (re-exported: the clip length these networks take)
 
 if TYPE_CHECKING:
     import os
@@ -246,10 +246,6 @@ class DiscriminatorOutput:
     conv1: torch.Tensor
     conv3: torch.Tensor
 
-    @property
-    def probability(self) -> torch.Tensor:
-        return torch.sigmoid(self.logit)
-
 
 class Discriminator(nn.Module):
     """The video discriminator shared by D1 and D2: the generator's encoder ending in one sigmoid per video.
@@ -395,7 +391,3 @@ class _batch_statistics:
             m.train(training)
         self.saved.clear()
         return False
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
