@@ -7,10 +7,6 @@ Importing the package is cheap (no torch): the names below are looked up in thei
 (a module ``__getattr__``, PEP 562), and torch is loaded by the submodules that need it.
 """
 
-from __future__ import annotations
-
-import importlib
-
 __version__ = "0.1.0"
 
 # The library's face: public name -> the module that defines it, imported when the name is first used.
@@ -26,7 +22,7 @@ def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(__import__(module, fromlist=[name]), name)  # (``importlib`` would cost 0.5 ms more)
     globals()[name] = value  # later lookups find it directly, without this function
     return value
 
