@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 
 from .media import atomic_path
-from .models import MDGAN, WeightsError
-
-_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+from .models import MDGAN
+from .weights import WeightsError, load_state, save_model
 
 
 def their_to_ours(key: str) -> str | None:
@@ -99,8 +98,8 @@ def convert_official(
     model = MDGAN(ngf=ngf, batch_stats=True)
     state = {f"base.{k}": v for k, v in g1.items()}
     state.update({f"refine.{k}": v for k, v in g2.items()})
-    model.load_state_dict(state, strict=True)  # WeightsError naming any missing key or wrong shape
+    load_state(model, state)  # WeightsError naming any missing key or wrong shape
     model.eval()
     with atomic_path(out, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
+        save_model(model, tmp)
     return out
