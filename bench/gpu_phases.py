@@ -5,6 +5,7 @@ limit still leaves its finished part behind. The model-only and end-to-end timin
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import importlib.util
 import os
@@ -221,11 +222,44 @@ def phase_bench(cfg: dict, emit: Callable[[dict], None]) -> dict:
     if device.type == "cuda":
         result["matmul_bf16_tflops"] = matmul_tflops(device)
     emit(result)
-    for ngf in cfg["bench_widths"]:
-        mo = bench.model_only(ngf, cfg["bench_batches"], cfg["bench_rounds"], device, False, False)
-        result["widths"].append(add_rates(mo, peak))
-        emit(result)
+    # one batch size at a time, every width, smallest first: a phase that runs into its time limit keeps
+    # what it measured, and the larger batches (cuDNN autotuning at full size) are the ones left out
+    t0, merged = time.monotonic(), {}
+    for b in cfg["bench_batches"]:
+        if merged and time.monotonic() - t0 > 0.6 * cfg.get("phase_limit_s", float("inf")):
+            result["left_out_batches"] = cfg["bench_batches"][cfg["bench_batches"].index(b) :]
+            break
+        for ngf in cfg["bench_widths"]:
+            mo = bench.model_only(ngf, [b], cfg["bench_rounds"], device, False, False)
+            merged[ngf] = merge_batches(merged.get(ngf), mo)
+            result["widths"] = [add_rates(copy.deepcopy(m), peak) for m in merged.values()]
+            emit(result)
     return result
+
+
+def merge_batches(merged: dict | None, mo: dict) -> dict:
+    """``bench/run.py``'s model-only result for one more batch size, added to those measured before, with
+    its summary (batch 1 = the first batch size, best = fastest per clip) taken over all of them."""
+    if merged is None:
+        return mo
+    merged["per_batch"].update(mo["per_batch"])
+    merged["cpu_seconds_per_clip"].update(mo["cpu_seconds_per_clip"])
+    merged["fast_max_abs_diff"] = max(merged["fast_max_abs_diff"], mo["fast_max_abs_diff"])
+    ref, fast = "reference (eager fp32)", "fast"
+    rows = merged["per_batch"]
+    first = next(iter(rows))
+    best = min(rows, key=lambda b: rows[b][fast])
+    best_ref = min(rows, key=lambda b: rows[b][ref])
+    merged["best_batch"] = best
+    merged["summary"] = {
+        "reference_b1": rows[first][ref],
+        "reference_best": rows[best_ref][ref],
+        "reference_best_batch": best_ref,
+        "fast_b1": rows[first][fast],
+        "fast_best": rows[best][fast],
+        "fast_best_batch": best,
+    }
+    return merged
 
 
 def add_rates(mo: dict, peak: float | None) -> dict:

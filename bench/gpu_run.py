@@ -112,12 +112,12 @@ def settings(args: argparse.Namespace, work: Path, out: Path) -> dict:
         "session_min_steps": 1 if smoke else 10,
         "session_max_steps": 1 if smoke else 1_000_000,
         "stage1_sessions": 1 if smoke else 2,
-        "stage2_sessions": 1 if smoke else 4,
+        "stage2_sessions": 1 if smoke else 3,
         "stage1_fraction": 0.4,
         "final_reserve_s": 2 if smoke else 8,
         "eval_guess_s": 10 if smoke else 30,
         "eval_batch": 2 if smoke else 16,
-        "eval_limit": 2 if smoke else None,
+        "eval_limit": 1 if smoke else None,
     }
     return cfg
 
@@ -261,7 +261,7 @@ class Driver:
                 name, {"status": "skipped", "error": f"no time left ({self.left():.0f} s of the budget)"}
             )
             return
-        cfg = dict(self.cfg, **(extra or {}))
+        cfg = dict(self.cfg, phase_limit_s=limit, **(extra or {}))
         if name == "bench":
             cfg["synth_running"] = any(p.poll() is None for p in self.synth.values())
         settings_path = self.work / f"settings-{name}.json"

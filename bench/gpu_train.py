@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gpu_common import REPO, PhaseFailed, child_env, cli, read_json, run_logged, write_json
+from gpu_common import REPO, PhaseFailed, child_env, cli, read_json, run_logged, tail, write_json
 
 MODEL_DIR = "skyforecast-gpu-model"  # the folder join.sh rebuilds
 PARTS = "best-model.tar"
@@ -295,11 +295,25 @@ class TrainRun:
         if rc is None:
             self.result["stopped"] = f"a Stage {stage} session ran into the time limit and was ended"
             return False
+        if rc != 0 and self.precision_fallback(rc):
+            return self.session(stage, steps, extra)
         if rc != 0:
             self.failure = f"skyforecast train (Stage {stage}) exited {rc}; see train.log in details.tar.gz"
             return False
         if stage == 2:  # Base-Net is frozen in Stage II: every Stage II score has Stage I's beside it
             self.snapshot(stage, after)
+        return True
+
+    def precision_fallback(self, rc: int) -> bool:
+        """A loss that turned NaN/Inf under bf16/fp16 autocast: continue once more in fp32, from the last
+        checkpoint (the failed session saved nothing), rather than end the only run. True when set up."""
+        i = self.base_args.index("--precision") + 1
+        if self.base_args[i] == "fp32" or "not finite" not in tail(self.details / "train.log", 3000):
+            return False
+        self.result["precision_fallback"] = f"{self.base_args[i]} -> fp32 after a non-finite loss (exit {rc})"
+        self.base_args[i] = "fp32"
+        if not any((self.run_dir / "checkpoints").glob("step_*.pt")):
+            shutil.rmtree(self.run_dir, ignore_errors=True)  # nothing to resume: start the run afresh
         return True
 
     def effective_batch(self) -> int:

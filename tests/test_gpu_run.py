@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from gpu_phases import peak_bf16_tflops  # noqa: E402
+from gpu_common import run_logged  # noqa: E402
+from gpu_phases import merge_batches, peak_bf16_tflops  # noqa: E402
 from gpu_run import check_out  # noqa: E402
 from gpu_train import (  # noqa: E402
     MODEL_DIR,
+    TrainRun,
     choose_best,
     fp16_export_bytes,
     pick_widths,
@@ -124,6 +127,52 @@ def test_steady_rate_leaves_out_the_warm_up_window(tmp_path):
     assert steady_rate(tmp_path / "missing.jsonl", 0) is None
 
 
+def test_a_phase_past_its_limit_is_ended_with_everything_it_started(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 60 & echo $! > {pid_file}; wait"
+    rc, wall = run_logged(["bash", "-c", script], tmp_path / "log", timeout=2, new_session=True)
+    assert rc is None and wall < 20
+    pid = int(pid_file.read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_batch_sizes_measured_one_by_one_give_one_summary():
+    def one(b, ref, fast):
+        row = {"reference (eager fp32)": ref, "fast": fast}
+        return {"per_batch": {b: row}, "cpu_seconds_per_clip": {b: row}, "fast_max_abs_diff": 1e-4 * b}
+
+    merged = None
+    for b, ref, fast in ((1, 0.9, 0.5), (8, 0.4, 0.1), (32, 0.3, 0.2)):
+        merged = merge_batches(merged, one(b, ref, fast))
+    assert merged["summary"] == {
+        "reference_b1": 0.9, "reference_best": 0.3, "reference_best_batch": 32,
+        "fast_b1": 0.5, "fast_best": 0.1, "fast_best_batch": 8,
+    }  # fmt: skip
+    assert merged["fast_max_abs_diff"] == pytest.approx(32e-4)
+
+
+def test_non_finite_loss_under_bf16_continues_in_fp32(tmp_path):
+    cfg = {
+        "train_seconds": 60,
+        "work": str(tmp_path),
+        "details": str(tmp_path / "details"),
+        "out": str(tmp_path),
+    }
+    run = TrainRun(cfg, emit=lambda _: None)
+    run.base_args = ["train", "DATA", "--precision", "bf16", "--ngf", "16"]
+    run.details.mkdir()
+    (run.details / "train.log").write_text("error: the data folder is empty\n")
+    assert not run.precision_fallback(1)  # any other failure ends the training
+    run.run_dir.mkdir()
+    (run.run_dir / "metrics.jsonl").write_text("{}\n")  # a first session that saved no checkpoint
+    (run.details / "train.log").write_text("error: loss is not finite at Stage 1 step 7 (loss_g=nan)\n")
+    assert run.precision_fallback(1)
+    assert run.base_args[3] == "fp32" and "bf16 -> fp32" in run.result["precision_fallback"]
+    assert not run.run_dir.exists()  # started afresh, since there was nothing to resume
+    assert not run.precision_fallback(1)  # once only: fp32 has nothing to fall back to
+
+
 # ---- the whole script, tiny, on the CPU ------------------------------------------------------------------
 
 
@@ -159,6 +208,30 @@ def test_smoke_run_every_phase(smoke):
         assert w["summary"]["fast_best_fraction_of_bf16_peak"] is None  # a CPU has no entry in the table
     predict = phases["predict"]["result"]
     assert predict["runs"][0]["wall_s"] > 0 and predict["output_bytes"] > 1000
+
+
+@pytest.mark.slow
+def test_a_failing_phase_is_recorded_and_the_run_goes_on(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
+    args = [
+        "--smoke",
+        "--phases",
+        "predict,info",
+        "--photo",
+        str(tmp_path / "missing.jpg"),
+        "--work",
+        str(tmp_path),
+    ]
+    done = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_run.sh"), *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1  # a phase failed
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert list(summary["phases"]) == ["info", "predict"]  # the run's order, not the option's
+    assert summary["phases"]["info"]["status"] == "ok"
+    predict = summary["phases"]["predict"]
+    assert predict["status"] == "failed" and "missing.jpg" in predict["error"]
+    assert summary["out_ok"] and (tmp_path / "out" / "details.tar.gz").is_file()
 
 
 @pytest.mark.slow
