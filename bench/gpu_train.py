@@ -333,7 +333,8 @@ class TrainRun:
 
     def plan(self, seconds: float, stage: int) -> int:
         """Steps that fit in ``seconds`` at the measured rate, minus the measured start-up of a session,
-        clamped to the run's [min, max] session steps."""
+        clamped to the run's [min, max] session steps; 0 when not even the minimum fits. The smoke run gets
+        its minimum regardless: on a busy CPU its rates say nothing, and every session path must run."""
         done = [s for s in self.result["sessions"] if s.get("steps_per_s")]
         same = [s for s in done if s["stage"] == stage]
         lo, hi = self.cfg["session_min_steps"], self.cfg["session_max_steps"]
@@ -344,7 +345,9 @@ class TrainRun:
         # it is 1.5x as slow as a Stage I step
         rate = last["steps_per_s"] / (1 if same else 1.5)
         steps = int((seconds - last.get("overhead_s", 0.0)) * rate)
-        return max(0, min(hi, steps)) if steps >= lo else 0
+        if steps < lo:
+            return lo if self.cfg.get("smoke") else 0
+        return min(hi, steps)
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -423,7 +426,7 @@ class TrainRun:
             steps = self.plan(seconds, 2) if going else 0
             if not steps:
                 break
-            going = self.session(2, steps, stage2_extra if i == 0 else [])
+            going = self.session(2, steps, stage2_extra)  # a resumed session takes its losses from here
         self.collect(wait_until=self.deadline - 2)
         self.result["evaluations_unfinished"] = sorted(self.pending)
         for proc, _, _ in self.pending.values():

@@ -182,7 +182,7 @@ def smoke(tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]:
     env = dict(os.environ, OUT=str(base / "out"), PYTHON=sys.executable)
     done = subprocess.run(
         ["bash", str(REPO / "bench" / "gpu_run.sh"), "--smoke", "--work", str(base / "work")],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     summary = json.loads((base / "out" / "summary.json").read_text())
     return base, summary, done
@@ -239,8 +239,12 @@ def test_smoke_run_trains_scores_and_exports(smoke, tmp_path):
     base, summary, _ = smoke
     train = summary["phases"]["train"]["result"]
     assert (train["widths"]["ngf"], train["widths"]["refine_ngf"]) == (4, 4)  # what fits 2.5 MB
-    assert [s["stage"] for s in train["sessions"]] == [1, 2]
+    assert [s["stage"] for s in train["sessions"]] == [1, 1, 2, 2]  # Stage II continues a Stage II run too
     assert all(s["exit_code"] == 0 and s["steps"] == 1 for s in train["sessions"])
+    snaps = train["snapshots"]
+    assert sorted(snaps) == ["s2-step000003", "s2-step000004"]  # Stage II exports only, each scored
+    assert all(s["eval_exit_code"] == 0 and s["clips"] == 1 for s in snaps.values())
+    assert train["evaluations_unfinished"] == []
     assert "NOT real-sky-dev" in train["recipe"]["dev_data"]  # the smoke run says what it scored on
     best = train["best"]
     assert best["tag"].startswith("s2-") and 0 < best["scores"]["stage2"]["psnr"] < 100
