@@ -396,12 +396,27 @@ def headline(summary: dict) -> str:
         )
     if r("predict").get("runs"):
         lines.append(f"predict one photo: {[x['wall_s'] for x in r('predict')['runs']]} s")
-    best = r("train").get("best")
-    if best:
-        s2 = best["scores"].get("stage2", {})
+    train = r("train")
+    for s in train.get("sessions", []):
         lines.append(
-            f"best snapshot {best['tag']}: Stage II {s2.get('psnr')} dB, motion {s2.get('motion_ratio')}"
+            f"train Stage {s['stage']}: {s['steps']} steps in {s['wall_s']} s, {s['clips_per_s']} clips/s "
+            f"(exit {s['exit_code']})"
         )
+    scored = [("bundled", train.get("bundled"))] + [
+        (tag, snap.get("scores")) for tag, snap in (train.get("snapshots") or {}).items()
+    ]
+    for tag, scores in scored:
+        if scores:
+            nan = float("nan")
+            cells = [
+                f"{system} {v.get('psnr', nan):.2f} dB / motion {v.get('motion_ratio', nan):.2f}"
+                for system, v in scores.items()
+                if system in ("stage2", "transfer")
+            ]
+            lines.append(f"{tag}: " + ", ".join(cells))
+    best = train.get("best")
+    if best:
+        lines.append(f"best: {best['tag']} ({best['criterion']})")
     lines.append(f"$OUT: {len(summary.get('out_files') or {})} files, ok={summary.get('out_ok')}")
     return "\n".join(lines)
 
