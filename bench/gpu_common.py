@@ -15,6 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("info", "cuda_tests", "bench", "predict", "train")
+GROUPS: set[int] = set()  # process groups started with new_session and still running (see end_groups)
 
 
 def cli() -> list[str]:
@@ -83,6 +84,8 @@ def run_logged(
             stdin=subprocess.DEVNULL,
             start_new_session=new_session,
         )
+        if new_session:
+            GROUPS.add(proc.pid)
         try:
             rc = proc.wait(timeout=max(1.0, timeout))
         except subprocess.TimeoutExpired:
@@ -92,7 +95,20 @@ def run_logged(
                 proc.kill()
                 proc.wait()
             rc = None
+        finally:
+            GROUPS.discard(proc.pid)
     return rc, time.monotonic() - t0
+
+
+def end_groups() -> None:
+    """SIGKILL every process group still registered in ``GROUPS``: a driver stopped from outside must not
+    leave a phase (training on the GPU, say) running on the machine after it."""
+    for pgid in list(GROUPS):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        GROUPS.discard(pgid)
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -37,7 +38,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_common import PHASES, REPO, PhaseFailed, child_env, cli, read_json, run_logged, tail, write_json  # noqa: E402
+from gpu_common import (  # noqa: E402
+    GROUPS,
+    PHASES,
+    REPO,
+    PhaseFailed,
+    child_env,
+    cli,
+    end_groups,
+    read_json,
+    run_logged,
+    stop_group,
+    tail,
+    write_json,
+)
 
 OUT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 OUT_MAX_FILES, OUT_MAX_BYTES = 8, 16 * 2**20
@@ -181,7 +195,8 @@ class Driver:
                 self.phase(name, min(smoke if self.args.smoke else real, self.left() - END_RESERVE_S))
         for proc in self.synth.values():
             if proc.poll() is None:
-                proc.kill()
+                stop_group(proc)
+            GROUPS.discard(proc.pid)
         self.finish()
         failed = [n for n, p in self.summary["phases"].items() if p["status"] not in ("ok", "skipped")]
         return 1 if failed or not self.summary["out_ok"] else 0
@@ -237,6 +252,7 @@ class Driver:
         )
         log.close()
         self.synth[name].started = time.monotonic()  # type: ignore[attr-defined]
+        GROUPS.add(self.synth[name].pid)
 
     def wait_synth(self, until: float) -> dict:
         """Wait for the synthetic data (at most until ``until`` on the run's clock); what each run took."""
@@ -469,7 +485,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: set OUT to the folder for the results (the device tool sets it)", file=sys.stderr)
         return 2
     Path(out).mkdir(parents=True, exist_ok=True)
-    return Driver(args, Path(out)).run()
+    driver = Driver(args, Path(out))
+
+    def stopped(signum, frame):  # `timeout` in gpu_run.sh, or the device's own limit
+        end_groups()
+        driver.summary["stopped"] = f"signal {signum} after {time.monotonic() - driver.t0:.0f} s"
+        driver.write_out()
+        os._exit(124)
+
+    signal.signal(signal.SIGTERM, stopped)
+    return driver.run()
 
 
 if __name__ == "__main__":

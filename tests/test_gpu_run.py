@@ -211,6 +211,26 @@ def test_smoke_run_every_phase(smoke):
 
 
 @pytest.mark.slow
+def test_a_run_stopped_from_outside_leaves_its_summary_and_no_process(tmp_path):
+    # stopped 8 s in: the driver is up by then, and info + bench take longer
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable, GPU_RUN_HARD_LIMIT="8")
+    args = ["--smoke", "--phases", "info,bench", "--work", str(tmp_path / "work")]
+    done = subprocess.run(["bash", str(REPO / "bench" / "gpu_run.sh"), *args], env=env, capture_output=True)
+    assert done.returncode == 124  # `timeout` stopped the driver, which ended its phase first
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["stopped"].startswith("signal 15")
+    time.sleep(0.5)
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(tmp_path / "work").encode() in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+        except OSError:
+            pass
+    assert not left  # the phase running then (in its own session) was ended with the driver
+
+
+@pytest.mark.slow
 def test_a_failing_phase_is_recorded_and_the_run_goes_on(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
     args = [
