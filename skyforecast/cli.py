@@ -59,12 +59,12 @@ def predict(
         typer.Argument(help="Photos and/or folders of photos.", show_default=False, metavar="PHOTO..."),
     ],
     output: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[str],  # noqa: UP045 - a str: a trailing / (always a folder) must survive
         typer.Option(
             "-o",
             "--output",
-            "--output_dir",
             help="Output folder, or a .mp4/.gif file for one photo. Default: the current folder.",
+            metavar="PATH",
         ),
     ] = None,
     formats: Annotated[
@@ -88,7 +88,6 @@ def predict(
         typer.Option(
             "--weights",
             "-w",
-            "--model",
             help="Model folder or Hub repo id with optional @revision. Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
         ),
@@ -190,8 +189,12 @@ def predict(
         _fail(str(e), code=2)
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
-    if not jobs:
-        raise typer.Exit(1)
+    if not jobs:  # nothing to do: still one summary, so every input is accounted for
+        from .batch import BatchResult
+
+        nothing = BatchResult(failed=list(problems))
+        _summary(console, nothing, quiet)
+        raise typer.Exit(nothing.exit_code)
 
     todo = [j for j in jobs if not j.skip]
     pipe = None
@@ -264,6 +267,16 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         return run(pipe, jobs, on_event=on_event, **kwargs)
 
 
+SHOW_AT_MOST = 5  # names listed in a summary line before "and N more"
+
+
+def _first_few(paths) -> str:
+    from rich.markup import escape
+
+    names = ", ".join(escape(str(p)) for p in paths[:SHOW_AT_MOST])
+    return names + (f" and {len(paths) - SHOW_AT_MOST} more" if len(paths) > SHOW_AT_MOST else "")
+
+
 def _summary(console, result, quiet: bool) -> None:
     from rich.markup import escape
 
@@ -276,6 +289,20 @@ def _summary(console, result, quiet: bool) -> None:
     if quiet and not result.failed and not result.interrupted:
         return
     console.print(", ".join(parts), soft_wrap=True)
+    if result.skipped_outputs:
+        console.print(
+            f"not replaced (made by an earlier run, perhaps with other options): "
+            f"{_first_few(result.skipped_outputs)}; --overwrite replaces them",
+            soft_wrap=True,
+        )
+    if result.renamed:
+        console.print(
+            f"{len(result.renamed)} renamed, because another photo has the same name:", soft_wrap=True
+        )
+        for path, how in result.renamed[:SHOW_AT_MOST]:
+            console.print(f"  {escape(f'{path}: {how}')}", soft_wrap=True)
+        if len(result.renamed) > SHOW_AT_MOST:
+            console.print(f"  and {len(result.renamed) - SHOW_AT_MOST} more", soft_wrap=True)
     if result.interrupted or result.stopped:
         console.print("run the same command again to continue: finished outputs are skipped", soft_wrap=True)
     if result.failed and len(result.failed) > 1:
@@ -594,7 +621,6 @@ def evaluate_command(
         typer.Option(
             "--weights",
             "-w",
-            "--model",
             help="Model folder or Hub repo id (user/name or user/name@revision). Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
         ),
