@@ -10,13 +10,15 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .cli_style import PlainGroup
 
 app = typer.Typer(
     name="skyforecast",
     help="Turn one outdoor photo into a short time-lapse of what the sky does next (MD-GAN).",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help, readable at 80 columns (cli_style)
+    cls=PlainGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -56,7 +58,7 @@ def _fail(message: str, code: int = 1) -> None:
 def predict(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Photos and/or folders of photos.", show_default=False, metavar="PHOTO..."),
+        typer.Argument(help="Photos and/or folders of photos.", show_default=False, metavar="PHOTO"),
     ],
     output: Annotated[
         Optional[str],  # noqa: UP045 - a str: a trailing / (always a folder) must survive
@@ -69,20 +71,29 @@ def predict(
     ] = None,
     formats: Annotated[
         list[str],
-        typer.Option("--format", "-f", help="mp4, gif, frames (PNG folder) or all. Repeatable."),
+        typer.Option(
+            "--format", "-f", help="mp4, gif, frames (PNG folder) or all. Repeatable.", metavar="FORMAT"
+        ),
     ] = ["mp4"],  # noqa: B006 - typer reads the default
-    fps: Annotated[float, typer.Option(min=0.5, max=120, help="Frames per second of written videos.")] = 8,
-    stage: Annotated[int, typer.Option(min=1, max=2, help="2: Refine-Net (final); 1: Base-Net only.")] = 2,
+    fps: Annotated[
+        float, typer.Option(min=0.5, max=120, help="Frames per second of written videos.", metavar="FPS")
+    ] = 8,
+    stage: Annotated[
+        int, typer.Option(min=1, max=2, help="2: Refine-Net (final); 1: Base-Net only.", metavar="1|2")
+    ] = 2,
     size: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
             help="Written frame size: N (square) or WxH. Default: the photo's aspect ratio at 128 px "
-            "height; 128 gives the model's raw square."
+            "height; 128 gives the model's raw square.",
+            metavar="SIZE",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Photos per model call.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Photos per model call.", metavar="N")] = 8,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (default: skip them).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip them).")
+    ] = False,
     weights: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -90,10 +101,12 @@ def predict(
             "-w",
             help="Model folder or Hub repo id with optional @revision. Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
+            metavar="SPEC",
         ),
     ] = None,
     device: Annotated[
-        str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
+        str,
+        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
     ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
     resolution: Annotated[
@@ -102,6 +115,7 @@ def predict(
             help="model (default: the prediction's own pixels), native (the photo's size, capped at 4K worth "
             "of pixels) or a height such as 1080: the photo itself animated with the predicted motion.",
             rich_help_panel="Beyond the paper",
+            metavar="RES",
         ),
     ] = None,
     mask: Annotated[
@@ -110,6 +124,7 @@ def predict(
             help="What may move: a mask image (white = sky, black = still), auto (where the prediction "
             "moves, snapped to the photo) or none. Default: auto with --resolution, else none.",
             rich_help_panel="Beyond the paper",
+            metavar="MASK",
         ),
     ] = None,
     loop: Annotated[
@@ -121,7 +136,9 @@ def predict(
     loop_style: Annotated[
         str,
         typer.Option(
-            help="fade (cross-fade the end into the start) or pingpong.", rich_help_panel="Beyond the paper"
+            help="fade (cross-fade the end into the start) or pingpong.",
+            rich_help_panel="Beyond the paper",
+            metavar="STYLE",
         ),
     ] = "fade",
     frames: Annotated[
@@ -131,6 +148,7 @@ def predict(
             max=960,
             help="Frames to write; beyond 32 predictions are chained (a late frame seeds the next 32).",
             rich_help_panel="Beyond the paper",
+            metavar="N",
         ),
     ] = 32,
     compare: Annotated[
@@ -142,17 +160,20 @@ def predict(
     flow: Annotated[
         str,
         typer.Option(
-            help="Optical flow for --resolution: dis or farneback.", rich_help_panel="Beyond the paper"
+            help="Optical flow for --resolution: dis or farneback.",
+            rich_help_panel="Beyond the paper",
+            metavar="METHOD",
         ),
     ] = "dis",
 ) -> None:
     """Predict a sky time-lapse for each photo.
 
-    [dim]Examples:[/]
-      skyforecast predict photo.jpg                      [dim]# -> photo.mp4[/]
-      skyforecast predict photos/ -o out/ -f mp4 -f gif  [dim]# a whole folder[/]
+    \b
+    Examples:
+      skyforecast predict photo.jpg                 # -> photo.mp4
+      skyforecast predict photos/ -o out/ -f gif    # a whole folder
       skyforecast predict photo.jpg --stage 1 -o base.gif
-      skyforecast predict photo.jpg --resolution native --loop  [dim]# full size, still ground[/]
+      skyforecast predict photo.jpg --resolution native --loop
     """
     import os
 
@@ -436,12 +457,14 @@ _CkptEvery = Annotated[int, typer.Option("--checkpoint-every", help="Steps betwe
 _Keep = Annotated[int, typer.Option("--keep-checkpoints", help="How many recent checkpoints to keep.")]
 _Lr = Annotated[
     Optional[float],  # noqa: UP045
-    typer.Option("--lr", help="Adam learning rate [default: 2e-4 train, 5e-5 finetune].", show_default=False),
+    typer.Option(
+        "--lr", help="Adam learning rate.  [default: 2e-4 train, 5e-5 finetune]", show_default=False
+    ),
 ]
 _LamCon = Annotated[float, typer.Option("--lambda-con", help="Weight of the pixel L1 loss (pix2pix's 100).")]
 _LamCon2 = Annotated[
     Optional[float],  # noqa: UP045
-    typer.Option("--lambda-con2", help="Stage II L1 weight [default: --lambda-con].", show_default=False),
+    typer.Option("--lambda-con2", help="Stage II L1 weight.  [default: --lambda-con]", show_default=False),
 ]
 _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
@@ -468,7 +491,7 @@ _RefineInit = Annotated[
     typer.Option(
         "--refine-init",
         help="Refine-Net at Stage II start: base (a copy of Base-Net), weights (the loaded one) or random "
-        "(the paper) [default: base for train, weights for finetune].",
+        "(the paper).  [default: base for train, weights for finetune]",
         show_default=False,
     ),
 ]
@@ -481,7 +504,7 @@ _Crop = Annotated[
 _Stride = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option(
-        "--clip-stride", help="Frames between clip starts [default: 32, no overlap].", show_default=False
+        "--clip-stride", help="Frames between clip starts.  [default: 32, no overlap]", show_default=False
     ),
 ]
 _Flip = Annotated[bool, typer.Option("--flip/--no-flip", help="Random horizontal flips.")]
@@ -552,8 +575,10 @@ def train(
     stop_after: _StopAfter = None,
     quiet: _Quiet = False,
 ) -> None:
-    """Train MD-GAN from scratch: Stage I (Base-Net) then Stage II (Refine-Net). Multi-GPU/multi-machine:
-    [bold]torchrun --nproc-per-node N -m skyforecast train ...[/]"""
+    """Train MD-GAN from scratch: Stage I (Base-Net) then Stage II (Refine-Net).
+
+    Many GPUs or machines: torchrun --nproc-per-node N -m skyforecast train ...
+    """
     _train_settings(**locals())
 
 
@@ -600,7 +625,7 @@ def finetune(
     stop_after: _StopAfter = None,
     quiet: _Quiet = False,
 ) -> None:
-    """Fine-tune existing weights on your clips (lower lr; [bold]--stage 2[/] tunes motion only)."""
+    """Fine-tune existing weights on your clips (lower lr; --stage 2 tunes motion only)."""
     _train_settings(ngf=32, **locals())
 
 
@@ -623,6 +648,7 @@ def evaluate_command(
             "-w",
             help="Model folder or Hub repo id (user/name or user/name@revision). Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
+            metavar="SPEC",
         ),
     ] = None,
     per_clip: Annotated[bool, typer.Option("--per-clip", help="Also show one row per clip.")] = False,
@@ -630,22 +656,25 @@ def evaluate_command(
         Optional[str],  # noqa: UP045
         typer.Option("--json", metavar="FILE", help="Write all numbers as JSON to FILE, or - for stdout."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Clips per model call.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per model call.", metavar="N")] = 8,
     device: Annotated[
-        str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
+        str,
+        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
     ] = "auto",
     limit: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=1, help="Evaluate only the first N clips.", show_default=False),
+        typer.Option(min=1, help="Evaluate only the first N clips.", show_default=False, metavar="N"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31, beside two
-    baselines (the first frame repeated; Stage I alone).
+    """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31.
 
-    [dim]Examples:[/]
+    Beside it, two baselines: the first frame repeated, and Stage I alone.
+
+    \b
+    Examples:
       skyforecast evaluate ../shared/data/real-sky-dev
-      skyforecast evaluate clips/ --weights run/model --per-clip --json scores.json
+      skyforecast evaluate clips/ -w run/model --per-clip --json scores.json
     """
     import json
 
@@ -730,7 +759,7 @@ def synth(
     workers: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 90,
 ) -> None:
-    """Render procedural sky time-lapses (clouds, dusk, night, aurora) as [bold]training data[/].
+    """Render procedural sky time-lapses (clouds, dusk, night, aurora) as training data.
 
     Writes OUT/<video>/<clip>/<clip>_frames_<n:08d>.jpg like the Sky Timelapse data set. The output depends
     only on the options, never on --workers.
@@ -789,14 +818,17 @@ def convert_official_cmd(
     stage1: Annotated[Path, typer.Argument(help="The authors' Stage I generator, e.g. NETG_S1.pth.")],
     stage2: Annotated[Path, typer.Argument(help="The authors' Stage II generator, e.g. NETG_S2.pth.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing, non-empty folder.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing, non-empty folder.")
+    ] = False,
 ) -> None:
     """Turn the authors' released PyTorch 0.3 checkpoints into a model folder for --weights.
 
     The .pth files are read as data only (never fully unpickled); the folder gets config.json (with
     batch_stats=true, as their test script ran BatchNorm) and model.safetensors.
 
-    [dim]Example:[/]
+    \b
+    Example:
       skyforecast convert-official NETG_S1.pth NETG_S2.pth --out official/
       skyforecast predict photo.jpg -w official/
     """
