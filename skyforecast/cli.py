@@ -210,6 +210,14 @@ def predict(
         _fail(str(e), code=2)
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
+    from .media import GIF_MAX_FPS
+
+    if fps > GIF_MAX_FPS and any("gif" in job.outputs for job in jobs):
+        console.print(
+            f"[yellow]note:[/] GIFs play at most {GIF_MAX_FPS} fps (browsers slow shorter frame delays "
+            f"down); the GIFs get {GIF_MAX_FPS} fps, other formats {fps:g}",
+            soft_wrap=True,
+        )
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
         from .batch import BatchResult
 
