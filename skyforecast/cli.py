@@ -269,6 +269,7 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .batch import run
+    from .interrupt import acknowledge_interrupt
 
     def on_event(kind: str, job, detail: str) -> None:
         source, detail = escape(str(job.source)), escape(detail)
@@ -291,7 +292,15 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         transient=True,
         disable=quiet or len(jobs) < 2,
     )
-    with progress:
+
+    def acknowledge() -> None:  # runs in a helper thread the moment Ctrl-C is pressed
+        progress.console.print(
+            "[yellow]Ctrl-C:[/] stopping; the videos already predicted are being finished "
+            "(outputs are whole or absent, never partial), then the summary",
+            soft_wrap=True,
+        )
+
+    with progress, acknowledge_interrupt(acknowledge):
         task = progress.add_task("predict", total=len(jobs))
         return run(pipe, jobs, on_event=on_event, **kwargs)
 
