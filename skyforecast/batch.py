@@ -254,7 +254,8 @@ def run(
 ) -> BatchResult:
     """Predict and write every job. Decoding of the next batch and encoding of finished videos run in
     worker threads while the model computes. ``on_event(kind, job, detail)`` is called with kind in
-    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs).
+    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs), and with ``post``, ``frame``
+    and detail ``"done/total"`` as each frame of a photo is rendered (from the writer threads).
 
     ``post``: a ``sequence.PostProcess`` (full resolution, still mask, loops, longer videos, comparison);
     its ``predict`` runs here in the model's thread, its ``write`` in the writer threads."""
@@ -283,7 +284,12 @@ def run(
 
     def write_post(job: Job, photo: Photo, videos: np.ndarray, out_size: tuple[int, int]) -> list[str]:
         targets = job.outputs if overwrite else job.missing
-        return post.write(photo, videos, targets, out_size, fps=fps)  # frame by frame: bounded memory
+
+        def on_frame(done: int, total: int) -> None:
+            emit("frame", job, f"{done}/{total}")
+
+        # frame by frame: bounded memory, and progress within a photo whose render takes long
+        return post.write(photo, videos, targets, out_size, fps=fps, on_frame=on_frame)
 
     # decoding feeds the model's next call: its own thread, at normal priority; encoding yields to the model
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skyforecast-decode")

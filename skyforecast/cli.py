@@ -280,17 +280,27 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         elif kind == "done" and not quiet:
             names = ", ".join(escape(str(p)) for p in job.outputs.values())
             progress.console.print(f"[green]wrote[/] {names}", soft_wrap=True)
+        if kind == "frame":  # within one photo: a full-resolution render can take a minute
+            done, total = (int(n) for n in detail.split("/"))
+            if job.source not in frame_tasks:
+                frame_tasks[job.source] = progress.add_task(
+                    f"  frames of {escape(job.source.name)}", total=total
+                )
+            progress.update(frame_tasks[job.source], completed=done)
         if kind in ("done", "failed", "skipped"):
+            if job.source in frame_tasks:
+                progress.remove_task(frame_tasks.pop(job.source))
             progress.advance(task)
 
+    frame_tasks: dict = {}  # photo -> its row of frames, while it is rendered
     progress = Progress(
-        TextColumn("[bold]predicting"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=quiet or len(jobs) < 2,
+        disable=quiet or (len(jobs) < 2 and kwargs.get("post") is None),
     )
 
     def acknowledge() -> None:  # runs in a helper thread the moment Ctrl-C is pressed
@@ -301,7 +311,7 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         )
 
     with progress, acknowledge_interrupt(acknowledge):
-        task = progress.add_task("predict", total=len(jobs))
+        task = progress.add_task("predicting", total=len(jobs))
         return run(pipe, jobs, on_event=on_event, **kwargs)
 
 
