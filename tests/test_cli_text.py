@@ -92,3 +92,17 @@ def test_convert_official_names_a_reason_not_a_number(tmp_path):
         assert result.exit_code == 1
         assert result.output.strip() == f"error: {path}: cannot be read as a checkpoint ({reason})"
     assert not (tmp_path / "m").exists()
+
+
+def test_readme_install_names_the_cpu_wheel_index_and_keeps_its_first_command():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```bash\n(.*?)\n```", readme, re.S).group(1)
+    assert first == "pip install torch==2.13.0 && pip install . && skyforecast predict examples/sky.jpg"
+    version = re.search(r"torch==([\d.]+)", first).group(1)
+    cpu = f"pip install torch=={version} --index-url https://download.pytorch.org/whl/cpu"
+    assert cpu in " ".join(readme.split())  # for machines without an NVIDIA GPU
+    assert f"torch=={version}" in (repo / ".ci" / "run").read_text()  # CI installs what README says
+    assert "/sky.mp4" in (repo / ".gitignore").read_text().splitlines()  # the quick start's output
