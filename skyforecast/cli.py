@@ -736,12 +736,13 @@ def export_command(
     ] = None,
     device: _Device = "auto",
 ) -> None:
-    """Make a model folder for [bold]--weights[/] from any checkpoint of a training run, with a model card
+    """Make a model folder for --weights from any checkpoint of a training run, with a model card
     (data, steps per stage, settings, scores when --evaluate is given).
 
-    [dim]Examples:[/]
+    \b
+    Examples:
       skyforecast export runs/sky/checkpoints/step_00004000.pt sky-4000/
-      skyforecast export runs/sky sky-latest/ --evaluate clips/   [dim]# latest checkpoint, scored[/]
+      skyforecast export runs/sky sky-latest/ --evaluate clips/   # latest checkpoint, scored
       skyforecast predict photo.jpg -w sky-4000/
     """
     from .data import DataError

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from skyforecast.cli import app
 
 runner = CliRunner()
-COMMANDS = ["predict", "train", "finetune", "evaluate", "synth", "convert-official"]
+COMMANDS = ["predict", "train", "finetune", "evaluate", "synth", "convert-official", "export"]
 
 
 def _help(*command: str) -> str:
