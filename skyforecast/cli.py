@@ -742,7 +742,7 @@ def export_command(
     \b
     Examples:
       skyforecast export runs/sky/checkpoints/step_00004000.pt sky-4000/
-      skyforecast export runs/sky sky-latest/ --evaluate clips/   # latest checkpoint, scored
+      skyforecast export runs/sky sky-latest/ --evaluate clips/  # latest, scored
       skyforecast predict photo.jpg -w sky-4000/
     """
     from .data import DataError
