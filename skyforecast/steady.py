@@ -48,8 +48,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .motion import sky_only
-
 # Calibration and physics constants (see the module docstring and README "Beyond the paper").
 REAL_SPEED = 0.0103  # frame heights per frame: mean real sky speed over the moving half, real-sky-dev
 PRED_TYPICAL = 0.15  # model px per inner step: the bundled model's median sky flow length on real-sky-dev
@@ -262,7 +260,7 @@ def fit_field(
         # the residual keeps its size relative to the fitted field's
         fit_mean = max(float(np.linalg.norm(fitted[where], axis=1).mean()), 1e-12)
         residual = (RESIDUAL_WEIGHT * residual * (frac / fit_mean)).astype(np.float32)
-    return SteadyField(
+    field = SteadyField(
         a=a * scale,
         b=b * scale,
         horizon=horizon,
@@ -272,6 +270,14 @@ def fit_field(
         source=source,
         consistency=consistency,
     )
+    # the residual changes the mean a little: the whole field is rescaled to the set speed
+    total = float(np.linalg.norm(field.velocity((mw, mh))[where], axis=1).mean()) / mh
+    if total > 0:
+        k = frac / total
+        field.a, field.b = field.a * k, field.b * k
+        if field.residual is not None:
+            field.residual = (field.residual * k).astype(np.float32)
+    return field
 
 
 def _reference(field: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -309,7 +315,7 @@ class SteadyRenderer:
         if alpha is not None:
             binary = alpha > 0
             self.box = _box(binary)
-            self.source = sky_only(photo, binary)
+            self.source = sky_source(photo, binary)
         else:
             self.box = (0, ph, 0, pw)
             self.source = photo
@@ -416,6 +422,38 @@ class SteadyRenderer:
         return cv2.remap(self.source, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160) -> np.ndarray:
+    """The photo with everything outside ``sky`` painted over with sky colours, as the source to warp from:
+    a stream line that starts under the still foreground (behind a mountain, a roof) then fetches a smooth
+    continuation of the nearby sky instead of a smear of roof. The fill is a normalised convolution at a
+    small size (shorter side ``work``) from sky pixels a little inside the mask (the mask's edge pixels can
+    carry the foreground's colour), with kernels 4x wider than tall: sky colour changes little along a row
+    (the same height above the horizon) and much from row to row, so the hole gets the colours of its own
+    rows, not vertical streaks. The sky keeps the photo's pixels."""
+    ph, pw = photo.shape[:2]
+    if sky.all() or not sky.any():
+        return photo
+    scale = min(1.0, work / min(ph, pw))
+    size = (max(8, int(round(pw * scale))), max(8, int(round(ph * scale))))
+    small = cv2.resize(photo, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    inside = cv2.resize(sky.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    eroded = cv2.erode(inside, np.ones((5, 5), np.uint8))
+    m = (eroded if eroded.any() else inside).astype(np.float32)
+    fill = small.copy()
+    have = m > 0
+    for sx in (2.0, 8.0, 32.0, 128.0):
+        den = cv2.GaussianBlur(m, (0, 0), sigmaX=sx, sigmaY=sx / 4)
+        num = cv2.GaussianBlur(small * m[..., None], (0, 0), sigmaX=sx, sigmaY=sx / 4)
+        ok = (den > 1e-3) & ~have
+        fill[ok] = num[ok] / den[ok][:, None]
+        have |= ok
+    if not have.all():
+        fill[~have] = small[m > 0].mean(axis=0)
+    fill = cv2.GaussianBlur(fill, (0, 0), 1.5)
+    big = cv2.resize(np.clip(fill + 0.5, 0, 255).astype(np.uint8), (pw, ph), interpolation=cv2.INTER_LINEAR)
+    return np.where(sky[..., None], photo, big)
+
+
 def _box(region: np.ndarray) -> tuple[int, int, int, int]:
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
     if len(rows) == 0:
@@ -484,6 +522,16 @@ def animate(photo: np.ndarray, video: np.ndarray, sky: np.ndarray | None, **opti
     return np.stack([renderer[t] for t in range(len(renderer))])
 
 
+def default_output(photo: np.ndarray, video: np.ndarray) -> tuple[np.ndarray, SteadyField]:
+    """What ``skyforecast predict`` writes by default, for a photo already at the output size: the sky
+    found by ``skymask.sky_mask`` moved by the steady field of ``video`` at the default speed and direction,
+    32 frames, no light trend. Returns (frames, field); ``evaluate`` scores it."""
+    from .skymask import sky_mask
+
+    renderer, field = animate_frames(photo, video, sky_mask(photo), frames=len(video))
+    return np.stack([renderer[t] for t in range(len(renderer))]), field
+
+
 FrameFn = Callable[[int], np.ndarray]
 
 __all__ = [
@@ -495,9 +543,11 @@ __all__ = [
     "Speed",
     "animate",
     "animate_frames",
+    "default_output",
     "fit_field",
     "inner_flows",
     "light_trend",
+    "sky_source",
     "parse_direction",
     "parse_speed",
 ]
