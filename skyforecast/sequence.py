@@ -339,7 +339,6 @@ class PostProcess:
             ), list(dict.fromkeys(notes))
         return Frames(self.frames, size, panels[0]), list(dict.fromkeys(notes))
 
-
     def _stream_steady(
         self, still: np.ndarray, videos: np.ndarray, size: tuple[int, int], file_mask: np.ndarray | None
     ) -> tuple[Frames, list[str]]:
