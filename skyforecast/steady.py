@@ -342,6 +342,15 @@ class SteadyRenderer:
         y0, y1, x0, x1 = self.box
         bx, by = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         self._base = np.dstack([bx, by])  # output-pixel grid of the box, made once
+        if alpha is not None:
+            a = np.ascontiguousarray(alpha[y0:y1, x0:x1], dtype=np.float32)
+            self._inside = (a >= 1.0).astype(np.uint8)
+            band = (a > 0) & (a < 1)  # the feathered edge, blended (blendLinear keeps 0 and 1 exact)
+            self._band = _box(band) if band.any() else None
+            if self._band is not None:
+                by0, by1, bx0, bx1 = self._band
+                part = np.ascontiguousarray(a[by0:by1, bx0:bx1])
+                self._band_alpha = (part, 1.0 - part)
 
     def __len__(self) -> int:
         return self.frames
@@ -390,27 +399,29 @@ class SteadyRenderer:
         phases = [(k, w) for k, w in self._phases(t) if w > 0]
         if len(phases) == 1 and phases[0][0] == 0 and self.gain is None:
             return out
-        acc = None
-        total = None
-        for k, w in phases:
-            disp = self.displacement(k)
-            warped = self._warp(disp).astype(np.float32)
-            if len(phases) == 1:
-                acc, total = warped, None
-                break
-            weight = cv2.resize(w * self._valid(disp), (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-            acc = warped * weight[..., None] if acc is None else acc + warped * weight[..., None]
-            total = weight if total is None else total + weight
-        moved = acc if total is None else acc / total[..., None]
+        if len(phases) == 1:
+            moved = self._warp(self.displacement(phases[0][0]))
+        else:
+            # per-pixel phase weights: blend weight times validity, renormalised (at the grid's size)
+            disps = [self.displacement(k) for k, _ in phases]
+            weights = [w * self._valid(d) for (_, w), d in zip(phases, disps, strict=True)]
+            total = sum(weights)
+            first = cv2.resize(weights[0] / total, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+            moved = cv2.blendLinear(self._warp(disps[0]), self._warp(disps[1]), first, 1.0 - first)
         if self.gain is not None:
-            moved *= self.gain[t].astype(np.float32)
-        moved = np.clip(moved + 0.5, 0, 255).astype(np.uint8)
-        if self.alpha is not None:
-            a = self.alpha[y0:y1, x0:x1]
-            moved = cv2.blendLinear(moved, self.photo[y0:y1, x0:x1], a, 1.0 - a)
-            still = a <= 0
-            moved[still] = self.photo[y0:y1, x0:x1][still]  # exactly the photo, whatever the rounding
-        out[y0:y1, x0:x1] = moved
+            g = self.gain[t]
+            moved = cv2.multiply(moved, (float(g[0]), float(g[1]), float(g[2]), 0.0))
+        if self.alpha is None:
+            out[y0:y1, x0:x1] = moved
+            return out
+        comp = out[y0:y1, x0:x1]
+        cv2.copyTo(moved, self._inside, comp[...])  # alpha 1: the moved sky; alpha 0 keeps the photo exactly
+        if self._band is not None:
+            by0, by1, bx0, bx1 = self._band
+            a, rest = self._band_alpha
+            comp[by0:by1, bx0:bx1] = cv2.blendLinear(
+                moved[by0:by1, bx0:bx1], self.photo[y0 + by0 : y0 + by1, x0 + bx0 : x0 + bx1], a, rest
+            )
         return out
 
     def _warp(self, disp: np.ndarray) -> np.ndarray:
