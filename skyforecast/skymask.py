@@ -31,9 +31,41 @@ def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
     ph, pw = photo.shape[:2]
     prior = sky_prior(photo)
     if prior.mean() >= MIN_PRIOR:
-        return resize_mask(prior.astype(np.float32), (pw, ph))
+        mask = resize_mask(prior.astype(np.float32), (pw, ph))
+        return mask * (1.0 - thin_dark(photo, mask))
     cut = cloudy_sky(photo, work)
     return resize_mask(cut.astype(np.float32), (pw, ph))
+
+
+def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarray:
+    """Thin dark structures in front of a smooth sky (wires, pylons, bare branches, faint ones in haze
+    too), widened a little: float32 (H, W), 1 = keep still. Found by a morphological black-hat (closing
+    minus the image) a few pixels wide, against the sky's own black-hat noise, and kept only where they
+    touch the still part of the photo. Only for skies the strict prior found: in a
+    cloudy sky a narrow gap of blue between white clouds looks the same, so ``sky_mask`` does not call it
+    for the cloudy fallback."""
+    ph, pw = photo.shape[:2]
+    scale = min(1.0, work / max(ph, pw))
+    size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
+    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA) if size != (pw, ph) else photo
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    k = max(5, int(round(min(size) / 60)) | 1)
+    hat = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    inside = cv2.resize(sky.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    if not inside.any():
+        return np.zeros((ph, pw), np.float32)
+    noise = float(np.median(hat[inside])) + 1.0
+    thin = (hat > max(3.0, 4.0 * noise)).astype(np.uint8)
+    # only structures that stand on the still part (pylons on the ground, wires on pylons, branches on
+    # trees): a dark fleck of cloud floating in the sky is sky
+    ground = cv2.dilate((~inside).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    n, labels = cv2.connectedComponents(thin, connectivity=8)
+    if n <= 1:
+        return np.zeros((ph, pw), np.float32)
+    grounded = np.unique(labels[(thin > 0) & ground])
+    thin = np.isin(labels, grounded[grounded > 0]).astype(np.uint8)
+    thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return resize_mask(thin.astype(np.float32), (pw, ph))
 
 
 def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
@@ -76,4 +108,4 @@ def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     return cv2.erode(sky, small)
 
 
-__all__ = ["GROUND_ROWS", "MIN_PRIOR", "cloudy_sky", "sky_mask"]
+__all__ = ["GROUND_ROWS", "MIN_PRIOR", "NIGHT_L", "cloudy_sky", "sky_mask", "thin_dark"]
