@@ -34,6 +34,7 @@ MAX_FRAMES = 960
 # makes big frames slow to write and heavy to post.
 DEFAULT_BOX = (1920, 1080)
 DEFAULT_GIF_HEIGHT = 480
+MIN_HEIGHT = 128  # a photo smaller than the model's square is enlarged to this height, never below
 
 
 # ---- chaining --------------------------------------------------------------------------------------
@@ -247,10 +248,11 @@ class PostProcess:
             return motion.frame_size(photo_size, self.resolution, panels)
         w, h = photo_size
         if fmt == "gif":
-            height = min(h, DEFAULT_GIF_HEIGHT)
+            height = max(MIN_HEIGHT, min(h, DEFAULT_GIF_HEIGHT))
             return motion.frame_size((w, h), height, panels)
         box = DEFAULT_BOX if w >= h else DEFAULT_BOX[::-1]
         scale = min(1.0, box[0] / (w * panels), box[1] / h)
+        scale = max(scale, min(MIN_HEIGHT / h, box[0] / (w * panels)))  # a tiny photo: up to 128 px high
         return motion._even_size(w * scale, h * scale), None
 
     def write(

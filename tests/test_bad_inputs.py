@@ -204,12 +204,12 @@ def test_a_messy_folder_as_one_batch(messy_folder, tiny_weights, tmp_path):
     assert "animated image with 3 frames; using the first" in err
     assert "multi-page image with 2 frames; using the first" in err
 
-    expected_sizes = {  # (width, height) of written frames: the photo's upright aspect at 128 px height
+    expected_sizes = {  # (width, height) of written frames: the photo's upright size, at least 128 px high
         "gray16": (512, 128),
         "cmyk": (192, 128),
         "palette": (256, 128),
         "gray": (170, 128),
-        "rotated": (192, 128),  # stored 200x300 + EXIF 6 = upright 300x200
+        "rotated": (300, 200),  # stored 200x300 + EXIF 6 = upright 300x200
         "animated": (170, 128),
         "pages": (192, 128),
         "one-pixel": (128, 128),
@@ -289,7 +289,7 @@ def test_12000x8000_photos_predict_in_bounded_memory(tmp_path, tiny_weights):
     assert png - base < 1.5 * full_rgb_mb  # one full decode, reduced before any conversion copy
     for name in ("o2/big.gif", "o3/big.gif"):
         with Image.open(tmp_path / name) as gif:
-            assert gif.size == (192, 128) and gif.n_frames == 32
+            assert gif.size == (720, 480) and gif.n_frames == 32  # GIFs default to 480 px high
 
 
 # ---- load_photo: the pixels are right ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from skyforecast import motion_metrics as mm
 from skyforecast import skymask, steady
 from skyforecast.cli import app
+from skyforecast.media import read_video
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -199,8 +200,13 @@ def test_village_masks_keep_houses_and_timestamp_still(real_photos):
 
 
 def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path, tiny_weights):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(sky_photo(32, 48)[0]).save(tiny)
+    result = runner.invoke(app, ["predict", str(tiny), "-w", str(tiny_weights), "-o", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    assert read_video(tmp_path / "t" / "tiny.mp4").shape == (32, 128, 192, 3)  # never below 128 px high
     photo = tmp_path / "sky.png"
-    small, _ = sky_photo(96, 160)
+    small, _ = sky_photo(128, 208)
     Image.fromarray(small).save(photo)
     result = runner.invoke(
         app,
@@ -210,11 +216,26 @@ def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path,
     assert result.exit_code == 0, result.output
     files = sorted((tmp_path / "out" / "sky_frames").glob("frame_*.png"))
     frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
-    assert frames.shape == (12, 96, 160, 3)
+    assert frames.shape == (12, 128, 208, 3)
     assert np.array_equal(frames[0], small)
     flows = mm.inner_flows(frames, first=1, last=10)
-    assert flows[:, 10:40, 30:130, 0].mean() < -0.8  # left, about 2 px per frame high up
+    assert flows[:, 10:50, 30:170, 0].mean() < -0.8  # left, about 2 px per frame high up
     result = runner.invoke(app, ["predict", str(photo), "--speed", "fast"])
     assert result.exit_code == 2 and "--speed" in result.output
     result = runner.invoke(app, ["predict", str(photo), "--direction", "sideways"])
     assert result.exit_code == 2 and "--direction" in result.output
+
+
+def test_evaluate_scores_exactly_what_predict_writes_by_default(tmp_path):
+    from skyforecast.media import load_photo
+    from skyforecast.sequence import PostProcess
+
+    photo, _ = sky_photo(128, 128)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    video = translating_prediction(-0.4, 0.1)
+    post = PostProcess()
+    size, _ = post.output_size((128, 128))
+    assert size == (128, 128)
+    frames, _ = post.stream(load_photo(tmp_path / "p.png"), video[None], size)
+    made, _ = steady.default_output(photo, video)
+    assert np.array_equal(np.asarray(frames), made)
