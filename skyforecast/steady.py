@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -185,11 +184,9 @@ def inner_flows(video: np.ndarray, method: str = "dis") -> np.ndarray:
     grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in video[1 : last + 1]]
     if len(grey) < 2:  # a clip too short for inner steps: use all of it
         grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in video]
-    return (
-        np.stack([calc(grey[i], grey[i + 1]) for i in range(len(grey) - 1)])
-        if len(grey) > 1
-        else (np.zeros((1,) + video.shape[1:3] + (2,), np.float32))
-    )
+    if len(grey) < 2:  # a single frame: nothing moves
+        return np.zeros((1,) + video.shape[1:3] + (2,), np.float32)
+    return np.stack([calc(grey[i], grey[i + 1]) for i in range(len(grey) - 1)])
 
 
 def fit_field(
@@ -542,8 +539,6 @@ def default_output(photo: np.ndarray, video: np.ndarray) -> tuple[np.ndarray, St
     renderer, field = animate_frames(photo, video, sky_mask(photo), frames=len(video))
     return np.stack([renderer[t] for t in range(len(renderer))]), field
 
-
-FrameFn = Callable[[int], np.ndarray]
 
 __all__ = [
     "CYCLE",
