@@ -9,7 +9,9 @@ scores the model's motion apart from its pixels: the input photo itself warped b
 Stage II prediction, with its slow brightness change (``skyforecast.motion``: the warp ``predict
 --resolution`` applies, here to the 128x128 input and with no mask). It separates the cost of the
 generator's blur (none here) from the cost of the motion. It says little about the motion's direction:
-for the bundled model on real-sky-dev the same flow negated scores only 0.3 dB less.
+for the bundled model on real-sky-dev the same flow negated scores only 0.3 dB less. ``default`` scores what
+``skyforecast predict`` writes by default, at 128x128 from the clip's first frame
+(``steady.default_output``: the photo's sky moved by the steady field of the Stage II prediction).
 
 Definitions (all on RGB in [0, 1]):
 
