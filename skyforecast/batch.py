@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -357,6 +357,13 @@ def run(
                             emit("note", job, note)
                         fut = writers.submit(write_post, job, photo, video, out_size)
                         pending_writes.append((job, fut))
+                    # rendering a photo-sized video takes longer than predicting it: the model waits for
+                    # the writers rather than queue every video of the batch (memory, and a Ctrl-C that
+                    # has to finish them all)
+                    busy = [f for _, f in pending_writes if not f.done()]
+                    while len(busy) > 2 * max(1, io_workers):
+                        wait(busy, return_when=FIRST_COMPLETED)
+                        busy = [f for f in busy if not f.done()]
             settle_writes(block=False)
             if result.stopped:
                 break

@@ -112,8 +112,9 @@ def predict(
     resolution: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            help="model (default: the prediction's own pixels), native (the photo's size, capped at 4K worth "
-            "of pixels) or a height such as 1080: the photo itself animated with the predicted motion.",
+            help="Default: the photo itself animated with the predicted motion at its own size, scaled down "
+            "to fit 1920x1080 (GIF: 480 px high). native (the photo's size, capped at 4K worth of pixels), a "
+            "height such as 1080, or model (the prediction's own 128 px pixels, for research).",
             rich_help_panel="Beyond the paper",
             metavar="RES",
         ),
@@ -121,8 +122,8 @@ def predict(
     mask: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            help="What may move: a mask image (white = sky, black = still), auto (where the prediction "
-            "moves, snapped to the photo) or none. Default: auto with --resolution, else none.",
+            help="What may move: a mask image (white = sky, black = still), auto (the photo's sky, found "
+            "from the photo) or none. Default: auto, none with --resolution model.",
             rich_help_panel="Beyond the paper",
             metavar="MASK",
         ),
@@ -146,7 +147,8 @@ def predict(
         typer.Option(
             min=1,
             max=960,
-            help="Frames to write; beyond 32 predictions are chained (a late frame seeds the next 32).",
+            help="Frames to write: the steady sky motion goes on as long as asked (with --resolution model "
+            "predictions are chained).",
             rich_help_panel="Beyond the paper",
             metavar="N",
         ),
@@ -165,6 +167,30 @@ def predict(
             metavar="METHOD",
         ),
     ] = "dis",
+    speed: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Sky speed: a factor of real time-lapse speed (1.5 or 1.5x) or pixels per frame at the "
+            "output size (3px). Default 1x.",
+            rich_help_panel="Beyond the paper",
+        ),
+    ] = None,
+    direction: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Drift direction: auto (the prediction's when it is consistent, else to the right), left, "
+            "right, up, down, or degrees (0 = right, 90 = up).",
+            rich_help_panel="Beyond the paper",
+        ),
+    ] = None,
+    light: Annotated[
+        bool,
+        typer.Option(
+            "--light",
+            help="Carry the prediction's global brightness/colour trend over (clamped to 8%).",
+            rich_help_panel="Beyond the paper",
+        ),
+    ] = False,
 ) -> None:
     """Predict a sky time-lapse for each photo.
 
@@ -193,18 +219,22 @@ def predict(
     try:
         if size is not None:
             parse_size(size)
-        if resolution is not None or mask is not None or loop or frames != 32 or compare:
-            from .sequence import PostProcess
+        from .sequence import PostProcess
 
-            post = PostProcess(
-                resolution=resolution or "model",
-                mask=mask,
-                loop=loop_style if loop else None,
-                frames=frames,
-                compare=compare,
-                flow=flow,
-                size=size,
-            )
+        post = PostProcess(
+            resolution=resolution,
+            mask=mask,
+            loop=loop_style if loop else None,
+            frames=frames,
+            compare=compare,
+            flow=flow,
+            size=size,
+            speed=speed,
+            direction=direction,
+            light=light,
+        )
+        if post.is_plain:
+            post = None  # the model's own pixels at --size: the plain batch path
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
     except (UsageError, ValueError) as e:
         _fail(str(e), code=2)

@@ -9,7 +9,9 @@ scores the model's motion apart from its pixels: the input photo itself warped b
 Stage II prediction, with its slow brightness change (``skyforecast.motion``: the warp ``predict
 --resolution`` applies, here to the 128x128 input and with no mask). It separates the cost of the
 generator's blur (none here) from the cost of the motion. It says little about the motion's direction:
-for the bundled model on real-sky-dev the same flow negated scores only 0.3 dB less.
+for the bundled model on real-sky-dev the same flow negated scores only 0.3 dB less. ``default`` scores what
+``skyforecast predict`` writes by default, at 128x128 from the clip's first frame
+(``steady.default_output``: the photo's sky moved by the steady field of the Stage II prediction).
 
 Definitions (all on RGB in [0, 1]):
 
@@ -59,8 +61,9 @@ SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
-SYSTEMS = ("stage2", "transfer", "stage1", "copy")
+SYSTEMS = ("default", "stage2", "transfer", "stage1", "copy")
 SYSTEM_LABELS = {
+    "default": "predict (default)",
     "stage2": "model (Stage II)",
     "transfer": "Stage II motion on the photo",
     "stage1": "Stage I alone (Base-Net)",
@@ -356,6 +359,9 @@ class SystemReport:
     name: str
     clips: list[ClipScore] = field(default_factory=list)
     real: dict[str, RealClip] = field(default_factory=dict, repr=False)
+    # "default" only: per clip, whether --direction auto took the prediction's direction, and whether that
+    # direction agreed with the real clip's (None: the real clip has no direction)
+    auto_direction: dict[str, tuple[bool, bool | None]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -433,7 +439,18 @@ class SystemReport:
             "direction_agrees": agree,
             "direction_clips": of,
             "direction_consistency": _mean([c.direction_consistency for c in self.clips]),
+            **self._auto_direction_dict(),
             "per_clip": [asdict(c) for c in self.clips],
+        }
+
+    def _auto_direction_dict(self) -> dict:
+        if not self.auto_direction:
+            return {}
+        took = [agrees for used, agrees in self.auto_direction.values() if used]
+        return {
+            "auto_direction_from_prediction": len(took),
+            "auto_direction_from_prediction_agrees": sum(1 for a in took if a),
+            "auto_direction_clips": len(self.auto_direction),
         }
 
 
@@ -594,6 +611,17 @@ def evaluate(
                 preds[s] = np.stack([copy_baseline(r) for r in real])
             elif s in ("stage1", "stage2"):
                 preds[s] = pipeline.predict_squares(real[:, 0], stage=int(s[-1]), batch_size=batch_size)
+        if "default" in systems:
+            from .steady import default_output
+
+            y2 = preds.get("stage2")
+            if y2 is None:
+                y2 = pipeline.predict_squares(real[:, 0], stage=2, batch_size=batch_size)
+            preds["stage2"] = y2
+            made = [default_output(r[0], y) for r, y in zip(real, y2, strict=True)]
+            preds["default"] = np.stack([video for video, _ in made])
+            used = {names[i]: made[i][1].source == "prediction" for i in range(len(names))}
+            fitted = {names[i]: made[i][1].direction for i in range(len(names))}
         if "transfer" in systems:
             from .motion import transfer
 
@@ -607,6 +635,11 @@ def evaluate(
             report.real_motion[name] = ref.motion
             for s in systems:
                 report.systems[s].clips.append(score_clip(preds[s][i], real[i], clip=name, reference=ref))
+            if "default" in systems:
+                agrees = None
+                if ref.direction is not None:
+                    agrees = mm.agree_within(fitted[name], ref.direction, DIRECTION_AGREES)
+                report.systems["default"].auto_direction[name] = (used[name], agrees)
             if on_clip is not None:
                 on_clip(name, len(report.real_motion) + len(report.skipped), count)
     return report

@@ -23,12 +23,18 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import motion
+from . import motion, skymask, steady
 from .media import WRITERS, Photo, output_size, resize_frames
 
 FRAMES = 32
 LOOP_STYLES = ("fade", "pingpong")
 MAX_FRAMES = 960
+# The default output (``--resolution`` not given): the photo's own size, scaled down to fit this box
+# (turned for portrait photos) for MP4 and PNG frames, and this height for GIFs, whose palette encoding
+# makes big frames slow to write and heavy to post.
+DEFAULT_BOX = (1920, 1080)
+DEFAULT_GIF_HEIGHT = 480
+MIN_HEIGHT = 128  # a photo smaller than the model's square is enlarged to this height, never below
 
 
 # ---- chaining --------------------------------------------------------------------------------------
@@ -140,10 +146,10 @@ class Frames:
         for i in range(self._count):
             yield self._frame(i)
 
-    def counted(self, tick: Callable[[int, int], None], repeats: int = 1) -> Frames:
-        """The same video, calling ``tick(done, total)`` after each frame is made; ``total`` is the frame
-        count times ``repeats`` (how many times the video will be read)."""
-        total, done = self._count * repeats, 0
+    def counted(self, tick: Callable[[int, int], None]) -> Frames:
+        """The same video, calling ``tick(done, total)`` after each frame is made (``total``: the frame
+        count)."""
+        total, done = self._count, 0
         lock = threading.Lock()
 
         def frame(i: int) -> np.ndarray:
@@ -171,21 +177,30 @@ class Frames:
 class PostProcess:
     """What ``skyforecast predict`` does after the model beyond resizing: see the module docstring.
 
-    ``resolution``: ``"model"`` (the prediction's own pixels at ``size``), ``"native"`` or a height (motion
-    transfer onto the photo); ``mask``: ``None`` (auto for full resolution, none for model), ``"auto"``,
-    ``"none"`` or a mask image path (white = sky)."""
+    ``resolution``: ``"auto"`` (the default: the photo's own size up to ``DEFAULT_BOX``, GIFs
+    ``DEFAULT_GIF_HEIGHT`` high), ``"native"`` or a height: the photo animated by the steady field of its
+    prediction (``skyforecast.steady``); ``"model"``: the prediction's own pixels at ``size``. ``mask``:
+    ``None`` (auto for the photo, none for model), ``"auto"`` (``skymask.sky_mask``), ``"none"`` or a mask
+    image path (white = sky). ``speed``/``direction``: ``--speed``/``--direction`` text (see
+    ``steady.parse_speed``/``parse_direction``); ``light``: carry the prediction's global light trend."""
 
-    resolution: str | int = "model"
+    resolution: str | int = "auto"
     mask: str | None = None
     loop: str | None = None
     frames: int = FRAMES
     compare: bool = False
     flow: str = "dis"
     size: str | None = None
+    speed: str | None = None
+    direction: str | None = None
+    light: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.resolution = motion.parse_resolution(str(self.resolution))
+        text = "auto" if self.resolution is None else str(self.resolution).strip().lower()
+        self.resolution = "auto" if text == "auto" else motion.parse_resolution(text)
+        self._speed = steady.parse_speed(self.speed)
+        self._direction = steady.parse_direction(self.direction)
         if not 1 <= self.frames <= MAX_FRAMES:
             raise ValueError(f"--frames must be 1..{MAX_FRAMES}, got {self.frames}")
         if self.loop is not None and self.loop not in LOOP_STYLES:
@@ -194,6 +209,8 @@ class PostProcess:
             raise ValueError("--loop needs --frames 4 or more")
         if self.flow not in motion.FLOW_METHODS:
             raise ValueError(f"--flow must be one of {', '.join(motion.FLOW_METHODS)}, got {self.flow!r}")
+        if self.size is not None and self.resolution == "auto":
+            self.resolution = "model"  # --size alone: the model's pixels at that size, as before
         if self.size is not None and self.resolution != "model":
             raise ValueError(
                 "--size sets the model-resolution output size; with --resolution use one or the other"
@@ -220,6 +237,10 @@ class PostProcess:
 
     @property
     def model_frames(self) -> int:
+        """Frames to predict: the steady renderer makes any number from one 32-frame prediction; the
+        model-resolution output chains predictions."""
+        if self.resolution != "model":
+            return FRAMES
         return frames_needed(self.frames, self.loop)
 
     def predict(self, pipe, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> list[np.ndarray]:
@@ -233,9 +254,23 @@ class PostProcess:
 
     def output_size(self, photo_size: tuple[int, int]) -> tuple[tuple[int, int], str | None]:
         """(width, height) of one panel, and a note when a full-resolution size had to be capped."""
+        return self.format_size(photo_size, "mp4")
+
+    def format_size(self, photo_size: tuple[int, int], fmt: str) -> tuple[tuple[int, int], str | None]:
+        """``output_size`` for one output format (the default size differs for GIFs)."""
         if self.resolution == "model":
             return output_size(photo_size, self.size), None
-        return motion.frame_size(photo_size, self.resolution, 3 if self.compare else 1)
+        panels = 3 if self.compare else 1
+        if self.resolution != "auto":
+            return motion.frame_size(photo_size, self.resolution, panels)
+        w, h = photo_size
+        if fmt == "gif":
+            height = max(MIN_HEIGHT, min(h, DEFAULT_GIF_HEIGHT))
+            return motion.frame_size((w, h), height, panels)
+        box = DEFAULT_BOX if w >= h else DEFAULT_BOX[::-1]
+        scale = min(1.0, box[0] / (w * panels), box[1] / h)
+        scale = max(scale, min(MIN_HEIGHT / h, box[0] / (w * panels)))  # a tiny photo: up to 128 px high
+        return motion._even_size(w * scale, h * scale), None
 
     def write(
         self,
@@ -251,14 +286,18 @@ class PostProcess:
         buffers and an encoder. ``on_frame(done, total)`` is called after each rendered frame (all formats
         counted: a full-resolution photo can take a minute, and progress should show it). Returns notes for
         the user."""
-        if size is None:
-            size, _ = self.output_size(photo.size)
-        with self._lock if self._is_big(size) else contextlib.nullcontext():
-            frames, notes = self.stream(photo, videos, size)
-            if on_frame is not None:
-                frames = frames.counted(on_frame, repeats=len(targets))
-            for fmt, path in targets.items():
+        notes: list[str] = []
+        for k, (fmt, path) in enumerate(targets.items()):
+            fmt_size = size
+            if self.resolution == "auto" or size is None:
+                fmt_size, _ = self.format_size(photo.size, fmt)
+            with self._lock if self._is_big(fmt_size) else contextlib.nullcontext():
+                frames, more = self.stream(photo, videos, fmt_size)
+                if on_frame is not None:
+                    n, formats = len(frames), len(targets)
+                    frames = frames.counted(lambda done, _n, b=k * n, t=n * formats: on_frame(b + done, t))
                 WRITERS[fmt](frames, path, fps=fps)  # each format renders again: nothing is kept
+            notes.extend(n for n in more if n not in notes)
         return notes
 
     def render(
@@ -293,6 +332,8 @@ class PostProcess:
         file_mask = None
         if self.mask not in ("auto", "none"):
             file_mask = motion.load_mask(self.mask, size, photo.size)
+        if self.resolution != "model":
+            return self._stream_steady(still, videos, size, file_mask)
         panels: list[Callable[[int], np.ndarray]] = []
         for video in videos:
             flows = None
@@ -322,6 +363,47 @@ class PostProcess:
                 self.frames, (width, size[1]), lambda i: compose([still] + [get(i) for get in panels])
             ), list(dict.fromkeys(notes))
         return Frames(self.frames, size, panels[0]), list(dict.fromkeys(notes))
+
+    def _stream_steady(
+        self, still: np.ndarray, videos: np.ndarray, size: tuple[int, int], file_mask: np.ndarray | None
+    ) -> tuple[Frames, list[str]]:
+        """The photo moved by the steady field of each prediction (``skyforecast.steady``)."""
+        notes: list[str] = []
+        if self.mask == "auto":
+            sky = skymask.sky_mask(still)
+            if not sky.any():
+                notes.append(
+                    "no sky found (--mask auto): the video stands still; draw a mask file (white = sky)"
+                )
+        elif self.mask == "none":
+            sky = None
+        else:
+            sky = file_mask
+        pingpong = self.loop == "pingpong"
+        count = frames_needed(self.frames, "pingpong") if pingpong else self.frames
+        panels: list[Callable[[int], np.ndarray]] = []
+        for video in videos:
+            renderer, _ = steady.animate_frames(
+                still,
+                video,
+                sky,
+                frames=count,
+                speed=self._speed,
+                direction=self._direction,
+                loop=self.loop == "fade",
+                light=self.light,
+                method=self.flow,
+            )
+            get: Callable[[int], np.ndarray] = renderer.__getitem__
+            if pingpong:
+                get = functools.partial(loop_frame, get, frames=self.frames, style="pingpong")
+            panels.append(get)
+        if self.compare:
+            compose = _Panels(["photo", "Stage I", "Stage II"], size)
+            return Frames(
+                self.frames, (compose.width, size[1]), lambda i: compose([still] + [g(i) for g in panels])
+            ), notes
+        return Frames(self.frames, size, panels[0]), notes
 
 
 def _resized(

@@ -324,7 +324,7 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
     real = moving_clip(seed=3, size=128)
     write_clip(data / "v" / "v_1", real)
     report = evaluate(data, tiny_model, device="cpu", batch_size=2)
-    assert list(report.systems) == ["stage2", "transfer", "stage1", "copy"]
+    assert list(report.systems) == ["default", "stage2", "transfer", "stage1", "copy"]
     assert "model folder" in report.weights and report.device == "cpu"
 
     pipe = SkyPipeline.from_pretrained(str(tiny_model), device="cpu")
@@ -342,9 +342,17 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
     want, got = score_clip(warped, real), report.systems["transfer"].clips[0]
     assert got.psnr == pytest.approx(want.psnr) and got.motion_ratio == pytest.approx(want.motion_ratio)
 
+    from skyforecast.steady import default_output
+
+    made, _ = default_output(real[0], pipe.predict_squares(real[:1], stage=2)[0])
+    assert (made[0] == real[0]).all()  # what predict writes by default, at 128x128: the photo, moved
+    want, got = score_clip(made, real), report.systems["default"].clips[0]
+    assert got.psnr == pytest.approx(want.psnr) and got.motion_ratio == pytest.approx(want.motion_ratio)
+
     d = report.to_dict()
     json.dumps(d)  # everything is plain JSON (no NaN, no numpy types)
-    assert d["clips"] == 1 and set(d["systems"]) == {"stage2", "transfer", "stage1", "copy"}
+    assert d["clips"] == 1 and set(d["systems"]) == {"default", "stage2", "transfer", "stage1", "copy"}
+    assert d["systems"]["default"]["auto_direction_clips"] == 1
 
 
 def test_evaluate_rejects_unknown_systems(tmp_path: Path):

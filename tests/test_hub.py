@@ -142,7 +142,10 @@ def test_offline_cli_with_warm_cache_predicts(published, tmp_path):
     Image.new("RGB", (64, 48), (120, 160, 220)).save(photo)
     out = tmp_path / "out.gif"
     offline = {"HF_HUB_OFFLINE": "1"}
-    proc = _cli(published, "predict", str(photo), "-w", f"{REPO}@v1", "-o", str(out), extra_env=offline)
+    model = ("--resolution", "model")  # the model's frames: a flat photo's default video stands still
+    proc = _cli(
+        published, "predict", str(photo), "-w", f"{REPO}@v1", "-o", str(out), *model, extra_env=offline
+    )
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as gif:
         assert gif.n_frames == 32
@@ -191,7 +194,10 @@ def test_predict_with_hub_weights_end_to_end(published, two_models, tmp_path):
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)).save(photo)
     out = tmp_path / "out"
-    proc = _cli(published, "predict", str(photo), "--weights", f"{REPO}@v1", "-o", str(out), "-f", "frames")
+    proc = _cli(
+        published, "predict", str(photo), "--weights", f"{REPO}@v1", "-o", str(out), "-f", "frames",
+        "--resolution", "model",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     frames = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "my photo_frames").glob("*.png"))])
     expected = SkyPipeline.from_pretrained(two_models["v1"], device="cpu")([photo])[0]

@@ -233,23 +233,27 @@ def test_mask_auto_from_the_cli_at_a_chosen_height(tmp_path, real_photos, tiny_w
     assert frames.shape == (32, 180, 320, 3)  # height 180 at the photo's aspect
 
 
-def test_resolution_model_without_options_matches_plain_predict(tmp_path, real_photos, tiny_weights):
+def test_default_is_the_photo_at_its_size_and_resolution_model_the_models_pixels(
+    tmp_path, real_photos, tiny_weights
+):
     photo = str(real_photos / "coast.png")
     assert predict(photo, "-w", str(tiny_weights), "-o", str(tmp_path / "a"), "-f", "frames")[0] == 0
+    default = read_frames(tmp_path / "a" / "coast_frames")
+    assert default.shape == (32, 360, 640, 3)  # a 640x360 photo fits 1920x1080: its own size
+    assert np.array_equal(default[0], np.asarray(Image.open(photo).convert("RGB")))  # frame 0 is the photo
     code, out = predict(
         photo, "-w", str(tiny_weights), "-o", str(tmp_path / "b"), "-f", "frames", "--resolution", "model"
     )
     assert code == 0, out
-    assert np.array_equal(
-        read_frames(tmp_path / "a" / "coast_frames"), read_frames(tmp_path / "b" / "coast_frames")
-    )
+    assert read_frames(tmp_path / "b" / "coast_frames").shape == (32, 128, 228, 3)
 
 
 def test_compare_writes_photo_stage1_stage2_side_by_side(tmp_path, real_photos, tiny_weights):
     photo_path = real_photos / "coast.png"
     code, out = predict(
-        str(photo_path), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "--compare"
-    )
+        str(photo_path), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "--compare",
+        "--resolution", "model",
+    )  # fmt: skip
     assert code == 0, out
     frames = read_frames(tmp_path / "coast_frames")
     assert frames.shape == (32, 128, 3 * 228 + 2 * 4, 3)

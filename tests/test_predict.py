@@ -28,7 +28,10 @@ def predict(*args: str) -> tuple[int, str]:
 
 def test_mp4_and_gif_decode_to_32_frames_of_the_photo_aspect(tmp_path, real_photos, tiny_weights):
     photo = real_photos / "coast.png"
-    code, out = predict(str(photo), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "mp4", "-f", "gif")
+    code, out = predict(
+        str(photo), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "mp4", "-f", "gif",
+        "--resolution", "model",
+    )  # fmt: skip
     assert code == 0, out
     for name in ("coast.mp4", "coast.gif"):
         video = read_video(tmp_path / name)
@@ -40,7 +43,10 @@ def test_mp4_and_gif_decode_to_32_frames_of_the_photo_aspect(tmp_path, real_phot
 
 def test_frame_zero_is_the_models_output_not_the_input(tmp_path, sample_photos, tiny_weights):
     photo = sample_photos / "dusk.jpg"
-    code, out = predict(str(photo), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "-f", "mp4")
+    code, out = predict(
+        str(photo), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "-f", "mp4",
+        "--resolution", "model",
+    )  # fmt: skip
     assert code == 0, out
     frames_dir = tmp_path / "dusk_frames"
     pngs = sorted(frames_dir.glob("frame_*.png"))

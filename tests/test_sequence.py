@@ -23,6 +23,9 @@ def read_frames(folder: Path) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("frame_*.png"))])
 
 
+MODEL = ("--resolution", "model")  # the model's own pixels: predictions chained for --frames
+
+
 def steps(video: np.ndarray) -> np.ndarray:
     """Mean absolute difference of each frame to the next, the last one wrapping around to the first."""
     v = video.astype(np.float32)
@@ -38,13 +41,13 @@ def test_frames_96_writes_96_frames_continuing_the_first_prediction(tmp_path, sa
     photo = str(sample_photos / "cirrus.png")
     result = runner.invoke(
         app,
-        ["predict", photo, "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "--frames", "96"],
+        ["predict", photo, "-w", str(tiny_weights), "-o", str(tmp_path), "-fframes", "--frames=96", *MODEL],
     )
     assert result.exit_code == 0, result.output
     long = read_frames(tmp_path / "cirrus_frames")
     assert long.shape == (96, 128, 228, 3)
     result = runner.invoke(
-        app, ["predict", photo, "-w", str(tiny_weights), "-o", str(tmp_path / "s"), "-f", "frames"]
+        app, ["predict", photo, "-w", str(tiny_weights), "-o", str(tmp_path / "s"), "-f", "frames", *MODEL]
     )
     short = read_frames(tmp_path / "s" / "cirrus_frames")
     assert np.array_equal(long[:27], short[:27])  # chaining starts from the ordinary prediction
@@ -114,7 +117,7 @@ def test_loop_cli_at_180_px(tmp_path, sample_photos, tiny_weights):
     frames = read_frames(tmp_path / "cirrus_frames")
     assert frames.shape == (32, 180, 320, 3)
     s = steps(frames)
-    assert s[-1] <= s[:-1].max()
+    assert s[-1] <= 1.5 * np.median(s[:-1])  # the wrap-around step is an ordinary step
 
 
 def test_loop_needs_a_few_frames(tmp_path, sample_photos):

@@ -1,0 +1,241 @@
+"""Steady sky motion (``skyforecast.steady``) and the sky mask (``skyforecast.skymask``): small synthetic
+photos and predictions, the bundled example photo, and the real photos where present."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from skyforecast import motion_metrics as mm
+from skyforecast import skymask, steady
+from skyforecast.cli import app
+from skyforecast.media import read_video
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def texture(h: int, w: int, seed: int = 0, scale: int = 8) -> np.ndarray:
+    """A smooth random colour texture (cloud-like blobs), uint8."""
+    rng = np.random.default_rng(seed)
+    small = (rng.random((h // scale + 2, w // scale + 2, 3)) * 255).astype(np.uint8)
+    big = cv2.resize(small, (w + 2 * scale, h + 2 * scale), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(big[scale : scale + h, scale : scale + w])
+
+
+def translating_prediction(vx: float, vy: float, frames: int = 32, size: int = 128) -> np.ndarray:
+    """A synthetic prediction: a texture translating by (vx, vy) model pixels per frame (y down)."""
+    base = texture(size * 2, size * 2, seed=3)
+    out = []
+    for t in range(frames):
+        m = np.float32([[1, 0, vx * t - size / 2], [0, 1, vy * t - size / 2]])
+        out.append(
+            cv2.warpAffine(base, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        )
+    return np.stack(out)
+
+
+def sky_photo(h: int = 96, w: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """A textured 'sky' over a flat, still 'ground' (bottom 40 %), and the sky mask."""
+    photo = texture(h, w, seed=1)
+    ground = int(0.6 * h)
+    photo[ground:] = (60, 90, 40)
+    sky = np.zeros((h, w), np.float32)
+    sky[:ground] = 1
+    return photo, sky
+
+
+@pytest.mark.parametrize("vx, vy, degrees", [(0.6, 0.0, 0.0), (-0.6, 0.0, 180.0), (0.0, -0.5, 90.0)])
+def test_the_field_takes_a_consistent_predictions_direction(vx, vy, degrees):
+    video = translating_prediction(vx, vy)
+    sky = np.ones((128, 128), np.float32)
+    field = steady.fit_field(video, sky, aspect=1.0)
+    assert field.source == "prediction"
+    assert field.consistency > 0.9
+    assert mm.angle_difference(field.direction, degrees) < 15, field.direction
+    v = field.velocity((128, 128))
+    mean = v.reshape(-1, 2).mean(axis=0)
+    # the field points the way the prediction moved, everywhere on average
+    assert mm.angle_difference(math.degrees(math.atan2(-mean[1], mean[0])) % 360, degrees) < 20
+
+
+def test_an_inconsistent_prediction_gives_the_documented_default_direction():
+    rng = np.random.default_rng(0)
+    frames = [texture(128, 128, seed=5)]
+    for _ in range(31):  # jitters back and forth: no steady direction
+        dx, dy = rng.normal(0, 1.0, 2)
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        frames.append(cv2.warpAffine(frames[0], m, (128, 128), borderMode=cv2.BORDER_REFLECT))
+    field = steady.fit_field(np.stack(frames), np.ones((128, 128), np.float32))
+    assert field.source == "default"
+    assert field.direction == pytest.approx(steady.DEFAULT_DIRECTION)
+
+
+def test_speed_in_pixels_sets_the_mean_sky_speed_at_the_output_size():
+    video = translating_prediction(0.6, 0.0)
+    photo, sky = sky_photo()
+    field = steady.fit_field(video, sky, aspect=160 / 96, speed=steady.parse_speed("2px"), height=96)
+    v = field.velocity((160, 96))
+    speed = np.linalg.norm(v[sky > 0], axis=1).mean()
+    assert speed == pytest.approx(2.0, rel=0.02)
+    # perspective: faster high above the horizon than just above the ground
+    assert np.linalg.norm(v[2], axis=1).mean() > 1.5 * np.linalg.norm(v[55], axis=1).mean()
+
+
+def test_rendered_sky_drifts_steadily_at_the_set_speed_and_the_ground_is_bit_identical():
+    photo, sky = sky_photo(120, 200)
+    video = translating_prediction(0.6, 0.0)
+    frames = steady.animate(photo, video, sky, speed=steady.parse_speed("1px"), direction=0.0)
+    assert frames.shape == (32, 120, 200, 3)
+    assert np.array_equal(frames[0], photo)
+    ground = sky == 0
+    assert all(np.array_equal(f[ground], photo[ground]) for f in frames)  # exactly still, every frame
+    steadiness = mm.steadiness(frames)
+    assert steadiness is not None and steadiness > 0.9
+    flows = mm.inner_flows(frames)
+    top = flows[:, 5:50, 20:180]
+    assert top[..., 0].mean() > 0.5  # drifts right (direction 0)
+    assert abs(top[..., 1].mean()) < 0.2
+    assert 0.6 < np.linalg.norm(flows[:, :60][..., :2], axis=-1).mean() < 1.6  # about 1 px per frame
+
+
+@pytest.mark.parametrize("direction, sign", [("left", -1), ("right", 1)])
+def test_direction_option_moves_the_sky_that_way(direction, sign):
+    photo, sky = sky_photo(120, 200)
+    video = translating_prediction(0.6, 0.0)  # the prediction says right; the option wins
+    frames = steady.animate(photo, video, sky, direction=steady.parse_direction(direction))
+    dx = mm.inner_flows(frames)[:, 5:50, 20:180, 0].mean()
+    assert sign * dx > 0.2
+
+
+def test_loop_closes_with_an_ordinary_step():
+    photo, sky = sky_photo(120, 200)
+    frames = steady.animate(photo, translating_prediction(0.6, 0.0), sky, loop=True)
+    v = frames.astype(np.float32)
+    steps = np.abs(np.roll(v, -1, axis=0) - v).mean(axis=(1, 2, 3))  # the last wraps to the first
+    assert steps[-1] <= 1.5 * np.median(steps)
+    assert steps.max() <= 3 * np.median(steps)
+    assert np.array_equal(frames[0], photo)
+
+
+def test_480_frames_keep_their_colour_and_never_jump():
+    photo, sky = sky_photo(72, 128)
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+    means, steps, prev = [], [], None
+    for t in range(480):
+        f = renderer[t].astype(np.float32)
+        means.append(f.mean(axis=(0, 1)))
+        if prev is not None:
+            steps.append(np.abs(f - prev).mean())
+        prev = f
+    means = np.array(means)
+    assert np.abs(means[-32:].mean(axis=0) - means[:32].mean(axis=0)).max() < 2.0
+    steps = np.array(steps)
+    assert steps.max() <= 3 * np.median(steps)
+
+
+def test_displacement_stays_bounded_in_long_videos():
+    photo, sky = sky_photo(72, 128)
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+    assert renderer.period <= steady.CYCLE
+    for t in (100, 300, 479):
+        renderer[t]
+    assert max(abs(k) for k in renderer._disp) <= steady.CYCLE
+
+
+def test_parse_speed_and_direction():
+    assert steady.parse_speed(None) == steady.Speed()
+    assert steady.parse_speed("1.5x").factor == 1.5
+    assert steady.parse_speed("0.5").factor == 0.5
+    assert steady.parse_speed("3px").px == 3.0
+    assert steady.parse_speed("3px").frac(300) == pytest.approx(0.01)
+    for bad in ("fast", "-1", "1.5y", "500px", "50x"):
+        with pytest.raises(ValueError):
+            steady.parse_speed(bad)
+    assert steady.parse_direction("auto") is None
+    assert steady.parse_direction("left") == 180.0
+    assert steady.parse_direction("up") == 90.0
+    assert steady.parse_direction("-90") == 270.0
+    with pytest.raises(ValueError):
+        steady.parse_direction("sideways")
+
+
+def test_light_trend_is_smooth_clamped_and_global():
+    frames = np.stack([np.full((16, 16, 3), 100 + 3 * t, np.uint8) for t in range(32)])  # brightening
+    gain = steady.light_trend(frames, 64)
+    assert gain.shape == (64, 3)
+    assert np.all(np.diff(gain[:, 0]) >= 0)  # a straight, rising trend
+    assert gain.max() <= 1 + steady.LIGHT_LIMIT + 1e-6
+    assert gain[0] == pytest.approx(1.0)
+
+
+def test_the_example_photo_moves_with_the_default_mask():
+    photo = np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB"))
+    small = cv2.resize(photo, (320, 180), interpolation=cv2.INTER_AREA)
+    sky = skymask.sky_mask(small)
+    assert 0.3 < sky.mean() < 0.9  # the clouds, not the mountains
+    assert sky[:40].mean() > 0.9 and sky[-20:].max() == 0
+    video = translating_prediction(0.6, 0.0)
+    frames = steady.animate(small, video, sky)
+    change = np.abs(frames[31].astype(np.float32) - small).mean(axis=2)
+    assert change[:60].mean() > 5  # the clouds visibly moved
+    assert np.array_equal(frames[:, sky == 0], np.broadcast_to(small[sky == 0], frames[:, sky == 0].shape))
+
+
+def test_village_masks_keep_houses_and_timestamp_still(real_photos):
+    for name in ("village-morning.jpg", "village-dusk.jpg", "village-sunset.jpg"):
+        photo = np.asarray(Image.open(real_photos / name).convert("RGB"))
+        sky = skymask.sky_mask(photo)
+        assert sky[int(0.45 * photo.shape[0]) :].max() == 0, name  # roofs, trees, timestamp: still
+        assert sky[:20].mean() > 0.3, name  # the sky above the roofs moves
+        frames = steady.animate(photo, translating_prediction(0.6, 0.0), sky, frames=8)
+        still = sky == 0
+        assert all(np.array_equal(f[still], photo[still]) for f in frames), name
+
+
+def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path, tiny_weights):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(sky_photo(32, 48)[0]).save(tiny)
+    result = runner.invoke(app, ["predict", str(tiny), "-w", str(tiny_weights), "-o", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    assert read_video(tmp_path / "t" / "tiny.mp4").shape == (32, 128, 192, 3)  # never below 128 px high
+    photo = tmp_path / "sky.png"
+    small, _ = sky_photo(128, 208)
+    Image.fromarray(small).save(photo)
+    result = runner.invoke(
+        app,
+        ["predict", str(photo), "-w", str(tiny_weights), "-o", str(tmp_path / "out"), "-f", "frames",
+         "--mask", "none", "--direction", "left", "--speed", "2px", "--frames", "12"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "out" / "sky_frames").glob("frame_*.png"))
+    frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+    assert frames.shape == (12, 128, 208, 3)
+    assert np.array_equal(frames[0], small)
+    flows = mm.inner_flows(frames, first=1, last=10)
+    assert flows[:, 10:50, 30:170, 0].mean() < -0.8  # left, about 2 px per frame high up
+    result = runner.invoke(app, ["predict", str(photo), "--speed", "fast"])
+    assert result.exit_code == 2 and "--speed" in result.output
+    result = runner.invoke(app, ["predict", str(photo), "--direction", "sideways"])
+    assert result.exit_code == 2 and "--direction" in result.output
+
+
+def test_evaluate_scores_exactly_what_predict_writes_by_default(tmp_path):
+    from skyforecast.media import load_photo
+    from skyforecast.sequence import PostProcess
+
+    photo, _ = sky_photo(128, 128)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    video = translating_prediction(-0.4, 0.1)
+    post = PostProcess()
+    size, _ = post.output_size((128, 128))
+    assert size == (128, 128)
+    frames, _ = post.stream(load_photo(tmp_path / "p.png"), video[None], size)
+    made, _ = steady.default_output(photo, video)
+    assert np.array_equal(np.asarray(frames), made)
