@@ -1,6 +1,7 @@
 """skyforecast: one outdoor photo in, a predicted sky time-lapse out (MD-GAN, Xiong et al., CVPR 2018).
 
     >>> import skyforecast
+    >>> frames = skyforecast.animate("photo.jpg", loop=True)  # (32, H, W, 3) uint8, as ``predict`` renders
     >>> pipe = skyforecast.SkyPipeline.from_pretrained()   # bundled default, or a folder / Hub repo id
 
 Importing the package is cheap (no torch): the names below are looked up in their modules on first use
@@ -12,7 +13,7 @@ __version__ = "0.1.0"
 # The library's face: public name -> the module that defines it, imported when the name is first used.
 _LAZY = {
     "SkyPipeline": "skyforecast.pipeline",
-    # "animate": "skyforecast.<module>",  # the one-call API (issue 14, item 4) is added here
+    "animate": "skyforecast.api",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -207,6 +207,7 @@ def predict(
     from rich.markup import escape
 
     from .batch import UsageError, plan
+    from .constants import ArgumentError
     from .media import parse_size
 
     # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
@@ -236,6 +237,8 @@ def predict(
         if post.is_plain:
             post = None  # the model's own pixels at --size: the plain batch path
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
+    except ArgumentError as e:  # named as the library spells it: worded with predict's flags
+        _fail(e.worded(_flag), code=2)
     except (UsageError, ValueError) as e:
         _fail(str(e), code=2)
     for path, reason in problems:
@@ -292,6 +295,11 @@ def predict(
     global _exit_without_teardown
     _exit_without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
+
+
+def _flag(argument: str) -> str:
+    """The ``predict`` flag of a library argument: ``loop_style`` -> ``--loop-style``."""
+    return "--" + argument.replace("_", "-")
 
 
 def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):

@@ -1,9 +1,12 @@
 """Numbers and names the whole package shares, defined once, and the one parser of sizes written ``WxH``.
 
-Plain Python without imports, so any module (and ``import skyforecast``) can use it for free.
+Plain Python (of the standard library only ``collections.abc``), so any module (and ``import skyforecast``)
+can use it for free.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 FRAMES = 32  # frames in a clip: what the model predicts from one photo and what training reads
 SIZE = 128  # the model sees SIZE x SIZE frames
@@ -35,3 +38,25 @@ def parse_wxh(
     if len(sides) != 2 or min(sides) < smallest or max(sides) > largest:
         raise ValueError(f"{flag} must be N or WxH with sides {smallest}..{largest}, got {text!r}")
     return sides[0], sides[1]
+
+
+class ArgumentError(ValueError):
+    """A bad value for one named argument of the library API (``skyforecast.animate``, ``PostProcess``).
+
+    ``str()`` names the argument as Python callers spell it (``"speed: must be ..."``); the command line
+    words the same problem with its flags (``worded``), so both name what the user typed. ``problem`` may
+    refer to other arguments as ``{name}`` for each name in ``refers``."""
+
+    def __init__(self, argument: str, problem: str, refers: tuple[str, ...] = ()):
+        self.argument, self.problem, self.refers = argument, problem, refers
+        super().__init__(f"{argument}: {self._problem(str)}")
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with each argument written as ``name(argument)``, e.g. ``--speed must be ...``."""
+        return f"{name(self.argument)} {self._problem(name)}"
+
+    def _problem(self, name: Callable[[str], str]) -> str:
+        text = self.problem
+        for other in self.refers:
+            text = text.replace("{" + other + "}", name(other))
+        return text

@@ -56,12 +56,15 @@ class InputError(Exception):
 @dataclass
 class Photo:
     """A decoded photo, upright and RGB. ``image`` may be decoded at reduced scale (JPEG draft mode)
-    when only a small version is needed; ``size`` is always the full upright size (width, height)."""
+    when only a small version is needed; ``size`` is always the full upright size (width, height).
+    ``full``: the whole image, for a photo given in memory (``path`` is then empty); a photo from a file is
+    decoded again at the size it is rendered at."""
 
     path: str
     image: Image.Image
     size: tuple[int, int]
     notes: list[str] = field(default_factory=list)
+    full: Image.Image | None = None
 
     @property
     def aspect(self) -> float:
@@ -128,6 +131,20 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * MODEL_SIZE) -
     except Exception as e:  # Pillow's plugins raise all sorts on malformed files (struct.error, KeyError)
         raise InputError(path, f"damaged or unsupported image ({type(e).__name__}: {e})") from None
     return Photo(path=path, image=rgb, size=full, notes=notes)
+
+
+def photo_from_image(image: Image.Image | np.ndarray) -> Photo:
+    """A photo given in memory (a PIL image of any mode, or an (H, W, 3) uint8 RGB array) as a ``Photo``:
+    its model input reduced as ``load_photo`` reduces a file's, the whole image kept for rendering.
+    Raises ``ValueError`` for an array of another shape or type."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"an array photo must be (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
+        image = Image.fromarray(image)
+    rgb = _to_rgb8(image)
+    if rgb is image:
+        rgb = image.copy()  # the caller may change theirs later
+    return Photo(path="", image=_reduce(rgb, 2 * MODEL_SIZE), size=rgb.size, full=rgb)
 
 
 def _reduce(im: Image.Image, min_side: int) -> Image.Image:

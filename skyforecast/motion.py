@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .constants import ArgumentError
 from .media import InputError, load_photo
 
 # The largest frame written for ``--resolution native`` (4K UHD worth of pixels, all panels of ``--compare``
@@ -41,9 +42,11 @@ def parse_resolution(text: str | None) -> str | int:
     try:
         height = int(value)
     except ValueError:
-        raise ValueError(f"--resolution must be model, native or a height like 1080, got {text!r}") from None
+        raise ArgumentError(
+            "resolution", f"must be model, native or a height like 1080, got {text!r}"
+        ) from None
     if not 16 <= height <= 8192:
-        raise ValueError(f"--resolution height must be 16..8192, got {height}")
+        raise ArgumentError("resolution", f"height must be 16..8192, got {height}")
     return height
 
 
@@ -83,8 +86,11 @@ def _even_size(w: float, h: float) -> tuple[int, int]:
 def load_photo_at(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     """Decode a photo for rendering at ``size`` = (width, height): JPEGs are decoded at a reduced scale when
     that is still large enough, so a 100 MP photo never sits in memory at full size."""
-    photo = load_photo(path, min_side=min(size))
-    image = photo.image
+    return photo_at(load_photo(path, min_side=min(size)).image, size)
+
+
+def photo_at(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """An RGB image as an (H, W, 3) uint8 array at ``size`` = (width, height)."""
     if image.size != tuple(size):
         image = image.resize(tuple(size), Image.LANCZOS, reducing_gap=3.0)
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))

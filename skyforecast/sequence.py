@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import motion, skymask, steady
+from .constants import ArgumentError
 from .media import WRITERS, Photo, output_size, resize_frames
 
 FRAMES = 32
@@ -202,23 +203,25 @@ class PostProcess:
         self._speed = steady.parse_speed(self.speed)
         self._direction = steady.parse_direction(self.direction)
         if not 1 <= self.frames <= MAX_FRAMES:
-            raise ValueError(f"--frames must be 1..{MAX_FRAMES}, got {self.frames}")
+            raise ArgumentError("frames", f"must be 1..{MAX_FRAMES}, got {self.frames}")
         if self.loop is not None and self.loop not in LOOP_STYLES:
-            raise ValueError(f"--loop-style must be one of {', '.join(LOOP_STYLES)}, got {self.loop!r}")
+            raise ArgumentError("loop_style", f"must be one of {', '.join(LOOP_STYLES)}, got {self.loop!r}")
         if self.loop is not None and self.frames < 4:
-            raise ValueError("--loop needs --frames 4 or more")
+            raise ArgumentError("loop", "needs {frames} 4 or more", refers=("frames",))
         if self.flow not in motion.FLOW_METHODS:
-            raise ValueError(f"--flow must be one of {', '.join(motion.FLOW_METHODS)}, got {self.flow!r}")
+            raise ArgumentError("flow", f"must be one of {', '.join(motion.FLOW_METHODS)}, got {self.flow!r}")
         if self.size is not None and self.resolution == "auto":
             self.resolution = "model"  # --size alone: the model's pixels at that size, as before
         if self.size is not None and self.resolution != "model":
-            raise ValueError(
-                "--size sets the model-resolution output size; with --resolution use one or the other"
+            raise ArgumentError(
+                "size",
+                "sets the model-resolution output size; with {resolution} use one or the other",
+                refers=("resolution",),
             )
         if self.mask is None:
             self.mask = "none" if self.resolution == "model" else "auto"
         if self.mask not in ("auto", "none") and not Path(self.mask).is_file():
-            raise ValueError(f"--mask {self.mask}: no such file (use a mask image, auto or none)")
+            raise ArgumentError("mask", f"{self.mask}: no such file (use a mask image, auto or none)")
 
     @property
     def is_plain(self) -> bool:
@@ -328,7 +331,8 @@ class PostProcess:
         if self.resolution == "model":
             still = np.asarray(photo.image.resize(size, Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
         else:
-            still = motion.load_photo_at(photo.path, size)
+            full = photo.full  # a photo given in memory (``skyforecast.animate``); else decoded at ``size``
+            still = motion.load_photo_at(photo.path, size) if full is None else motion.photo_at(full, size)
         file_mask = None
         if self.mask not in ("auto", "none"):
             file_mask = motion.load_mask(self.mask, size, photo.size)

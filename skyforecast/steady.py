@@ -47,6 +47,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .constants import ArgumentError
+
 # Calibration and physics constants (see the module docstring and README "Beyond the paper").
 REAL_SPEED = 0.0103  # frame heights per frame: mean real sky speed over the moving half, real-sky-dev
 PRED_TYPICAL = 0.15  # model px per inner step: the bundled model's median sky flow length on real-sky-dev
@@ -85,16 +87,16 @@ def parse_speed(text: str | float | None) -> Speed:
     value = str(text).strip().lower()
     match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(x|px)?", value)
     if not match:
-        raise ValueError(
-            f"--speed must be a factor like 1.5 or 1.5x, or pixels per frame like 3px, got {text!r}"
+        raise ArgumentError(
+            "speed", f"must be a factor like 1.5 or 1.5x, or pixels per frame like 3px, got {text!r}"
         )
     number, unit = float(match.group(1)), match.group(2)
     if unit == "px":
         if number > 200:
-            raise ValueError(f"--speed {text}: at most 200px per frame")
+            raise ArgumentError("speed", f"{text}: at most 200px per frame")
         return Speed(px=number)
     if number > 20:
-        raise ValueError(f"--speed {text}: at most 20x real speed")
+        raise ArgumentError("speed", f"{text}: at most 20x real speed")
     return Speed(factor=number)
 
 
@@ -111,11 +113,11 @@ def parse_direction(text: str | float | None) -> float | None:
     try:
         degrees = float(value.removesuffix("deg").removesuffix("°"))
     except ValueError:
-        raise ValueError(
-            f"--direction must be auto, left, right, up, down or degrees (0 = right, 90 = up), got {text!r}"
+        raise ArgumentError(
+            "direction", f"must be auto, left, right, up, down or degrees (0 = right, 90 = up), got {text!r}"
         ) from None
     if not math.isfinite(degrees):
-        raise ValueError(f"--direction must be a finite angle, got {text!r}")
+        raise ArgumentError("direction", f"must be a finite angle, got {text!r}")
     return degrees % 360.0
 
 

@@ -1,0 +1,103 @@
+"""The one-call library API: a photo in, its sky time-lapse out, rendered exactly as ``skyforecast predict``
+renders it (the same ``PostProcess``: the steady sky field at the photo's size by default).
+
+    >>> import skyforecast
+    >>> frames = skyforecast.animate("photo.jpg", loop=True, frames=64)   # (64, H, W, 3) uint8
+
+The model is loaded on the first call and kept for later calls with the same ``weights`` and ``device``, so
+a script that animates many photos pays for loading once. (On the CPU a model's first call at an input size
+runs plain matrix products and later calls packed convolutions, ``skyforecast.fast``: a later call may round
+a few pixels 1 of 255 levels away from what a fresh ``predict`` writes; the first call matches exactly.)
+Bad option values raise ``ArgumentError`` (a ``ValueError``) naming the argument: ``speed: must be ...``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from .constants import FRAMES, ArgumentError
+from .media import Photo, load_photo, photo_from_image, squash
+from .pipeline import SkyPipeline
+from .sequence import PostProcess
+
+PhotoInput = str | os.PathLike | Image.Image | np.ndarray
+
+
+def animate(
+    photo: PhotoInput,
+    *,
+    resolution: str | int | None = None,
+    loop: bool = False,
+    loop_style: str = "fade",
+    frames: int = FRAMES,
+    mask: str | os.PathLike | None = None,
+    speed: str | float | None = None,
+    direction: str | float | None = None,
+    light: bool = False,
+    compare: bool = False,
+    flow: str = "dis",
+    stage: int = 2,
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+) -> np.ndarray:
+    """Animate one photo: a (T, H, W, 3) uint8 RGB array, T = ``frames``.
+
+    ``photo``: a file path, a PIL image or an (H, W, 3) uint8 RGB array. The options are ``predict``'s,
+    with the same defaults and meaning (``skyforecast predict --help``): ``resolution`` (None: the photo's
+    size scaled down to fit 1920x1080; ``"native"``, a height such as 1080, or ``"model"``), ``loop`` and
+    ``loop_style`` (``"fade"`` or ``"pingpong"``), ``mask`` (None, ``"auto"``, ``"none"`` or a mask image
+    path), ``speed`` (``1.5``, ``"1.5x"`` or ``"3px"``), ``direction`` (``"left"``, degrees, ...),
+    ``light``, ``compare`` (photo | Stage I | Stage II side by side), ``flow``, ``stage`` (1 or 2).
+    ``weights``/``device`` pick the model as ``SkyPipeline.from_pretrained`` does.
+
+    Notes ``predict`` would print (no sky found, an animated file's first frame used) come as warnings.
+    Raises ``ArgumentError`` for a bad option, ``media.InputError`` for an unreadable photo file,
+    ``weights.WeightsError`` for weights that cannot be loaded."""
+    post = PostProcess(
+        resolution=resolution,
+        mask=None if mask is None else os.fspath(mask),
+        loop=loop_style if loop else None,
+        frames=frames,
+        compare=compare,
+        flow=flow,
+        speed=None if speed is None else str(speed),
+        direction=None if direction is None else str(direction),
+        light=light,
+    )
+    if stage not in (1, 2):
+        raise ArgumentError("stage", f"must be 1 or 2, got {stage!r}")
+    source = _as_photo(photo)
+    pipe = load_pipeline(None if weights is None else os.fspath(weights), device)
+    (videos,) = post.predict(pipe, squash(source.image)[None], stage=stage)
+    video, notes = post.render(source, videos)
+    for note in source.notes + notes:
+        warnings.warn(note, stacklevel=2)
+    return video
+
+
+@functools.lru_cache(maxsize=4)
+def load_pipeline(weights: str | None = None, device: str = "auto") -> SkyPipeline:
+    """The pipeline for ``weights`` on ``device``, loaded once per pair and shared by later calls (a few
+    pairs at most are kept: each holds a model). ``load_pipeline.cache_clear()`` frees them."""
+    return SkyPipeline.from_pretrained(weights, device=device)
+
+
+def _as_photo(photo: PhotoInput) -> Photo:
+    if isinstance(photo, Photo):
+        return photo
+    if isinstance(photo, (Image.Image, np.ndarray)):
+        try:
+            return photo_from_image(photo)
+        except ValueError as e:
+            raise ArgumentError("photo", str(e)) from None
+    if isinstance(photo, (str, os.PathLike)):
+        return load_photo(photo)
+    raise ArgumentError("photo", f"must be a file path, a PIL image or an array, got {type(photo).__name__}")
+
+
+__all__ = ["ArgumentError", "animate", "load_pipeline"]
