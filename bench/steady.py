@@ -6,7 +6,7 @@
 Measured in one run, on the same machine state:
 1. x264 alone: ``media.write_mp4`` encoding 32 already-rendered 1080p frames (the default output of one
    photo, rendered beforehand and held in memory), median of 3;
-2. the renderer alone: the same 32 frames rendered (``sequence.PostProcess.stream``, no encoding);
+2. the renderer alone: the same 32 frames rendered (``postprocess.PostProcess.stream``, no encoding);
 3. ``skyforecast predict`` on one 1080p photo, process start to MP4 written (the "end to end" number);
 4. ``skyforecast predict`` on a folder of N photos; time per photo after start-up = (T_N - T_1) / (N - 1).
 Targets (issue 15): per photo after start-up at most 1.3x x264 alone; one photo end to end under 2.5 s on a
@@ -76,7 +76,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from skyforecast.media import load_photo, squash, write_mp4
     from skyforecast.pipeline import SkyPipeline
-    from skyforecast.sequence import PostProcess
+    from skyforecast.postprocess import PostProcess
 
     results: dict[str, float | int | str] = {"cpus": os.cpu_count() or 0}
     with tempfile.TemporaryDirectory() as tmp:

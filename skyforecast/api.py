@@ -23,7 +23,7 @@ from PIL import Image
 from .constants import FRAMES, ArgumentError
 from .media import Photo, load_photo, photo_from_image, squash
 from .pipeline import SkyPipeline
-from .sequence import PostProcess
+from .postprocess import PostProcess
 
 PhotoInput = str | os.PathLike | Image.Image | np.ndarray
 

@@ -257,7 +257,7 @@ def run(
     ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs), and with ``post``, ``frame``
     and detail ``"done/total"`` as each frame of a photo is rendered (from the writer threads).
 
-    ``post``: a ``sequence.PostProcess`` (full resolution, still mask, loops, longer videos, comparison);
+    ``post``: a ``postprocess.PostProcess`` (full resolution, still mask, loops, longer videos, comparison);
     its ``predict`` runs here in the model's thread, its ``write`` in the writer threads."""
     result = BatchResult()
     emit = on_event or (lambda kind, job, detail: None)

@@ -220,7 +220,7 @@ def predict(
     try:
         if size is not None:
             parse_size(size)
-        from .sequence import PostProcess
+        from .postprocess import PostProcess
 
         post = PostProcess(
             resolution=resolution,

@@ -183,7 +183,7 @@ def frame_gain(
 # ---- masks -----------------------------------------------------------------------------------------
 
 
-def motion_energy(flows: np.ndarray) -> np.ndarray:
+def flow_travel(flows: np.ndarray) -> np.ndarray:
     """How far each pixel travels, averaged over the video: (H, W) float32 in model pixels.
 
     Flow magnitude, not frame difference: frame differences light up textured ground (grass flicker, camera
@@ -206,7 +206,7 @@ def auto_mask(
     wobble."""
     if flows is None:
         flows = estimate_flows(video)
-    energy = cv2.GaussianBlur(motion_energy(flows), (0, 0), 1.5)
+    energy = cv2.GaussianBlur(flow_travel(flows), (0, 0), 1.5)
     h, w = energy.shape
     threshold = max(min_travel, ratio * float(np.percentile(energy, 95)))
     binary = (energy > threshold).astype(np.uint8)

@@ -160,7 +160,7 @@ def test_ssim_is_symmetric_and_falls_with_noise():
 # ---- motion ---------------------------------------------------------------------------------------
 
 
-def test_motion_energy_of_known_steps():
+def test_frame_change_of_known_steps():
     v = np.stack([np.full((4, 4, 3), level) for level in (0.0, 0.1, 0.3)])
     assert frame_change(v) == pytest.approx((0.1 + 0.2) / 2)
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from skyforecast.batch import plan, run
 from skyforecast.cli import app
 from skyforecast.pipeline import SkyPipeline
-from skyforecast.sequence import PostProcess
+from skyforecast.postprocess import PostProcess
 
 
 def _photos(folder, n: int = 2):

@@ -228,7 +228,7 @@ def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path,
 
 def test_evaluate_scores_exactly_what_predict_writes_by_default(tmp_path):
     from skyforecast.media import load_photo
-    from skyforecast.sequence import PostProcess
+    from skyforecast.postprocess import PostProcess
 
     photo, _ = sky_photo(128, 128)
     Image.fromarray(photo).save(tmp_path / "p.png")

@@ -1,13 +1,13 @@
-"""Frame sequences beyond one 32-frame prediction, and the post-processing that turns predictions into the
-video a person would post.
+"""What ``skyforecast predict`` does after the model (``PostProcess``), and the frame sequences it builds.
 
+- ``PostProcess``: the options of ``skyforecast predict`` beyond the paper (``--resolution``, ``--mask``,
+  ``--loop``, ``--frames``, ``--compare``, ``--speed``, ...) as one object that ``batch.run`` and
+  ``skyforecast.animate`` call: ``predict`` in the model's thread, ``write``/``render`` after it. Frames are
+  rendered one at a time as the writer encodes them (``Frames``), so memory does not grow with the size or
+  length of the video;
 - ``predict_long``: more than 32 frames by chaining predictions (a late frame seeds the next 32), with the
   seam cross-faded over a few overlapping frames;
-- ``make_loop``: a seamless loop, by cross-fading the end into the start or by ping-pong;
-- ``PostProcess``: the options of ``skyforecast predict`` beyond the paper (``--resolution``, ``--mask``,
-  ``--loop``, ``--frames``, ``--compare``) as one object that ``batch.run`` calls: ``predict`` in the model's
-  thread, ``write`` in a writer thread. Frames are rendered one at a time as the writer encodes them
-  (``Frames``), so memory does not grow with the size or length of the video.
+- ``make_loop``: a seamless loop, by cross-fading the end into the start or by ping-pong.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from skyforecast.cli import app
 from skyforecast.pipeline import SkyPipeline
-from skyforecast.sequence import join, make_loop, predict_long
+from skyforecast.postprocess import join, make_loop, predict_long
 
 runner = CliRunner()
 
