@@ -15,21 +15,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .media import (
-    FORMATS,
-    WRITERS,
-    InputError,
-    Photo,
-    list_images,
-    load_photo,
-    output_name,
-    output_size,
-    resize_frames,
-    squash,
-)
+from .media import FORMATS, InputError, Photo, list_images, load_photo, output_name, squash
+from .postprocess import Output, PlainOutput
+
+if TYPE_CHECKING:
+    from .pipeline import SkyPipeline
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
 # Suffixes of video and image files that ``-o`` cannot write: such a name is a mistake, not a folder.
@@ -240,7 +234,7 @@ Callback = Callable[[str, Job, str], None]
 
 
 def run(
-    pipe,
+    pipe: SkyPipeline | None,
     jobs: Sequence[Job],
     *,
     stage: int = 2,
@@ -250,57 +244,153 @@ def run(
     overwrite: bool = False,
     on_event: Callback | None = None,
     io_workers: int = 2,
-    post=None,
+    post: Output | None = None,
 ) -> BatchResult:
     """Predict and write every job. Decoding of the next batch and encoding of finished videos run in
     worker threads while the model computes. ``on_event(kind, job, detail)`` is called with kind in
-    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs), and with ``post``, ``frame``
-    and detail ``"done/total"`` as each frame of a photo is rendered (from the writer threads).
+    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs), and with ``frame`` and detail
+    ``"done/total"`` as each frame of a photo is rendered by a frame-by-frame output (from the writer
+    threads).
 
-    ``post``: a ``postprocess.PostProcess`` (full resolution, still mask, loops, longer videos, comparison);
-    its ``predict`` runs here in the model's thread, its ``write`` in the writer threads."""
-    result = BatchResult()
-    emit = on_event or (lambda kind, job, detail: None)
-    todo = []
-    for job in jobs:
-        if job.renamed:
-            result.renamed.append((str(job.source), job.renamed))
-        if job.skip:
-            result.skipped.append(job.source)
-            result.skipped_outputs.extend(job.outputs.values())
-            emit("skipped", job, "outputs exist")
-        else:
-            todo.append(job)
-    chunks = [todo[i : i + max(1, batch_size)] for i in range(0, len(todo), max(1, batch_size))]
+    ``post``: the output (``postprocess.Output``): ``PostProcess`` (full resolution, still mask, loops,
+    longer videos, comparison) or, by default, ``PlainOutput(size)`` (the model's frames resized to
+    ``size``; ``size`` is used only for this default). Its ``predict`` runs here in the model's thread, its
+    ``write`` in the writer threads. ``pipe`` may be None when every job is skipped."""
+    batch = _Batch(
+        pipe,
+        post if post is not None else PlainOutput(size),
+        stage=stage,
+        fps=fps,
+        batch_size=max(1, batch_size),
+        overwrite=overwrite,
+        emit=on_event or (lambda kind, job, detail: None),
+    )
+    todo = batch.skip_finished(jobs)
+    chunks = [todo[i : i + batch.batch_size] for i in range(0, len(todo), batch.batch_size)]
+    batch.run(chunks, io_workers=max(1, io_workers))
+    result = batch.result
+    if result.interrupted or result.stopped:
+        result.unfinished = len(todo) - len(result.done) - len(result.failed)
+    return result
 
-    def load(job: Job) -> Photo:
-        return load_photo(job.source)
 
-    def write(job: Job, video: np.ndarray, photo_size: tuple[int, int]) -> None:
-        frames = resize_frames(video, output_size(photo_size, size))
-        targets = job.outputs if overwrite else job.missing
-        for fmt, path in targets.items():
-            WRITERS[fmt](frames, path, fps=fps)
+class _Batch:
+    """One ``run``: the model's loop over chunks of photos, with a decoding thread ahead of it and writer
+    threads behind it, and the accounting of every photo in ``result``."""
 
-    def write_post(job: Job, photo: Photo, videos: np.ndarray, out_size: tuple[int, int]) -> list[str]:
-        targets = job.outputs if overwrite else job.missing
+    def __init__(
+        self,
+        pipe: SkyPipeline | None,
+        post: Output,
+        *,
+        stage: int,
+        fps: float,
+        batch_size: int,
+        overwrite: bool,
+        emit: Callback,
+    ):
+        self.pipe, self.post, self.stage, self.fps = pipe, post, stage, fps
+        self.batch_size, self.overwrite, self.emit = batch_size, overwrite, emit
+        self.result = BatchResult()
+        self.pending_writes: list[tuple[Job, Future]] = []
+
+    def skip_finished(self, jobs: Sequence[Job]) -> list[Job]:
+        """Account for the jobs whose outputs exist (and for renamed outputs); the rest are to do."""
+        todo = []
+        for job in jobs:
+            if job.renamed:
+                self.result.renamed.append((str(job.source), job.renamed))
+            if job.skip:
+                self.result.skipped.append(job.source)
+                self.result.skipped_outputs.extend(job.outputs.values())
+                self.emit("skipped", job, "outputs exist")
+            else:
+                todo.append(job)
+        return todo
+
+    def run(self, chunks: list[list[Job]], io_workers: int) -> None:
+        # decoding feeds the model's next call: its own thread, at normal priority; encoding yields to the
+        # model
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skyforecast-decode")
+        self.writers = ThreadPoolExecutor(
+            max_workers=io_workers, thread_name_prefix="skyforecast-encode", initializer=_lower_priority
+        )
+        self.io_workers = io_workers
+        next_loads: list[tuple[Job, Future]] = []
+        try:
+            next_loads = self._submit_loads(chunks[0]) if chunks else []
+            for index in range(len(chunks)):
+                loads = next_loads
+                next_loads = self._submit_loads(chunks[index + 1]) if index + 1 < len(chunks) else []
+                ready = self._collect(loads)
+                if ready:
+                    self._predict(ready)
+                self._settle_writes(block=False)
+                if self.result.stopped:
+                    break
+            self._settle_writes(block=True)
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+            for _, fut in next_loads:
+                fut.cancel()
+            self._settle_writes(block=True)  # videos already predicted are finished; each write is atomic
+        finally:
+            self.loader.shutdown(wait=True, cancel_futures=True)
+            self.writers.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_loads(self, chunk: list[Job]) -> list[tuple[Job, Future]]:
+        return [(job, self.loader.submit(load_photo, job.source)) for job in chunk]
+
+    def _note(self, job: Job, note: str) -> None:
+        self.result.notes.append((str(job.source), note))
+        self.emit("note", job, note)
+
+    def _collect(self, loads: list[tuple[Job, Future]]) -> list[tuple[Job, Photo]]:
+        """The decoded photos of a chunk; one that cannot be read is that photo's failure."""
+        ready: list[tuple[Job, Photo]] = []
+        for job, fut in loads:
+            try:
+                photo = fut.result()
+            except InputError as e:
+                self.result.failed.append((str(job.source), e.reason))
+                self.emit("failed", job, e.reason)
+                continue
+            for note in photo.notes:
+                self._note(job, note)
+            ready.append((job, photo))
+        return ready
+
+    def _predict(self, ready: list[tuple[Job, Photo]]) -> None:
+        """The model's work for one chunk, then each photo's write handed to the writer threads."""
+        squares = np.stack([squash(photo.image) for _, photo in ready])
+        videos = self.post.predict(self.pipe, squares, stage=self.stage, batch_size=self.batch_size)
+        for (job, photo), video in zip(ready, videos, strict=True):
+            out_size, note = self.post.output_size(photo.size)
+            if note:
+                self._note(job, note)
+            self.pending_writes.append((job, self.writers.submit(self._write, job, photo, video, out_size)))
+        if self.post.frame_by_frame:
+            # rendering a photo-sized video takes longer than predicting it: the model waits for the
+            # writers rather than queue every video of the batch (memory, and a Ctrl-C that has to finish
+            # them all)
+            busy = [f for _, f in self.pending_writes if not f.done()]
+            while len(busy) > 2 * self.io_workers:
+                wait(busy, return_when=FIRST_COMPLETED)
+                busy = [f for f in busy if not f.done()]
+
+    def _write(self, job: Job, photo: Photo, videos: np.ndarray, out_size: tuple[int, int]) -> list[str]:
+        """One photo's outputs (in a writer thread); with a frame-by-frame output, progress per frame."""
+        targets = job.outputs if self.overwrite else job.missing
 
         def on_frame(done: int, total: int) -> None:
-            emit("frame", job, f"{done}/{total}")
+            self.emit("frame", job, f"{done}/{total}")
 
-        # frame by frame: bounded memory, and progress within a photo whose render takes long
-        return post.write(photo, videos, targets, out_size, fps=fps, on_frame=on_frame)
+        return self.post.write(photo, videos, targets, out_size, fps=self.fps, on_frame=on_frame)
 
-    # decoding feeds the model's next call: its own thread, at normal priority; encoding yields to the model
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skyforecast-decode")
-    writers = ThreadPoolExecutor(
-        max_workers=max(1, io_workers), thread_name_prefix="skyforecast-encode", initializer=_lower_priority
-    )
-    pending_writes: list[tuple[Job, Future]] = []
-
-    def settle_writes(block: bool) -> None:
-        keep = []
-        for job, fut in pending_writes:
+    def _settle_writes(self, block: bool) -> None:
+        """Count the finished writes (all of them with ``block``): done, or that photo's failure."""
+        result, keep = self.result, []
+        for job, fut in self.pending_writes:
             if not block and not fut.done():
                 keep.append((job, fut))
                 continue
@@ -310,75 +400,15 @@ def run(
                 if result.interrupted or result.stopped:
                     continue  # stopped mid-write: nothing was left behind (atomic), counted unfinished
                 result.failed.append((str(job.source), _reason(e)))
-                emit("failed", job, _reason(e))
+                self.emit("failed", job, _reason(e))
                 if _out_of_space(e):  # every later photo would fail the same way: stop here
                     result.stopped = _reason(e)
             else:
                 for note in notes:
-                    result.notes.append((str(job.source), note))
-                    emit("note", job, note)
+                    self._note(job, note)
                 result.done.append(job.source)
-                emit("done", job, "")
-        pending_writes[:] = keep
-
-    try:
-        next_loads = [(job, pool.submit(load, job)) for job in chunks[0]] if chunks else []
-        for index in range(len(chunks)):
-            loads = next_loads
-            next_loads = (
-                [(job, pool.submit(load, job)) for job in chunks[index + 1]]
-                if index + 1 < len(chunks)
-                else []
-            )
-            ready: list[tuple[Job, Photo]] = []
-            for job, fut in loads:
-                try:
-                    photo = fut.result()
-                except InputError as e:
-                    result.failed.append((str(job.source), e.reason))
-                    emit("failed", job, e.reason)
-                    continue
-                for note in photo.notes:
-                    result.notes.append((str(job.source), note))
-                    emit("note", job, note)
-                ready.append((job, photo))
-            if ready:
-                squares = np.stack([squash(photo.image) for _, photo in ready])
-                if post is None:
-                    videos = pipe.predict_squares(squares, stage=stage, batch_size=batch_size)
-                    for (job, photo), video in zip(ready, videos, strict=True):
-                        pending_writes.append((job, writers.submit(write, job, video, photo.size)))
-                else:
-                    videos = post.predict(pipe, squares, stage=stage, batch_size=batch_size)
-                    for (job, photo), video in zip(ready, videos, strict=True):
-                        out_size, note = post.output_size(photo.size)
-                        if note:
-                            result.notes.append((str(job.source), note))
-                            emit("note", job, note)
-                        fut = writers.submit(write_post, job, photo, video, out_size)
-                        pending_writes.append((job, fut))
-                    # rendering a photo-sized video takes longer than predicting it: the model waits for
-                    # the writers rather than queue every video of the batch (memory, and a Ctrl-C that
-                    # has to finish them all)
-                    busy = [f for _, f in pending_writes if not f.done()]
-                    while len(busy) > 2 * max(1, io_workers):
-                        wait(busy, return_when=FIRST_COMPLETED)
-                        busy = [f for f in busy if not f.done()]
-            settle_writes(block=False)
-            if result.stopped:
-                break
-        settle_writes(block=True)
-    except KeyboardInterrupt:
-        result.interrupted = True
-        for _, fut in next_loads:
-            fut.cancel()
-        settle_writes(block=True)  # videos already predicted are finished; each write is atomic
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True, cancel_futures=True)
-    if result.interrupted or result.stopped:
-        result.unfinished = len(todo) - len(result.done) - len(result.failed)
-    return result
+                self.emit("done", job, "")
+        self.pending_writes[:] = keep
 
 
 def _lower_priority() -> None:

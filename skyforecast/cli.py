@@ -216,11 +216,10 @@ def predict(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     console = Console(stderr=True, highlight=False)
     explicit = any(f != "mp4" for f in formats) or len(formats) != 1
-    post = None
     try:
         if size is not None:
             parse_size(size)
-        from .postprocess import PostProcess
+        from .postprocess import PlainOutput, PostProcess
 
         post = PostProcess(
             resolution=resolution,
@@ -235,7 +234,7 @@ def predict(
             light=light,
         )
         if post.is_plain:
-            post = None  # the model's own pixels at --size: the plain batch path
+            post = PlainOutput(size)  # the model's own pixels at --size, written whole
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
     except ArgumentError as e:  # named as the library spells it: worded with predict's flags
         _fail(e.worded(_flag), code=2)
@@ -282,7 +281,6 @@ def predict(
             jobs,
             quiet,
             stage=stage,
-            size=size,
             fps=fps,
             batch_size=batch_size,
             overwrite=overwrite,
@@ -338,7 +336,7 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=quiet or (len(jobs) < 2 and kwargs.get("post") is None),
+        disable=quiet or (len(jobs) < 2 and not kwargs["post"].frame_by_frame),
     )
 
     def acknowledge() -> None:  # runs in a helper thread the moment Ctrl-C is pressed

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import cv2
 import numpy as np
@@ -26,6 +27,9 @@ from PIL import Image, ImageDraw, ImageFont
 from . import motion, skymask, steady
 from .constants import ArgumentError
 from .media import WRITERS, Photo, output_size, resize_frames
+
+if TYPE_CHECKING:
+    from .pipeline import SkyPipeline
 
 FRAMES = 32
 LOOP_STYLES = ("fade", "pingpong")
@@ -42,7 +46,13 @@ MIN_HEIGHT = 128  # a photo smaller than the model's square is enlarged to this 
 
 
 def predict_long(
-    pipe, squares: np.ndarray, frames: int, *, stage: int = 2, batch_size: int = 8, overlap: int = 4
+    pipe: SkyPipeline,
+    squares: np.ndarray,
+    frames: int,
+    *,
+    stage: int = 2,
+    batch_size: int = 8,
+    overlap: int = 4,
 ) -> np.ndarray:
     """(N,128,128,3) squares -> (N, frames, 128,128,3) videos of any length.
 
@@ -174,6 +184,66 @@ class Frames:
 # ---- post-processing for predict -------------------------------------------------------------------
 
 
+class Output(Protocol):
+    """What ``batch.run`` asks of an output: the model's work for a batch of photos (in the model's thread),
+    each photo's output size, and writing one photo's outputs (in a writer thread). ``PlainOutput`` and
+    ``PostProcess`` are the two kinds. ``frame_by_frame``: the output is rendered frame by frame (progress
+    within a photo is reported, and the model waits for busy writers rather than queue big renders)."""
+
+    frame_by_frame: ClassVar[bool]
+
+    def predict(
+        self, pipe: SkyPipeline, squares: np.ndarray, stage: int = 2, batch_size: int = 8
+    ) -> list[np.ndarray]: ...
+
+    def output_size(self, photo_size: tuple[int, int]) -> tuple[tuple[int, int], str | None]: ...
+
+    def write(
+        self,
+        photo: Photo,
+        videos: np.ndarray,
+        targets: dict[str, Path],
+        size: tuple[int, int] | None = None,
+        fps: float = 8,
+        on_frame: Callable[[int, int], None] | None = None,
+    ) -> list[str]: ...
+
+
+@dataclass
+class PlainOutput:
+    """The paper's output: the model's 32 frames resized to ``size`` (``media.output_size``; by default the
+    photo's aspect ratio at 128 px height), written whole. What ``predict --resolution model`` writes without
+    a mask, loop, other frame count or comparison, and ``batch.run``'s default."""
+
+    size: str | None = None
+    frame_by_frame: ClassVar[bool] = False
+
+    def predict(
+        self, pipe: SkyPipeline, squares: np.ndarray, stage: int = 2, batch_size: int = 8
+    ) -> list[np.ndarray]:
+        """One (1, 32, 128, 128, 3) array per photo: its prediction, as one stage."""
+        return [video[None] for video in pipe.predict_squares(squares, stage=stage, batch_size=batch_size)]
+
+    def output_size(self, photo_size: tuple[int, int]) -> tuple[tuple[int, int], str | None]:
+        return output_size(photo_size, self.size), None
+
+    def write(
+        self,
+        photo: Photo,
+        videos: np.ndarray,
+        targets: dict[str, Path],
+        size: tuple[int, int] | None = None,
+        fps: float = 8,
+        on_frame: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        """Resize the prediction once and write it to each of ``targets`` ({format: path}); small enough to
+        hold whole, so no progress within the photo (``on_frame`` is not called). No notes."""
+        frames = resize_frames(videos[0], size or self.output_size(photo.size)[0])
+        for fmt, path in targets.items():
+            WRITERS[fmt](frames, path, fps=fps)
+        return []
+
+
 @dataclass
 class PostProcess:
     """What ``skyforecast predict`` does after the model beyond resizing: see the module docstring.
@@ -196,6 +266,7 @@ class PostProcess:
     direction: str | None = None
     light: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    frame_by_frame: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         text = "auto" if self.resolution is None else str(self.resolution).strip().lower()
@@ -246,7 +317,9 @@ class PostProcess:
             return FRAMES
         return frames_needed(self.frames, self.loop)
 
-    def predict(self, pipe, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> list[np.ndarray]:
+    def predict(
+        self, pipe: SkyPipeline, squares: np.ndarray, stage: int = 2, batch_size: int = 8
+    ) -> list[np.ndarray]:
         """Model work for a batch (runs in the model's thread): one (S, T, 128, 128, 3) array per photo, with
         S = 2 stages for ``compare`` (Stage I, Stage II) else 1."""
         stages = self.stages or (stage,)
@@ -469,6 +542,8 @@ def _label(text: str, font) -> np.ndarray:
 __all__ = [
     "Frames",
     "LOOP_STYLES",
+    "Output",
+    "PlainOutput",
     "PostProcess",
     "fade_length",
     "frames_needed",
