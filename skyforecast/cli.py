@@ -903,18 +903,6 @@ def evaluate_command(
 # ---- synth ----
 
 
-def _parse_wxh(text: str) -> tuple[int, int]:
-    """'640x360' -> (640, 360); a single number means a square."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        w, h = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
-    except ValueError:
-        w = h = 0
-    if len(parts) > 2 or w < 8 or h < 8 or w > 8192 or h > 8192:
-        raise ValueError(f"--size must be WxH (e.g. 640x360 or 128x128, 8..8192 px), got {text!r}")
-    return w, h
-
-
 @app.command(no_args_is_help=True)
 def synth(
     out: Annotated[Path, typer.Argument(help="Output folder (Sky Timelapse layout).", show_default=False)],
@@ -936,10 +924,11 @@ def synth(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from .constants import parse_wxh
     from .synth import write_dataset
 
     try:
-        wh = _parse_wxh(size)
+        wh = parse_wxh(size, smallest=8)
     except ValueError as e:
         _fail(str(e))
     if out.exists() and not out.is_dir():

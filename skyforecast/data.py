@@ -33,8 +33,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-FRAMES = 32
-SIZE = 128
+from .constants import FRAMES, SIZE
+
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".webm", ".gif", ".avi", ".mkv", ".m4v"})
 CROPS = ("squash", "center")

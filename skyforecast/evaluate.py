@@ -52,8 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from . import motion_metrics as mm
+from .constants import FRAMES
 
-FRAMES = 32
 DIRECTION_AGREES = 90.0  # degrees: a system's direction agrees with the real clip's when at most this apart
 PSNR_CAP = 100.0
 SSIM_WINDOW = 11

@@ -13,32 +13,19 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = {
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".webp",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".gif",
-    ".ppm",
-    ".pgm",
-    ".jfif",
-    ".heic",
-}
+from .constants import IMAGE_SUFFIXES, SIZE, parse_wxh
+
 # Pillow refuses images above 2x this many pixels as decompression bombs; we set the limit explicitly so
 # a 12000x8000 photo (96 MP) opens while a forged 100000x100000 header is refused before decoding.
 MAX_PIXELS = 180_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
-MODEL_SIZE = 128
 FORMATS = ("mp4", "gif", "frames")
 BIG_FRAME = 1920 * 1080  # pixels; bigger frames are encoded with bounded memory (see write_mp4)
 SMALL_FRAME = 640 * 480  # pixels; smaller frames are encoded on one thread (see write_mp4)
@@ -71,7 +58,7 @@ class Photo:
         return self.size[0] / self.size[1]
 
 
-def load_photo(path: str | os.PathLike, min_side: int | None = 2 * MODEL_SIZE) -> Photo:
+def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Photo:
     """Open any still image Pillow can read and return it upright as 8-bit RGB.
 
     ``min_side``: the smallest side needed downstream. Big photos are then shrunk by an integer factor
@@ -144,7 +131,7 @@ def photo_from_image(image: Image.Image | np.ndarray) -> Photo:
     rgb = _to_rgb8(image)
     if rgb is image:
         rgb = image.copy()  # the caller may change theirs later
-    return Photo(path="", image=_reduce(rgb, 2 * MODEL_SIZE), size=rgb.size, full=rgb)
+    return Photo(path="", image=_reduce(rgb, 2 * SIZE), size=rgb.size, full=rgb)
 
 
 def _reduce(im: Image.Image, min_side: int) -> Image.Image:
@@ -189,7 +176,7 @@ def _to_rgb8(im: Image.Image) -> Image.Image:
     return im
 
 
-def squash(image: Image.Image, size: int = MODEL_SIZE) -> np.ndarray:
+def squash(image: Image.Image, size: int = SIZE) -> np.ndarray:
     """Resize to size x size ignoring aspect ratio, as the Sky Timelapse frames were for training.
     Returns (size, size, 3) uint8."""
     return np.asarray(image.resize((size, size), Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
@@ -200,23 +187,16 @@ def output_size(photo_size: tuple[int, int], size: str | None) -> tuple[int, int
     N x N square; ``"WxH"``: exactly that. Even sides, because H.264 yuv420p needs them."""
     if size is None or size == "":
         w, h = photo_size
-        width = max(2, int(round(MODEL_SIZE * w / h / 2.0)) * 2)
-        return width, MODEL_SIZE
+        width = max(2, int(round(SIZE * w / h / 2.0)) * 2)
+        return width, SIZE
     return parse_size(size)
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``"N"`` or ``"WxH"``; raises ValueError with a clear message."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"--size must be N or WxH, got {text!r}") from None
-    if len(nums) == 1:
-        nums = nums * 2
-    if len(nums) != 2 or min(nums) < 2 or max(nums) > 8192:
-        raise ValueError(f"--size must be N or WxH with sides 2..8192, got {text!r}")
-    return nums[0] - nums[0] % 2, nums[1] - nums[1] % 2
+    """``"N"`` or ``"WxH"`` (``constants.parse_wxh``) rounded down to even sides, which H.264 yuv420p needs;
+    raises ValueError with a clear message."""
+    w, h = parse_wxh(text)
+    return w - w % 2, h - h % 2
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -483,8 +463,3 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     return sorted(found)
-
-
-def stack_model_inputs(photos: Sequence[Photo]) -> np.ndarray:
-    """(N, 128, 128, 3) uint8 squares for a batch of photos."""
-    return np.stack([squash(p.image) for p in photos])

@@ -151,19 +151,6 @@ def estimate_flows(
     return flows
 
 
-def motion_gain(video: np.ndarray, flows: np.ndarray, sigma: float = 6.0, limits=(0.5, 2.0)) -> np.ndarray:
-    """Per-frame, per-pixel colour gain (T, H, W, 3) float32 that motion does not explain: the low-passed
-    frame divided by the low-passed, flow-warped first frame. This carries sunsets, passing shade and the
-    light's colour over to the full-resolution video without the model's blur."""
-    t, h, w, _ = video.shape
-    grid = _grid(h, w)
-    first = video[0].astype(np.float32)
-    gains = np.ones((t, h, w, 3), np.float32)
-    for i in range(1, t):
-        gains[i] = frame_gain(first, video[i], flows[i], grid, sigma, limits)
-    return gains
-
-
 def frame_gain(
     first: np.ndarray,
     frame: np.ndarray,
@@ -172,8 +159,9 @@ def frame_gain(
     sigma: float = 6.0,
     limits=(0.5, 2.0),
 ) -> np.ndarray:
-    """``motion_gain`` of one frame: (H, W, 3) float32 from the first frame (as float32) and this frame's
-    flow."""
+    """Per-pixel colour gain (H, W, 3) float32 of one frame that motion does not explain: the low-passed
+    frame divided by the low-passed, flow-warped first frame (passed as float32). This carries sunsets,
+    passing shade and the light's colour over to the full-resolution video without the model's blur."""
     eps = 8.0  # keeps the ratio tame in near-black regions
     moved = cv2.GaussianBlur(_warp(first, flow, grid), (0, 0), sigma)
     now = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), sigma)
@@ -363,15 +351,6 @@ def soft_alpha(mask: np.ndarray, feather: float | None = None) -> np.ndarray:
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
     x = np.clip(dist / feather, 0.0, 1.0)
     return (x * x * (3.0 - 2.0 * x)).astype(np.float32)  # smoothstep
-
-
-def blend_still(frames: np.ndarray, photo: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """In place: every frame becomes ``alpha * frame + (1 - alpha) * photo`` (photo exactly where alpha is
-    0)."""
-    beta = (1.0 - alpha).astype(np.float32)
-    for i in range(len(frames)):
-        frames[i] = cv2.blendLinear(frames[i], photo, alpha, beta)
-    return frames
 
 
 # ---- motion transfer -------------------------------------------------------------------------------

@@ -25,13 +25,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import motion, skymask, steady
-from .constants import ArgumentError
+from .constants import FRAMES, ArgumentError
 from .media import WRITERS, Photo, output_size, resize_frames
 
 if TYPE_CHECKING:
     from .pipeline import SkyPipeline
 
-FRAMES = 32
 LOOP_STYLES = ("fade", "pingpong")
 MAX_FRAMES = 960
 # The default output (``--resolution`` not given): the photo's own size, scaled down to fit this box

@@ -63,3 +63,24 @@ def test_parse_wxh_keeps_the_limits_of_each_caller():
     for text in ("abc", "1x64", "64x8193", "2x3x4"):
         with pytest.raises(ValueError, match="--size must be N or WxH"):
             media.parse_size(text)
+
+
+def test_no_module_defines_the_shared_names_again():
+    """The small ints 32 and 128 are the same object wherever they are written, so ``is`` above cannot
+    tell a copy from an import: read the source instead. No module but ``constants`` assigns these names
+    at its top level or defines its own ``WxH`` parser."""
+    import ast
+    from pathlib import Path
+
+    shared = {"FRAMES", "SIZE", "MODEL_SIZE", "IMAGE_SUFFIXES", "MAX_SIDE"}
+    copies = []
+    for path in sorted(Path(constants.__file__).parent.glob("*.py")):
+        if path.name == "constants.py":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            copies += [f"{path.name}: {name}" for name in names & shared]
+            if isinstance(node, ast.FunctionDef) and "wxh" in node.name.lower():
+                copies.append(f"{path.name}: {node.name}()")
+    assert copies == []
