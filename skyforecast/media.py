@@ -432,25 +432,6 @@ def output_name(stem: str, fmt: str) -> str:
     return f"{stem}_frames" if fmt == "frames" else f"{stem}.{fmt}"
 
 
-def read_video(path: str | os.PathLike) -> np.ndarray:
-    """Decode a video or animated GIF into (T,H,W,3) uint8 (used by tests and evaluation)."""
-    path = str(path)
-    if path.lower().endswith(".gif"):
-        with Image.open(path) as im:
-            frames = []
-            for i in range(im.n_frames):
-                im.seek(i)
-                frames.append(np.asarray(im.convert("RGB")))
-        return np.stack(frames)
-    import imageio.v2 as imageio
-
-    reader = imageio.get_reader(path, format="FFMPEG")
-    try:
-        return np.stack([np.asarray(f) for f in reader])
-    finally:
-        reader.close()
-
-
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """Image files in a folder by suffix, sorted, hidden files and our own partial outputs excluded."""
     folder = Path(folder)

@@ -396,10 +396,9 @@ class PostProcess:
         """The video to write for one photo, made frame by frame as it is read, and notes for the user.
 
         The per-video work (the photo at the output size, flows, masks) happens here, once; each frame is
-        then rendered on demand: motion transfer, loop cross-fade and panels of ``--compare`` included."""
+        then rendered on demand: the sky's motion, loop cross-fade and panels of ``--compare`` included."""
         if size is None:
             size, _ = self.output_size(photo.size)
-        notes: list[str] = []
         if self.resolution == "model":
             still = np.asarray(photo.image.resize(size, Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
         else:
@@ -408,15 +407,20 @@ class PostProcess:
         file_mask = None
         if self.mask not in ("auto", "none"):
             file_mask = motion.load_mask(self.mask, size, photo.size)
-        if self.resolution != "model":
-            return self._stream_steady(still, videos, size, file_mask)
+        if self.resolution == "model":
+            return self._stream_model(still, videos, size, file_mask)
+        return self._stream_steady(still, videos, size, file_mask)
+
+    def _stream_model(
+        self, still: np.ndarray, videos: np.ndarray, size: tuple[int, int], file_mask: np.ndarray | None
+    ) -> tuple[Frames, list[str]]:
+        """The prediction's own frames resized to ``size``, kept to the photo outside the mask (``--mask
+        auto``: where the prediction moves, refined on the photo)."""
+        notes: list[str] = []
         panels: list[Callable[[int], np.ndarray]] = []
         for video in videos:
-            flows = None
-            if self.resolution != "model" or self.mask == "auto":
-                flows = motion.estimate_flows(video, method=self.flow)
             if self.mask == "auto":
-                small = motion.auto_mask(video, flows)
+                small = motion.auto_mask(video, motion.estimate_flows(video, method=self.flow))
                 if not small.any():
                     notes.append(
                         "no moving sky found in the prediction (--mask auto): the video stands still"
@@ -425,10 +429,7 @@ class PostProcess:
             else:
                 mask = file_mask
             alpha = None if mask is None else motion.soft_alpha(mask)
-            if self.resolution == "model":
-                get = _resized(video, size, still, alpha)
-            else:
-                get = motion.MotionTransfer(still, video, alpha, flows=flows).__getitem__
+            get = _resized(video, size, still, alpha)
             if self.loop is not None:
                 get = functools.partial(loop_frame, get, frames=self.frames, style=self.loop)
             panels.append(get)

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from videos import read_video
 
-from skyforecast.media import atomic_path, read_video, write_frames, write_gif, write_mp4
+from skyforecast.media import atomic_path, write_frames, write_gif, write_mp4
 from skyforecast.models import MDGAN
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from videos import read_video
 
 from skyforecast import motion
 from skyforecast.cli import app
-from skyforecast.media import read_video
 
 runner = CliRunner()
 

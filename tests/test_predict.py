@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from videos import read_video
 
 from skyforecast.cli import app
-from skyforecast.media import load_photo, read_video, resize_frames
+from skyforecast.media import load_photo, resize_frames
 from skyforecast.models import WeightsError
 from skyforecast.pipeline import SkyPipeline
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from videos import read_video
 
 from skyforecast import motion_metrics as mm
 from skyforecast import skymask, steady
 from skyforecast.cli import app
-from skyforecast.media import read_video
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
