@@ -208,7 +208,6 @@ def predict(
 
     from .batch import UsageError, plan
     from .constants import ArgumentError
-    from .media import parse_size
 
     # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
     # the cores (our own video encoders, other programs) the spinning stalled the model: one photo at
@@ -217,24 +216,18 @@ def predict(
     console = Console(stderr=True, highlight=False)
     explicit = any(f != "mp4" for f in formats) or len(formats) != 1
     try:
-        if size is not None:
-            parse_size(size)
-        from .postprocess import PlainOutput, PostProcess
-
-        post = PostProcess(
+        post = _predict_output(
+            size,
             resolution=resolution,
             mask=mask,
             loop=loop_style if loop else None,
             frames=frames,
             compare=compare,
             flow=flow,
-            size=size,
             speed=speed,
             direction=direction,
             light=light,
         )
-        if post.is_plain:
-            post = PlainOutput(size)  # the model's own pixels at --size, written whole
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
     except ArgumentError as e:  # named as the library spells it: worded with predict's flags
         _fail(e.worded(_flag), code=2)
@@ -242,14 +235,7 @@ def predict(
         _fail(str(e), code=2)
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
-    from .media import GIF_MAX_FPS
-
-    if fps > GIF_MAX_FPS and any("gif" in job.outputs for job in jobs):
-        console.print(
-            f"[yellow]note:[/] GIFs play at most {GIF_MAX_FPS} fps (browsers slow shorter frame delays "
-            f"down); the GIFs get {GIF_MAX_FPS} fps, other formats {fps:g}",
-            soft_wrap=True,
-        )
+    _note_gif_fps(console, fps, jobs)
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
         from .batch import BatchResult
 
@@ -264,16 +250,7 @@ def predict(
 
         for folder, reason in check_output_folders(todo):
             _fail(f"cannot write to output folder {folder}: {reason}")
-        try:
-            from .pipeline import SkyPipeline
-            from .weights import WeightsError
-
-            try:
-                pipe = SkyPipeline.from_pretrained(weights, device=device)
-            except (WeightsError, ValueError) as e:
-                _fail(str(e))
-        except KeyboardInterrupt:
-            _fail(f"interrupted while loading the model; 0 of {len(todo)} photos predicted", 130)
+        pipe = _load_model(weights, device, len(todo))
     try:
         result = _run_with_progress(
             console,
@@ -293,6 +270,45 @@ def predict(
     global _exit_without_teardown
     _exit_without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
+
+
+def _predict_output(size: str | None, **options):
+    """predict's output (``postprocess.Output``) from its options: ``PostProcess``, or ``PlainOutput`` when
+    they ask for the model's own frames at ``--size``, written whole. Raises ``ArgumentError`` (a bad
+    option) or ``ValueError`` (a bad ``--size``)."""
+    from .media import parse_size
+    from .postprocess import PlainOutput, PostProcess
+
+    if size is not None:
+        parse_size(size)
+    post = PostProcess(size=size, **options)
+    return PlainOutput(size) if post.is_plain else post
+
+
+def _note_gif_fps(console, fps: float, jobs) -> None:
+    from .media import GIF_MAX_FPS
+
+    if fps > GIF_MAX_FPS and any("gif" in job.outputs for job in jobs):
+        console.print(
+            f"[yellow]note:[/] GIFs play at most {GIF_MAX_FPS} fps (browsers slow shorter frame delays "
+            f"down); the GIFs get {GIF_MAX_FPS} fps, other formats {fps:g}",
+            soft_wrap=True,
+        )
+
+
+def _load_model(weights: str | None, device: str, photos: int):
+    """The ``SkyPipeline`` for ``--weights``/``--device``; a clear line and the exit code on failure or
+    Ctrl-C (``photos``: how many were waiting for it)."""
+    try:
+        from .pipeline import SkyPipeline
+        from .weights import WeightsError
+
+        try:
+            return SkyPipeline.from_pretrained(weights, device=device)
+        except (WeightsError, ValueError) as e:
+            _fail(str(e))
+    except KeyboardInterrupt:
+        _fail(f"interrupted while loading the model; 0 of {photos} photos predicted", 130)
 
 
 def _flag(argument: str) -> str:
