@@ -25,7 +25,6 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
@@ -48,6 +47,7 @@ from .data import (
     discover_clips,
     to_model_range,
 )
+from .files import atomic_path, atomic_write_bytes
 from .losses import adversarial_loss, content_loss, frame_difference_loss, ranking_loss_layers
 from .models import MDGAN, Discriminator, Generator, _batch_statistics, widened_state
 from .weights import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
@@ -250,28 +250,13 @@ def _pick_device(name: str, d: _Dist) -> torch.device:
 # ---- run folder helpers --------------------------------------------------------------------------------
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
+def _atomic_torch_save(obj, path: Path) -> None:
+    """``files.atomic_path`` with an fsync: a crash (or a full disk) mid-write leaves the previous checkpoints
+    intact and never a half-written ``step_*.pt``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: a crash (or a full disk) mid-
-    write leaves the previous checkpoints intact and never a half-written ``step_*.pt``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
@@ -574,7 +559,7 @@ class Trainer:
             "versions": {"skyforecast": __version__, "torch": torch.__version__},
             "sessions": sessions,
         }
-        _atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
+        atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
 
     def _truncate_metrics(self, global_step: int) -> None:
         """Drop metric lines logged after the checkpoint we resumed from: those steps are redone."""
@@ -589,7 +574,7 @@ class Trainer:
                     keep.append(line)
             except ValueError:
                 continue
-        _atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+        atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
     def _refine_start(self) -> str:
         """``cfg.refine_start``, checked against the widths. A wider Refine-Net than its source (Base-Net, or
@@ -758,9 +743,8 @@ class Trainer:
         labels = ("input", "Stage I", "Stage II", "real")
         grid = np.concatenate([_label(p, t) for p, t in zip(panels, labels, strict=True)], axis=2)
         path = self.out / "previews" / f"step_{self.global_step:08d}.gif"
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gif")
-        iio.imwrite(tmp, grid, duration=125, loop=0)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            iio.imwrite(tmp, grid, duration=125, loop=0)
         return path
 
     def checkpoint_state(self) -> dict:
@@ -1121,20 +1105,10 @@ def write_model_folder(model: MDGAN, final: Path, facts) -> Path:
     then swap it in: a crash leaves the previous folder or none, never a mix."""
     from .card import model_card
 
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")  # replaces the mixin's placeholder
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    with atomic_path(final, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        # the card replaces the placeholder README the mixin writes
+        (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")
     return final
 
 
@@ -1221,7 +1195,7 @@ def export_checkpoint(
         report = evaluate(evaluate_on, str(out), device=device, limit=limit, systems=systems)
         facts.scores = {r.label: r.to_dict() for r in report.systems.values()}
         facts.eval_data, facts.eval_clips = str(evaluate_on), report.num_clips
-        _atomic_write_bytes(out / "README.md", model_card(facts).encode())
+        atomic_write_bytes(out / "README.md", model_card(facts).encode())
     return out
 
 
