@@ -32,6 +32,11 @@ from .media import (
 )
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
+# Suffixes of video and image files that ``-o`` cannot write: such a name is a mistake, not a folder.
+MEDIA_SUFFIXES = set(
+    ".mov .m4v .mkv .webm .avi .wmv .flv .mpg .mpeg .m2ts .mts .ts .ogv .3gp .apng .webp .png .jpg .jpeg "
+    ".tif .tiff .bmp .heic .avif".split()
+)
 # How much lower the writer threads (and the ffmpeg processes they start) run than the model. The model's
 # convolutions split their work evenly over all cores, so an encoder that takes a core from one of them
 # stalls all of them; at a lower priority the encoders fill the gaps between the model's calls instead, and
@@ -50,6 +55,7 @@ class Job:
     source: Path
     outputs: dict[str, Path]
     skip: bool = False
+    renamed: str | None = None  # why the outputs are not named after the photo alone (a name clash)
 
     @property
     def missing(self) -> dict[str, Path]:
@@ -62,6 +68,8 @@ class BatchResult:
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
+    skipped_outputs: list[Path] = field(default_factory=list)  # the existing outputs that were kept
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (photo, how its outputs were named)
     interrupted: bool = False
     stopped: str | None = None  # why the batch stopped early (disk full), if it did
     unfinished: int = 0  # photos neither done nor failed when interrupted or stopped
@@ -122,8 +130,11 @@ def plan(
         else:
             problems.append((str(p), "no such file or folder"))
 
+    sources = _unique_files(sources)
     out = Path(output) if output is not None else Path.cwd()
     single_file = out.suffix.lower() in VIDEO_SUFFIXES and output is not None
+    if output is not None and not single_file:
+        _check_folder_name(str(output))
     if single_file:
         fmt = VIDEO_SUFFIXES[out.suffix.lower()]
         if len(sources) != 1 or any(Path(i).is_dir() for i in inputs):
@@ -136,18 +147,93 @@ def plan(
         job.skip = not overwrite and out.exists()
         return [job], problems
 
-    seen: dict[Path, int] = {}
-    for _, rel in sources:
-        seen[rel] = seen.get(rel, 0) + 1
     jobs = []
-    for src, rel in sources:
-        if seen[rel] > 1:  # photo.jpg and photo.png in one folder: keep both, name by suffix
-            rel = rel.with_name(f"{rel.name}_{src.suffix.lstrip('.').lower()}")
-        outputs = {f: out / rel.parent / output_name(rel.name, f) for f in fmts}
-        job = Job(src, outputs)
+    for src, rel, renamed in _distinct_names(sources, fmts):
+        job = Job(src, {f: out / rel.parent / output_name(rel.name, f) for f in fmts})
+        if renamed:
+            job.renamed = f"written as {next(iter(job.outputs.values()))} ({renamed} has the same name)"
         job.skip = not overwrite and not job.missing
         jobs.append(job)
     return jobs, problems
+
+
+def _check_folder_name(output: str) -> None:
+    """Refuse ``-o clip.mov``: a name with a video or image suffix we do not write would otherwise become a
+    folder called ``clip.mov``. An existing folder, or a name ending in a slash, is a folder whatever its
+    name."""
+    path = Path(output)
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return
+    suffix = path.suffix.lower()
+    if suffix in MEDIA_SUFFIXES:
+        raise UsageError(
+            f"-o {output}: {suffix} is not a format skyforecast writes; name a .mp4 or .gif file, or a "
+            "folder (a name ending in / is always a folder; -f frames writes PNG frames)"
+        )
+
+
+def _unique_files(sources: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Drop a photo reached a second time (given twice, or as a file and inside a folder): it is predicted
+    once, under the name it got first."""
+    seen: set[str] = set()
+    unique = []
+    for src, rel in sources:
+        key = os.path.normcase(os.path.realpath(src))
+        if key not in seen:
+            seen.add(key)
+            unique.append((src, rel))
+    return unique
+
+
+def _distinct_names(
+    sources: list[tuple[Path, Path]], fmts: Sequence[str]
+) -> list[tuple[Path, Path, str | None]]:
+    """Give every photo its own output name, so that no output is written over another's.
+
+    A folder input keeps its sub-folder structure, and a photo is named after its stem. Where photos still
+    share a name: ``x.jpg`` and ``x.png`` become ``x_jpg`` and ``x_png``; any other clash (the same name in
+    two folders, a file beside a folder's photo) keeps the first name and numbers the rest ``coast_2``,
+    ``coast_3``, in input order, so the same command names the same outputs every time. Names are compared
+    case-insensitively (as macOS and Windows file systems do), and a name that would be the folder of
+    another output counts as a clash too. Returns (photo, relative stem, the photo it clashed with)."""
+    groups: dict[str, list[int]] = {}
+    for i, (_, rel) in enumerate(sources):
+        groups.setdefault(_name_key(rel), []).append(i)
+    rels = [rel for _, rel in sources]
+    clashed: dict[int, str] = {}
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        suffixes = [sources[i][0].suffix.lstrip(".").lower() for i in group]
+        if len(set(suffixes)) == len(group):
+            for i, suffix in zip(group, suffixes, strict=True):
+                rels[i] = rels[i].with_name(f"{rels[i].name}_{suffix}")
+                clashed[i] = str(sources[group[0] if i != group[0] else group[1]][0])
+    # the sub-folders come from the inputs and stay; a photo's name gives way to them
+    folders: dict[str, int] = {}
+    for i, rel in enumerate(rels):
+        for parent in rel.parents:
+            if str(parent) != ".":
+                folders.setdefault(_name_key(parent), i)
+    taken: dict[str, int] = {}  # output path key -> the photo whose output it is
+    named = []
+    for i, (src, _) in enumerate(sources):
+        rel, number = rels[i], 1
+        while True:
+            keys = [_name_key(rel.parent / output_name(rel.name, f)) for f in fmts]
+            owner = next((taken.get(k, folders.get(k)) for k in keys if k in taken or k in folders), None)
+            if owner is None:
+                break
+            clashed.setdefault(i, str(sources[owner][0]))
+            number += 1
+            rel = rels[i].with_name(f"{rels[i].name}_{number}")
+        taken.update(dict.fromkeys(keys, i))
+        named.append((src, rel, clashed.get(i)))
+    return named
+
+
+def _name_key(rel: Path) -> str:
+    return rel.as_posix().casefold()
 
 
 Callback = Callable[[str, Job, str], None]
@@ -168,7 +254,8 @@ def run(
 ) -> BatchResult:
     """Predict and write every job. Decoding of the next batch and encoding of finished videos run in
     worker threads while the model computes. ``on_event(kind, job, detail)`` is called with kind in
-    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs).
+    ``done``, ``skipped``, ``failed``, ``note`` (for progress bars and logs), and with ``post``, ``frame``
+    and detail ``"done/total"`` as each frame of a photo is rendered (from the writer threads).
 
     ``post``: a ``sequence.PostProcess`` (full resolution, still mask, loops, longer videos, comparison);
     its ``predict`` runs here in the model's thread, its ``write`` in the writer threads."""
@@ -176,8 +263,11 @@ def run(
     emit = on_event or (lambda kind, job, detail: None)
     todo = []
     for job in jobs:
+        if job.renamed:
+            result.renamed.append((str(job.source), job.renamed))
         if job.skip:
             result.skipped.append(job.source)
+            result.skipped_outputs.extend(job.outputs.values())
             emit("skipped", job, "outputs exist")
         else:
             todo.append(job)
@@ -194,7 +284,12 @@ def run(
 
     def write_post(job: Job, photo: Photo, videos: np.ndarray, out_size: tuple[int, int]) -> list[str]:
         targets = job.outputs if overwrite else job.missing
-        return post.write(photo, videos, targets, out_size, fps=fps)  # frame by frame: bounded memory
+
+        def on_frame(done: int, total: int) -> None:
+            emit("frame", job, f"{done}/{total}")
+
+        # frame by frame: bounded memory, and progress within a photo whose render takes long
+        return post.write(photo, videos, targets, out_size, fps=fps, on_frame=on_frame)
 
     # decoding feeds the model's next call: its own thread, at normal priority; encoding yields to the model
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skyforecast-decode")

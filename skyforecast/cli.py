@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .cli_style import PlainGroup
 from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, TrainConfig
 
 app = typer.Typer(
@@ -17,7 +18,8 @@ app = typer.Typer(
     help="Turn one outdoor photo into a short time-lapse of what the sky does next (MD-GAN).",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help, readable at 80 columns (cli_style)
+    cls=PlainGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -57,45 +59,55 @@ def _fail(message: str, code: int = 1) -> None:
 def predict(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Photos and/or folders of photos.", show_default=False, metavar="PHOTO..."),
+        typer.Argument(help="Photos and/or folders of photos.", show_default=False, metavar="PHOTO"),
     ],
     output: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[str],  # noqa: UP045 - a str: a trailing / (always a folder) must survive
         typer.Option(
             "-o",
             "--output",
-            "--output_dir",
             help="Output folder, or a .mp4/.gif file for one photo. Default: the current folder.",
+            metavar="PATH",
         ),
     ] = None,
     formats: Annotated[
         list[str],
-        typer.Option("--format", "-f", help="mp4, gif, frames (PNG folder) or all. Repeatable."),
+        typer.Option(
+            "--format", "-f", help="mp4, gif, frames (PNG folder) or all. Repeatable.", metavar="FORMAT"
+        ),
     ] = ["mp4"],  # noqa: B006 - typer reads the default
-    fps: Annotated[float, typer.Option(min=0.5, max=120, help="Frames per second of written videos.")] = 8,
-    stage: Annotated[int, typer.Option(min=1, max=2, help="2: Refine-Net (final); 1: Base-Net only.")] = 2,
+    fps: Annotated[
+        float, typer.Option(min=0.5, max=120, help="Frames per second of written videos.", metavar="FPS")
+    ] = 8,
+    stage: Annotated[
+        int, typer.Option(min=1, max=2, help="2: Refine-Net (final); 1: Base-Net only.", metavar="1|2")
+    ] = 2,
     size: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
             help="Written frame size: N (square) or WxH. Default: the photo's aspect ratio at 128 px "
-            "height; 128 gives the model's raw square."
+            "height; 128 gives the model's raw square.",
+            metavar="SIZE",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Photos per model call.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Photos per model call.", metavar="N")] = 8,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (default: skip them).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip them).")
+    ] = False,
     weights: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
             "--weights",
             "-w",
-            "--model",
             help="Model folder or Hub repo id with optional @revision. Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
+            metavar="SPEC",
         ),
     ] = None,
     device: Annotated[
-        str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
+        str,
+        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
     ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
     resolution: Annotated[
@@ -104,6 +116,7 @@ def predict(
             help="model (default: the prediction's own pixels), native (the photo's size, capped at 4K worth "
             "of pixels) or a height such as 1080: the photo itself animated with the predicted motion.",
             rich_help_panel="Beyond the paper",
+            metavar="RES",
         ),
     ] = None,
     mask: Annotated[
@@ -112,6 +125,7 @@ def predict(
             help="What may move: a mask image (white = sky, black = still), auto (where the prediction "
             "moves, snapped to the photo) or none. Default: auto with --resolution, else none.",
             rich_help_panel="Beyond the paper",
+            metavar="MASK",
         ),
     ] = None,
     loop: Annotated[
@@ -123,7 +137,9 @@ def predict(
     loop_style: Annotated[
         str,
         typer.Option(
-            help="fade (cross-fade the end into the start) or pingpong.", rich_help_panel="Beyond the paper"
+            help="fade (cross-fade the end into the start) or pingpong.",
+            rich_help_panel="Beyond the paper",
+            metavar="STYLE",
         ),
     ] = "fade",
     frames: Annotated[
@@ -133,6 +149,7 @@ def predict(
             max=960,
             help="Frames to write; beyond 32 predictions are chained (a late frame seeds the next 32).",
             rich_help_panel="Beyond the paper",
+            metavar="N",
         ),
     ] = 32,
     compare: Annotated[
@@ -144,17 +161,20 @@ def predict(
     flow: Annotated[
         str,
         typer.Option(
-            help="Optical flow for --resolution: dis or farneback.", rich_help_panel="Beyond the paper"
+            help="Optical flow for --resolution: dis or farneback.",
+            rich_help_panel="Beyond the paper",
+            metavar="METHOD",
         ),
     ] = "dis",
 ) -> None:
     """Predict a sky time-lapse for each photo.
 
-    [dim]Examples:[/]
-      skyforecast predict photo.jpg                      [dim]# -> photo.mp4[/]
-      skyforecast predict photos/ -o out/ -f mp4 -f gif  [dim]# a whole folder[/]
+    \b
+    Examples:
+      skyforecast predict photo.jpg                 # -> photo.mp4
+      skyforecast predict photos/ -o out/ -f gif    # a whole folder
       skyforecast predict photo.jpg --stage 1 -o base.gif
-      skyforecast predict photo.jpg --resolution native --loop  [dim]# full size, still ground[/]
+      skyforecast predict photo.jpg --resolution native --loop
     """
     import os
 
@@ -191,8 +211,20 @@ def predict(
         _fail(str(e), code=2)
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
-    if not jobs:
-        raise typer.Exit(1)
+    from .media import GIF_MAX_FPS
+
+    if fps > GIF_MAX_FPS and any("gif" in job.outputs for job in jobs):
+        console.print(
+            f"[yellow]note:[/] GIFs play at most {GIF_MAX_FPS} fps (browsers slow shorter frame delays "
+            f"down); the GIFs get {GIF_MAX_FPS} fps, other formats {fps:g}",
+            soft_wrap=True,
+        )
+    if not jobs:  # nothing to do: still one summary, so every input is accounted for
+        from .batch import BatchResult
+
+        nothing = BatchResult(failed=list(problems))
+        _summary(console, nothing, quiet)
+        raise typer.Exit(nothing.exit_code)
 
     todo = [j for j in jobs if not j.skip]
     pipe = None
@@ -238,6 +270,7 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .batch import run
+    from .interrupt import acknowledge_interrupt
 
     def on_event(kind: str, job, detail: str) -> None:
         source, detail = escape(str(job.source)), escape(detail)
@@ -248,21 +281,49 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         elif kind == "done" and not quiet:
             names = ", ".join(escape(str(p)) for p in job.outputs.values())
             progress.console.print(f"[green]wrote[/] {names}", soft_wrap=True)
+        if kind == "frame":  # within one photo: a full-resolution render can take a minute
+            done, total = (int(n) for n in detail.split("/"))
+            if job.source not in frame_tasks:
+                frame_tasks[job.source] = progress.add_task(
+                    f"  frames of {escape(job.source.name)}", total=total
+                )
+            progress.update(frame_tasks[job.source], completed=done)
         if kind in ("done", "failed", "skipped"):
+            if job.source in frame_tasks:
+                progress.remove_task(frame_tasks.pop(job.source))
             progress.advance(task)
 
+    frame_tasks: dict = {}  # photo -> its row of frames, while it is rendered
     progress = Progress(
-        TextColumn("[bold]predicting"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=quiet or len(jobs) < 2,
+        disable=quiet or (len(jobs) < 2 and kwargs.get("post") is None),
     )
-    with progress:
-        task = progress.add_task("predict", total=len(jobs))
+
+    def acknowledge() -> None:  # runs in a helper thread the moment Ctrl-C is pressed
+        progress.console.print(
+            "[yellow]Ctrl-C:[/] stopping; the videos already predicted are being finished "
+            "(outputs are whole or absent, never partial), then the summary",
+            soft_wrap=True,
+        )
+
+    with progress, acknowledge_interrupt(acknowledge):
+        task = progress.add_task("predicting", total=len(jobs))
         return run(pipe, jobs, on_event=on_event, **kwargs)
+
+
+SHOW_AT_MOST = 5  # names listed in a summary line before "and N more"
+
+
+def _first_few(paths) -> str:
+    from rich.markup import escape
+
+    names = ", ".join(escape(str(p)) for p in paths[:SHOW_AT_MOST])
+    return names + (f" and {len(paths) - SHOW_AT_MOST} more" if len(paths) > SHOW_AT_MOST else "")
 
 
 def _summary(console, result, quiet: bool) -> None:
@@ -277,6 +338,20 @@ def _summary(console, result, quiet: bool) -> None:
     if quiet and not result.failed and not result.interrupted:
         return
     console.print(", ".join(parts), soft_wrap=True)
+    if result.skipped_outputs:
+        console.print(
+            f"not replaced (made by an earlier run, perhaps with other options): "
+            f"{_first_few(result.skipped_outputs)}; --overwrite replaces them",
+            soft_wrap=True,
+        )
+    if result.renamed:
+        console.print(
+            f"{len(result.renamed)} renamed, because another photo has the same name:", soft_wrap=True
+        )
+        for path, how in result.renamed[:SHOW_AT_MOST]:
+            console.print(f"  {escape(f'{path}: {how}')}", soft_wrap=True)
+        if len(result.renamed) > SHOW_AT_MOST:
+            console.print(f"  and {len(result.renamed) - SHOW_AT_MOST} more", soft_wrap=True)
     if result.interrupted or result.stopped:
         console.print("run the same command again to continue: finished outputs are skipped", soft_wrap=True)
     if result.failed and len(result.failed) > 1:
@@ -337,14 +412,14 @@ _Lr = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
         "--lr",
-        help=f"Adam learning rate \\[default: {_short(DEFAULT_LR)}; finetune: {_short(FINETUNE_LR)}].",
+        help=f"Adam learning rate.  [default: {_short(DEFAULT_LR)} train, {_short(FINETUNE_LR)} finetune]",
         show_default=False,
     ),
 ]
 _LamCon = Annotated[float, typer.Option("--lambda-con", help="Weight of the pixel L1 loss (pix2pix's 100).")]
 _LamCon2 = Annotated[
     Optional[float],  # noqa: UP045
-    typer.Option("--lambda-con2", help="Stage II L1 weight \\[default: --lambda-con].", show_default=False),
+    typer.Option("--lambda-con2", help="Stage II L1 weight.  [default: --lambda-con]", show_default=False),
 ]
 _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
@@ -371,7 +446,7 @@ _RefineInit = Annotated[
     typer.Option(
         "--refine-init",
         help="Refine-Net at Stage II start: base (a copy of Base-Net), weights (the loaded one) or random "
-        "(the paper) \\[default: base; finetune: weights].",
+        "(the paper).  [default: base for train, weights for finetune]",
         show_default=False,
     ),
 ]
@@ -384,7 +459,7 @@ _Crop = Annotated[
 _Stride = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option(
-        "--clip-stride", help="Frames between clip starts \\[default: 32, no overlap].", show_default=False
+        "--clip-stride", help="Frames between clip starts.  [default: 32, no overlap]", show_default=False
     ),
 ]
 _Flip = Annotated[bool, typer.Option("--flip/--no-flip", help="Random horizontal flips.")]
@@ -541,8 +616,10 @@ def train(
     out: _Out,
     **options,
 ) -> None:
-    """Train MD-GAN from scratch: Stage I (Base-Net) then Stage II (Refine-Net). Multi-GPU/multi-machine:
-    [bold]torchrun --nproc-per-node N -m skyforecast train ...[/]"""
+    """Train MD-GAN from scratch: Stage I (Base-Net) then Stage II (Refine-Net).
+
+    Many GPUs or machines: torchrun --nproc-per-node N -m skyforecast train ...
+    """
     _run_training(ctx, data, out, options)
 
 
@@ -564,7 +641,7 @@ def finetune(
     ] = None,
     **options,
 ) -> None:
-    """Fine-tune existing weights on your clips (lower lr; [bold]--stage 2[/] tunes motion only)."""
+    """Fine-tune existing weights on your clips (lower lr; --stage 2 tunes motion only)."""
     _run_training(ctx, data, out, options, weights)
 
 
@@ -604,12 +681,13 @@ def export_command(
     ] = None,
     device: _Device = "auto",
 ) -> None:
-    """Make a model folder for [bold]--weights[/] from any checkpoint of a training run, with a model card
+    """Make a model folder for --weights from any checkpoint of a training run, with a model card
     (data, steps per stage, settings, scores when --evaluate is given).
 
-    [dim]Examples:[/]
+    \b
+    Examples:
       skyforecast export runs/sky/checkpoints/step_00004000.pt sky-4000/
-      skyforecast export runs/sky sky-latest/ --evaluate clips/   [dim]# latest checkpoint, scored[/]
+      skyforecast export runs/sky sky-latest/ --evaluate clips/  # latest, scored
       skyforecast predict photo.jpg -w sky-4000/
     """
     from .data import DataError
@@ -646,9 +724,9 @@ def evaluate_command(
         typer.Option(
             "--weights",
             "-w",
-            "--model",
             help="Model folder or Hub repo id (user/name or user/name@revision). Default: "
             "$SKYFORECAST_WEIGHTS, else the bundled model.",
+            metavar="SPEC",
         ),
     ] = None,
     per_clip: Annotated[bool, typer.Option("--per-clip", help="Also show one row per clip.")] = False,
@@ -656,22 +734,25 @@ def evaluate_command(
         Optional[str],  # noqa: UP045
         typer.Option("--json", metavar="FILE", help="Write all numbers as JSON to FILE, or - for stdout."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Clips per model call.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per model call.", metavar="N")] = 8,
     device: Annotated[
-        str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
+        str,
+        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
     ] = "auto",
     limit: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=1, help="Evaluate only the first N clips.", show_default=False),
+        typer.Option(min=1, help="Evaluate only the first N clips.", show_default=False, metavar="N"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31, beside two
-    baselines (the first frame repeated; Stage I alone).
+    """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31.
 
-    [dim]Examples:[/]
+    Beside it, two baselines: the first frame repeated, and Stage I alone.
+
+    \b
+    Examples:
       skyforecast evaluate ../shared/data/real-sky-dev
-      skyforecast evaluate clips/ --weights run/model --per-clip --json scores.json
+      skyforecast evaluate clips/ -w run/model --per-clip --json scores.json
     """
     import json
 
@@ -756,7 +837,7 @@ def synth(
     workers: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 90,
 ) -> None:
-    """Render procedural sky time-lapses (clouds, dusk, night, aurora) as [bold]training data[/].
+    """Render procedural sky time-lapses (clouds, dusk, night, aurora) as training data.
 
     Writes OUT/<video>/<clip>/<clip>_frames_<n:08d>.jpg like the Sky Timelapse data set. The output depends
     only on the options, never on --workers.
@@ -815,14 +896,17 @@ def convert_official_cmd(
     stage1: Annotated[Path, typer.Argument(help="The authors' Stage I generator, e.g. NETG_S1.pth.")],
     stage2: Annotated[Path, typer.Argument(help="The authors' Stage II generator, e.g. NETG_S2.pth.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing, non-empty folder.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing, non-empty folder.")
+    ] = False,
 ) -> None:
     """Turn the authors' released PyTorch 0.3 checkpoints into a model folder for --weights.
 
     The .pth files are read as data only (never fully unpickled); the folder gets config.json (with
     batch_stats=true, as their test script ran BatchNorm) and model.safetensors.
 
-    [dim]Example:[/]
+    \b
+    Example:
       skyforecast convert-official NETG_S1.pth NETG_S2.pth --out official/
       skyforecast predict photo.jpg -w official/
     """

@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 
 from .media import atomic_path
-from .models import MDGAN, WeightsError
-
-_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+from .models import MDGAN
+from .weights import WeightsError, load_state, save_model
 
 
 def their_to_ours(key: str) -> str | None:
@@ -50,16 +49,32 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for code-carrying pickles; RuntimeError/EOFError for damage
-        text = str(e).strip().splitlines()
-        reason = text[0][:160] if text else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            reason = "it is not a plain state dict of tensors (refusing to unpickle arbitrary objects)"
-        raise WeightsError(f"{path}: cannot be read as a checkpoint ({reason})") from None
+        raise WeightsError(f"{path}: cannot be read as a checkpoint ({_load_failure(path, e)})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: expected a state dict of tensors, got {type(obj).__name__}")
     return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}  # DataParallel prefix
+
+
+def _load_failure(path: str, e: BaseException) -> str:
+    """Why ``torch.load`` failed, in words: its own messages can be a bare number (a text file gives
+    ``101``, the byte it tripped on) or an internal assertion."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not head:
+        return "the file is empty"
+    if head != b"PK" and head[:1] != b"\x80":
+        return "not a PyTorch checkpoint: it is neither a zip archive nor a pickle"
+    if "weights_only" in str(e) or "Unsupported global" in str(e):
+        return "it is not a plain state dict of tensors (refusing to unpickle arbitrary objects)"
+    if head == b"PK":
+        return "a zip archive PyTorch cannot read: damaged, cut short, or not a checkpoint"
+    if isinstance(e, EOFError):
+        return "the file ends early (truncated?)"
+    text = str(e).strip().splitlines()
+    first = text[0][:160] if text else ""
+    return first if any(c.isalpha() for c in first) else f"damaged ({type(e).__name__} {first})".strip()
 
 
 def generator_state(theirs: dict[str, torch.Tensor], label: str) -> dict[str, torch.Tensor]:
@@ -99,8 +114,8 @@ def convert_official(
     model = MDGAN(ngf=ngf, batch_stats=True)
     state = {f"base.{k}": v for k, v in g1.items()}
     state.update({f"refine.{k}": v for k, v in g2.items()})
-    model.load_state_dict(state, strict=True)  # WeightsError naming any missing key or wrong shape
+    load_state(model, state)  # WeightsError naming any missing key or wrong shape
     model.eval()
     with atomic_path(out, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
+        save_model(model, tmp)
     return out

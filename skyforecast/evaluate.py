@@ -20,14 +20,22 @@ Definitions (all on RGB in [0, 1]):
 - SSIM of a clip: Wang et al. (2004) with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
   data range 1, computed per RGB channel over the valid region (no padding), averaged over channels, then
   over frames 1..31.
-- motion energy of a video: the mean absolute difference of consecutive frames over all 32 frames;
-  a clip's motion ratio is the prediction's motion energy over the real clip's (1 = as much change as
+- frame change of a video: the mean absolute difference of consecutive frames over all 32 frames;
+  a clip's motion ratio is the prediction's frame change over the real clip's (1 = as much change as
   reality, 0 = frozen; undefined, and left out of the mean, when the real clip does not change at all).
 - inner motion ratio: the same over the inner frame steps only (1->2 ... 29->30), leaving out the step
   from frame 0 and the step into frame 31. A 3D U-Net's temporal padding makes its first and last frames
   jump (in our models each end step is 2.4-3.4x a real step), and two jumps out of 31 steps can make a video
   that hardly moves score a motion ratio of 0.5; this ratio says whether the middle of the video moves.
-- A system's score is the mean of its per-clip scores.
+- speed, steadiness, leak and direction: measured from DIS optical flow over the inner frames 1..30
+  (``skyforecast.motion_metrics`` defines them). The speed ratio of a system is the sum over clips of its
+  mean flow length over the sum of the real clips' (a ratio of means: clips that move more weigh more);
+  the leak pools clips the same way (the sum of the system's still-region steps over the sum of the real
+  clips' moving-region steps); steadiness is the mean over clips that move. Direction: in how many clips
+  the system's dominant direction is within 90 degrees of the real clip's. The real clips themselves are
+  measured the same way once per clip (``real_clip``) and reported as a "real clip" row, so a reader sees
+  what a ratio of 1 means in px per step.
+- Every other system score is the mean of its per-clip scores.
 """
 
 from __future__ import annotations
@@ -41,7 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import motion_metrics as mm
+
 FRAMES = 32
+DIRECTION_AGREES = 90.0  # degrees: a system's direction agrees with the real clip's when at most this apart
 PSNR_CAP = 100.0
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -68,11 +79,15 @@ __all__ = [
     "SYSTEMS",
     "ClipScore",
     "EvalReport",
+    "RealClip",
+    "RealReport",
     "SystemReport",
     "copy_baseline",
     "evaluate",
-    "motion_energy",
+    "frame_change",
+    "inner_frame_change",
     "psnr_frames",
+    "real_clip",
     "score_clip",
     "ssim_frames",
 ]
@@ -143,19 +158,20 @@ def ssim_frames(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
     return ssim_map.mean(axis=(1, 2, 3))
 
 
-def motion_energy(video: np.ndarray) -> float:
-    """Mean absolute difference of consecutive frames of a (T,H,W,3) video, in [0, 1] units."""
+def frame_change(video: np.ndarray) -> float:
+    """Mean absolute difference of consecutive frames of a (T,H,W,3) video, in [0, 1] units (what the
+    motion ratio compares; not a flow length, unlike ``skyforecast.motion.motion_energy``)."""
     v = _unit(video)
     if len(v) < 2:
         return 0.0
     return float(np.abs(np.diff(v, axis=0)).mean())
 
 
-def inner_motion_energy(video: np.ndarray) -> float:
-    """``motion_energy`` without the first and the last frame step (0->1 and T-2->T-1): the change inside
+def inner_frame_change(video: np.ndarray) -> float:
+    """``frame_change`` without the first and the last frame step (0->1 and T-2->T-1): the change inside
     the clip, free of the jumps that temporal padding puts at a generated clip's two ends."""
     v = _unit(video)
-    return motion_energy(v[1:-1]) if len(v) >= 4 else motion_energy(v)
+    return frame_change(v[1:-1]) if len(v) >= 4 else frame_change(v)
 
 
 def copy_baseline(real: np.ndarray, frames: int = FRAMES) -> np.ndarray:
@@ -164,8 +180,51 @@ def copy_baseline(real: np.ndarray, frames: int = FRAMES) -> np.ndarray:
 
 
 @dataclass
+class RealClip:
+    """How a real clip moves: the reference its predictions' speed, leak and direction are measured
+    against. ``regions`` (the still and moving pixels, for the leak) stays out of the JSON."""
+
+    clip: str
+    motion: float  # frame change over all 32 frames, [0, 1] units
+    speed: float  # mean flow length per inner step, px
+    steadiness: float | None
+    leak: float | None  # the real clip against itself (sensor noise and light on still ground)
+    direction: float | None  # degrees, 0 = right, 90 = up
+    direction_consistency: float
+    regions: mm.StillRegions = field(repr=False, compare=False)
+
+    @property
+    def moving_step(self) -> float:
+        return self.regions.moving_step
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k != "regions"}
+        d["moving_step"] = self.moving_step
+        return d
+
+
+def real_clip(real: np.ndarray, clip: str = "") -> RealClip:
+    """Measure a real (T,H,W,3) clip once (its flows are computed here and nowhere else), for scoring any
+    number of systems against it."""
+    stats = mm.flow_stats(mm.inner_flows(real))
+    regions = mm.still_regions(real)
+    return RealClip(
+        clip=clip,
+        motion=frame_change(real),
+        speed=stats.speed,
+        steadiness=stats.steadiness,
+        leak=mm.leak(real, regions),
+        direction=stats.direction,
+        direction_consistency=stats.consistency,
+        regions=regions,
+    )
+
+
+@dataclass
 class ClipScore:
-    """One system's scores on one clip. ``motion_ratio`` is None when the real clip does not move."""
+    """One system's scores on one clip. ``motion_ratio`` is None when the real clip does not move;
+    ``speed`` is in px per frame step, ``direction`` in degrees (0 = right, 90 = up; None when the video
+    does not move), ``direction_agrees`` None when the real clip has no direction."""
 
     clip: str
     psnr: float
@@ -174,19 +233,43 @@ class ClipScore:
     motion: float
     motion_ratio: float | None
     inner_motion_ratio: float | None = None
+    speed: float | None = None
+    speed_ratio: float | None = None
+    steadiness: float | None = None
+    leak: float | None = None
+    direction: float | None = None
+    direction_consistency: float | None = None
+    direction_agrees: bool | None = None
 
 
 def score_clip(
-    pred: np.ndarray, real: np.ndarray, clip: str = "", real_motion: float | None = None
+    pred: np.ndarray,
+    real: np.ndarray,
+    clip: str = "",
+    real_motion: float | None = None,
+    reference: RealClip | None = None,
 ) -> ClipScore:
-    """Score a predicted (32,H,W,3) video against the real one over frames 1..31 (frame 0 is the input)."""
+    """Score a predicted (32,H,W,3) video against the real one over frames 1..31 (frame 0 is the input).
+
+    ``reference`` is the real clip's ``real_clip`` measurement; pass it when several systems are scored
+    against one clip, so the real clip's flows are computed once. The prediction's flows are computed once
+    here and give its speed, steadiness and direction together."""
     _check_pair(pred, real)
     if len(real) < 2:
         raise ValueError("a clip needs at least 2 frames (frame 0 is the input)")
     p, r = _unit(pred), _unit(real)
-    rm = motion_energy(r) if real_motion is None else real_motion
-    pm = motion_energy(p)
-    rim = inner_motion_energy(r)
+    if reference is None:
+        reference = real_clip(real, clip)
+    rm = reference.motion if real_motion is None else real_motion
+    pm = frame_change(p)
+    rim = inner_frame_change(r)
+    stats = mm.flow_stats(mm.inner_flows(pred))
+    agrees = None
+    if reference.direction is not None:
+        agrees = mm.agree_within(stats.direction, reference.direction, DIRECTION_AGREES)
+    leak = (
+        mm.still_step(pred, reference.regions) / reference.moving_step if reference.moving_step > 0 else None
+    )
     return ClipScore(
         clip=clip,
         psnr=float(psnr_frames(p[1:], r[1:]).mean()),
@@ -194,7 +277,14 @@ def score_clip(
         ssim=float(ssim_frames(p[1:], r[1:]).mean()),
         motion=pm,
         motion_ratio=pm / rm if rm > 0 else None,
-        inner_motion_ratio=inner_motion_energy(p) / rim if rim > 0 else None,
+        inner_motion_ratio=inner_frame_change(p) / rim if rim > 0 else None,
+        speed=stats.speed,
+        speed_ratio=stats.speed / reference.speed if reference.speed >= mm.NO_MOTION else None,
+        steadiness=stats.steadiness,
+        leak=leak,
+        direction=stats.direction,
+        direction_consistency=stats.consistency,
+        direction_agrees=agrees,
     )
 
 
@@ -206,12 +296,66 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def _pooled_leak(clips: Sequence[ClipScore | RealClip], real: dict[str, RealClip]) -> float | None:
+    """The leak pooled over clips: sum of still-region steps over sum of the real moving-region steps."""
+    pairs = [
+        (c.leak * real[c.clip].moving_step, real[c.clip].moving_step)
+        for c in clips
+        if c.leak is not None and c.clip in real
+    ]
+    return mm.ratio_of_sums([n for n, _ in pairs], [d for _, d in pairs]) if pairs else None
+
+
+@dataclass
+class RealReport:
+    """The real clips measured as a system would be: what speed ratio 1 and the other numbers mean."""
+
+    clips: dict[str, RealClip] = field(default_factory=dict)
+
+    label = "real clip"
+
+    @property
+    def speed(self) -> float | None:
+        """Mean over clips of the mean flow length per inner step, px: the speed ratio's denominator."""
+        return _mean([c.speed for c in self.clips.values()])
+
+    @property
+    def speed_median(self) -> float | None:
+        return float(np.median([c.speed for c in self.clips.values()])) if self.clips else None
+
+    @property
+    def steadiness(self) -> float | None:
+        return _mean([c.steadiness for c in self.clips.values()])
+
+    @property
+    def leak(self) -> float | None:
+        return _pooled_leak(list(self.clips.values()), self.clips)
+
+    @property
+    def leak_clip_mean(self) -> float | None:
+        return _mean([c.leak for c in self.clips.values()])
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "speed": self.speed,
+            "speed_median": self.speed_median,
+            "steadiness": self.steadiness,
+            "leak": self.leak,
+            "leak_clip_mean": self.leak_clip_mean,
+            "direction_consistency": _mean([c.direction_consistency for c in self.clips.values()]),
+            "per_clip": [c.to_dict() for c in self.clips.values()],
+        }
+
+
 @dataclass
 class SystemReport:
-    """One system (one of ``SYSTEMS``) over all clips; the means are over clips."""
+    """One system (one of ``SYSTEMS``) over all clips; the means are over clips. ``real`` holds the real
+    clips' measurements (shared with the ``EvalReport``) for the pooled speed ratio and leak."""
 
     name: str
     clips: list[ClipScore] = field(default_factory=list)
+    real: dict[str, RealClip] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
@@ -237,7 +381,43 @@ class SystemReport:
     def inner_motion_ratio(self) -> float | None:
         return _mean([c.inner_motion_ratio for c in self.clips])
 
+    @property
+    def speed(self) -> float | None:
+        """Mean over clips of the mean flow length per inner step, px."""
+        return _mean([c.speed for c in self.clips])
+
+    @property
+    def speed_ratio(self) -> float | None:
+        """Sum over clips of this system's speed over the sum of the real clips' speeds."""
+        pairs = [
+            (c.speed, self.real[c.clip].speed)
+            for c in self.clips
+            if c.speed is not None and c.clip in self.real
+        ]
+        return mm.ratio_of_sums([p for p, _ in pairs], [r for _, r in pairs]) if pairs else None
+
+    @property
+    def steadiness(self) -> float | None:
+        """Mean over the clips where the system moves."""
+        return _mean([c.steadiness for c in self.clips])
+
+    @property
+    def leak(self) -> float | None:
+        return _pooled_leak(self.clips, self.real)
+
+    @property
+    def leak_clip_mean(self) -> float | None:
+        return _mean([c.leak for c in self.clips])
+
+    @property
+    def direction_agrees(self) -> tuple[int, int]:
+        """(clips whose direction agrees with the real clip's within 90 degrees, clips where the real clip
+        has a direction); a clip where the system does not move counts as not agreeing."""
+        known = [c.direction_agrees for c in self.clips if c.direction_agrees is not None]
+        return sum(known), len(known)
+
     def to_dict(self) -> dict:
+        agree, of = self.direction_agrees
         return {
             "label": self.label,
             "psnr": self.psnr,
@@ -245,6 +425,14 @@ class SystemReport:
             "ssim": self.ssim,
             "motion_ratio": self.motion_ratio,
             "inner_motion_ratio": self.inner_motion_ratio,
+            "speed": self.speed,
+            "speed_ratio": self.speed_ratio,
+            "steadiness": self.steadiness,
+            "leak": self.leak,
+            "leak_clip_mean": self.leak_clip_mean,
+            "direction_agrees": agree,
+            "direction_clips": of,
+            "direction_consistency": _mean([c.direction_consistency for c in self.clips]),
             "per_clip": [asdict(c) for c in self.clips],
         }
 
@@ -259,6 +447,11 @@ class EvalReport:
     systems: dict[str, SystemReport]
     real_motion: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    real: RealReport = field(default_factory=RealReport)
+
+    def __post_init__(self) -> None:
+        for rep in self.systems.values():  # one dict of real clips, seen by every system
+            rep.real = self.real.clips
 
     @property
     def num_clips(self) -> int:
@@ -271,21 +464,49 @@ class EvalReport:
             "device": self.device,
             "clips": self.num_clips,
             "skipped": self.skipped,
-            "definitions": {
-                "frames": "prediction frames 1..31 against real frames 1..31; frame 0 is the input",
-                "psnr": "mean over frames of 10*log10(1/MSE_t), RGB in [0,1], capped at "
-                f"{PSNR_CAP:g} dB; then mean over clips",
-                "psnr_pooled": "per clip 10*log10(1/MSE) with MSE pooled over frames 1..31; mean over clips",
-                "ssim": f"Gaussian window {SSIM_WINDOW}, sigma {SSIM_SIGMA}, K1 {SSIM_K1}, K2 {SSIM_K2}, "
-                "valid region, mean over RGB channels and frames; mean over clips",
-                "motion_ratio": "mean |frame t+1 - frame t| of the prediction (32 frames) over that of "
-                "the real clip; mean over clips",
-                "inner_motion_ratio": "as motion_ratio over the inner frame steps 1->2 .. 29->30 only (no "
-                "step from frame 0 or into frame 31, where temporal padding makes generated clips jump)",
-            },
+            "definitions": DEFINITIONS,
             "real_motion_mean": _mean(list(self.real_motion.values())),
+            "real": self.real.to_dict(),
             "systems": {name: rep.to_dict() for name, rep in self.systems.items()},
         }
+
+
+DEFINITIONS = {
+    "frames": "prediction frames 1..31 against real frames 1..31; frame 0 is the input",
+    "psnr": f"mean over frames of 10*log10(1/MSE_t), RGB in [0,1], capped at {PSNR_CAP:g} dB; then mean "
+    "over clips",
+    "psnr_pooled": "per clip 10*log10(1/MSE) with MSE pooled over frames 1..31; mean over clips",
+    "ssim": f"Gaussian window {SSIM_WINDOW}, sigma {SSIM_SIGMA}, K1 {SSIM_K1}, K2 {SSIM_K2}, valid region, "
+    "mean over RGB channels and frames; mean over clips",
+    "motion_ratio": "mean |frame t+1 - frame t| of the prediction (32 frames) over that of the real clip; "
+    "mean over clips",
+    "inner_motion_ratio": "as motion_ratio over the inner frame steps 1->2 .. 29->30 only (no step from "
+    "frame 0 or into frame 31, where temporal padding makes generated clips jump)",
+    "flows": "OpenCV DIS optical flow, preset MEDIUM, frame t -> t+1 for the inner steps 1->2 .. 29->30, on "
+    "8-bit grey frames (cv2 RGB2GRAY) at 128x128; computed once per video",
+    "speed": "mean flow length over all pixels and inner steps, px per frame step; per system the mean over "
+    "clips",
+    "speed_ratio": "sum over clips of the system's speed / sum over clips of the real clips' speed (a ratio "
+    "of means); per clip: the system's speed / the real clip's",
+    "steadiness": "each pixel of frame 1 followed along its trajectory (each next flow sampled bilinearly "
+    "at the displaced position, border flow outside the frame); on the pixels whose path length is above "
+    "the median: sum |net displacement| / sum path length; null when the video does not move; per system "
+    "the mean over clips where it moves",
+    "leak": "mean |grey frame step| (inner steps, [0,1]) of the system on the real clip's still pixels "
+    "(lowest 40 % of per-pixel temporal std of the real clip's grey frames 1..30) / the real clip's mean "
+    "|grey frame step| on its moving pixels (top 30 %); per system pooled over clips: sum of numerators / "
+    "sum of denominators (leak_clip_mean: the mean of the per-clip ratios)",
+    "direction": "per clip: angle of the mean flow vector over the moving half of the pixels (as for "
+    "steadiness) and the inner steps, degrees counter-clockwise from right as seen on screen (0 right, 90 "
+    "up, 180 left, 270 down); direction_consistency = |mean vector| / mean vector length; null when the "
+    "video does not move",
+    "direction_consistency": "per system and for the real clips: the mean over clips of the per-clip "
+    "consistency (near 0: no dominant direction, so agreement is a coin toss)",
+    "direction_agrees": f"clips whose direction is within {DIRECTION_AGREES:g} degrees of the real clip's, "
+    "out of direction_clips (the clips where the real clip has a direction); not moving = not agreeing",
+    "real": "the real clips measured like a system (speed in px per step, leak of the real clip against "
+    "itself): what a ratio of 1 means",
+}
 
 
 # ---- the evaluation loop ------------------------------------------------------------------------
@@ -381,10 +602,11 @@ def evaluate(
                 y2 = pipeline.predict_squares(real[:, 0], stage=2, batch_size=batch_size)
             preds["transfer"] = np.stack([transfer(r[0], y) for r, y in zip(real, y2, strict=True)])
         for i, name in enumerate(names):
-            rm = motion_energy(real[i])
-            report.real_motion[name] = rm
+            ref = real_clip(real[i], name)  # the real clip's flows: computed once, used by every system
+            report.real.clips[name] = ref
+            report.real_motion[name] = ref.motion
             for s in systems:
-                report.systems[s].clips.append(score_clip(preds[s][i], real[i], clip=name, real_motion=rm))
+                report.systems[s].clips.append(score_clip(preds[s][i], real[i], clip=name, reference=ref))
             if on_clip is not None:
                 on_clip(name, len(report.real_motion) + len(report.skipped), count)
     return report
@@ -397,45 +619,92 @@ def _fmt(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _direction_cell(score: ClipScore | RealClip) -> str:
+    if score.direction is None:
+        return "none"
+    text = f"{score.direction:.0f}°"
+    agrees = getattr(score, "direction_agrees", None)
+    return text if agrees is None else f"{text} {'yes' if agrees else 'no'}"
+
+
 def _cells(score: SystemReport | ClipScore) -> list[str]:
-    """PSNR, SSIM, motion ratio and inner motion ratio as the tables print them."""
+    """PSNR, SSIM, motion ratio, inner motion ratio, speed ratio, steadiness, leak and direction as the
+    tables print them."""
+    if isinstance(score, SystemReport):
+        agree, of = score.direction_agrees
+        direction = f"{agree}/{of}"
+    else:
+        direction = _direction_cell(score)
     return [
         _fmt(score.psnr, 2),
         _fmt(score.ssim, 3),
         _fmt(score.motion_ratio, 2),
         _fmt(score.inner_motion_ratio, 2),
+        _fmt(score.speed_ratio, 2),
+        _fmt(score.steadiness, 2),
+        _fmt(score.leak, 2),
+        direction,
     ]
 
 
-def report_tables(report: EvalReport, per_clip: bool = False) -> list:
-    """Rich tables for a report: one row per system, then (``per_clip``) one table per system with a row
-    per clip. Kept here rather than in the CLI so notebooks can show the same tables."""
+def _real_cells(score: RealReport | RealClip) -> list[str]:
+    """The real clip as a row: its own motion in absolute units where a system shows ratios."""
+    direction = "" if isinstance(score, RealReport) else _direction_cell(score)
+    return [
+        "",
+        "",
+        "1.00",
+        "1.00",
+        _fmt(score.speed, 2),
+        _fmt(score.steadiness, 2),
+        _fmt(score.leak, 2),
+        direction,
+    ]
+
+
+_COLUMNS = ("PSNR", "SSIM", "motion", "inner", "speed", "steady", "leak", "dir")
+
+
+def _table(title: str, first: str, caption: str | None = None):
+    from rich import box
     from rich.table import Table
 
-    weights = f"weights: {report.weights}" if report.weights else "no model"
-    summary = Table(
-        title=f"{report.data}: {report.num_clips} clips, frames 1..31",
-        caption=f"{weights}; motion ratio 1 = moves as much as the real clip, 0 = frozen; inner: without "
-        "the first and last frame steps",
-        title_justify="left",
-        caption_justify="left",
+    table = Table(
+        title=title, caption=caption, title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD
     )
-    summary.add_column("system")
-    summary.add_column("PSNR (dB)", justify="right")
-    summary.add_column("SSIM", justify="right")
-    summary.add_column("motion ratio", justify="right")
-    summary.add_column("inner", justify="right")
+    table.add_column(first, no_wrap=first == "clip")  # clip names stay whole (and greppable)
+    for name in _COLUMNS:
+        table.add_column(name, justify="right")
+    return table
+
+
+def report_tables(report: EvalReport, per_clip: bool = False) -> list:
+    """Rich tables for a report: one row per system and one for the real clips, then (``per_clip``) one
+    table per system with a row per clip. Kept here rather than in the CLI so notebooks can show the same
+    tables."""
+    weights = f"weights: {report.weights}" if report.weights else "no model"
+    summary = _table(
+        f"{report.data}: {report.num_clips} clips, frames 1..31",
+        "system",
+        f"{weights}. PSNR in dB; motion: motion ratio, 1 = moves as much as the real clip, 0 = frozen; "
+        "inner: the same without the first and last frame steps; speed: flow length per inner step over the "
+        "real clips' (real clip row: px per step); steady: net displacement / path length of moving pixels; "
+        "leak: change where the real clip is still (lower = ground holds still); dir: clips whose "
+        f"direction is within {DIRECTION_AGREES:g}° of the real clip's",
+    )
+    summary.add_row(report.real.label, *_real_cells(report.real), style="dim")
     for rep in report.systems.values():
         summary.add_row(rep.label, *_cells(rep))
     tables = [summary]
     if per_clip:
+        real = _table(
+            report.real.label, "clip", "speed in px per step; direction in degrees: 0 = right, 90 = up"
+        )
+        for c in report.real.clips.values():
+            real.add_row(c.clip, *_real_cells(c))
+        tables.append(real)
         for rep in report.systems.values():
-            table = Table(title=rep.label, title_justify="left")
-            table.add_column("clip")
-            table.add_column("PSNR (dB)", justify="right")
-            table.add_column("SSIM", justify="right")
-            table.add_column("motion ratio", justify="right")
-            table.add_column("inner", justify="right")
+            table = _table(rep.label, "clip")
             for c in rep.clips:
                 table.add_row(c.clip, *_cells(c))
             tables.append(table)

@@ -41,7 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:  # not imported at run time: ``models`` pulls in huggingface_hub (0.3 s), unused here
+from .constants import FRAMES
+from .models import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
+
+if TYPE_CHECKING:
     from .models import MDGAN, Generator
     from .weights import ModelFiles
 
@@ -223,91 +226,17 @@ def _fold_tensors(
     return w.contiguous(), (b * scale + shift).float()
 
 
-def _layer(block: nn.Module) -> _Conv:
-    """Turn a generator block (conv [+ BN] [+ activation]) into one ``_Conv``."""
-    mods = list(block) if isinstance(block, nn.Sequential) else [block]
-    conv = mods[0]
-    bn = next((m for m in mods if isinstance(m, nn.BatchNorm3d)), None)
-    act = "none"
-    for m in mods:
-        if isinstance(m, nn.LeakyReLU):
-            if abs(m.negative_slope - 0.2) > 1e-12:
-                raise FastPathError("only LeakyReLU(0.2) is supported")
-            act = "leaky_relu"
-        elif isinstance(m, nn.ReLU):
-            act = "relu"
-        elif isinstance(m, nn.Tanh):
-            act = "tanh"
-    w, b = _fold(conv, bn)
-    return _Conv(isinstance(conv, nn.ConvTranspose3d), w, b, list(conv.stride), list(conv.padding), act)
-
-
-_ENCODER = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6")
-_DECODER = ("deconv1", "deconv2", "deconv3", "deconv4", "deconv5", "deconv6")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One block of ``models.Generator`` as the fast path needs it, so that weights can be loaded without
-    building (or importing) the network. ``tests/test_fast.py`` checks this table against the modules."""
-
-    name: str
-    transposed: bool
-    cin: int  # in multiples of ngf; 0 means the 3 colour channels
-    cout: int
-    kernel: tuple[int, int, int]
-    stride: tuple[int, int, int]
-    padding: tuple[int, int, int]
-    batchnorm: bool
-    act: str
-
-    def channels(self, ngf: int) -> tuple[int, int]:
-        return (self.cin * ngf or 3), (self.cout * ngf or 3)
-
-    @property
-    def prefix(self) -> str:
-        """State-dict prefix of the convolution: blocks with an activation are ``nn.Sequential``s."""
-        return f"{self.name}.0." if self.act != "none" else f"{self.name}."
-
-
-_K4, _S2, _P1 = (4, 4, 4), (2, 2, 2), (1, 1, 1)
-GENERATOR_BLOCKS = (
-    Block("conv1", False, 0, 1, (3, 4, 4), (1, 2, 2), _P1, False, "none"),
-    Block("conv2", False, 1, 2, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv3", False, 2, 4, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv4", False, 4, 8, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv5", False, 8, 16, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv6", False, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), False, "none"),
-    Block("deconv1", True, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), True, "relu"),
-    Block("deconv2", True, 16, 8, _K4, _S2, _P1, True, "relu"),
-    Block("deconv3", True, 8, 4, _K4, _S2, _P1, True, "relu"),
-    Block("deconv4", True, 4, 2, _K4, _S2, _P1, True, "relu"),
-    Block("deconv5", True, 2, 1, _K4, _S2, _P1, True, "relu"),
-    Block("deconv6", True, 1, 0, (3, 4, 4), (1, 2, 2), _P1, False, "tanh"),
-)
-OUTER_SKIPS = {"base": True, "refine": False}  # MDGAN's two generators and their outer skip connections
-BN_EPS = 1e-5  # nn.BatchNorm3d's default, which the generator uses
-_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
-def mdgan_state_shapes(ngf: int, refine_ngf: int | None = None) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the generator tensors in an MDGAN state dict (``base.*``, ``refine.*``)."""
-    shapes = {}
-    for g, width in (("base", ngf), ("refine", refine_ngf or ngf)):
-        for blk in GENERATOR_BLOCKS:
-            cin, cout = blk.channels(width)
-            w = (cin, cout) if blk.transposed else (cout, cin)
-            shapes[f"{g}.{blk.prefix}weight"] = (*w, *blk.kernel)
-            if blk.batchnorm:
-                for k in _BN_KEYS:
-                    shapes[f"{g}.{blk.name}.1.{k}"] = () if k == "num_batches_tracked" else (cout,)
-    return shapes
+def _layer(module: nn.Module, blk: Block) -> _Conv:
+    """Turn one generator block, built from ``blk`` (conv [+ BN] [+ activation]), into one ``_Conv``."""
+    conv = module[0] if blk.sequential else module
+    w, b = _fold(conv, module[1] if blk.batchnorm else None)
+    return _Conv(blk.transposed, w, b, list(blk.stride), list(blk.padding), blk.act)
 
 
 def _layer_from_state(get: Callable[[str], torch.Tensor], prefix: str, blk: Block) -> _Conv:
     stats = None
     if blk.batchnorm:
-        gamma, beta, mean, var = (get(f"{prefix}{blk.name}.1.{k}") for k in _BN_KEYS[:4])
+        gamma, beta, mean, var = (get(f"{prefix}{blk.name}.1.{k}") for k in BN_KEYS[:4])
         stats = (gamma, beta, mean, var, BN_EPS)
     w, b = _fold_tensors(get(prefix + blk.prefix + "weight"), None, stats, blk.transposed)
     return _Conv(blk.transposed, w, b, list(blk.stride), list(blk.padding), blk.act)
@@ -320,9 +249,8 @@ class FastGenerator:
     def __init__(self, g: Generator, onednn: bool, channels_last: bool, subpixel: bool = True):
         if any(isinstance(m, nn.BatchNorm3d) and not m.track_running_stats for m in g.modules()):
             raise FastPathError("BatchNorm without running statistics cannot be folded")
-        enc = [_layer(getattr(g, n)) for n in _ENCODER]
-        dec = [_layer(getattr(g, n)) for n in _DECODER]
-        self._setup(enc, dec, g.outer_skips, onednn, channels_last, subpixel)
+        layers = [_layer(getattr(g, blk.name), blk) for blk in GENERATOR_BLOCKS]
+        self._setup(layers[:6], layers[6:], g.outer_skips, onednn, channels_last, subpixel)
 
     @classmethod
     def from_layers(
@@ -490,7 +418,7 @@ class FastMDGAN:
         onednn: bool | None = None,
         temporal_shortcut: bool = True,
         subpixel: bool = True,
-        frames: int = 32,
+        frames: int = FRAMES,
     ):
         if model.batch_stats:
             raise FastPathError("this model normalises with batch statistics (batch_stats=True); not folded")
@@ -510,13 +438,13 @@ class FastMDGAN:
         onednn: bool | None = None,
         temporal_shortcut: bool = True,
         subpixel: bool = True,
-        frames: int = 32,
+        frames: int = FRAMES,
     ) -> FastMDGAN:
         """Load a model folder (``weights.locate``) straight into the folded layers, tensor by tensor.
 
         The eager network is never built: no random initialisation, no fp32 copy of the stored weights,
-        and neither ``models`` nor huggingface_hub is imported. Names and shapes are checked against
-        ``mdgan_state_shapes`` before any tensor is read, as strictly as ``MDGAN.load_state_dict``."""
+        and huggingface_hub is not imported. Names and shapes are checked against ``models.state_shapes``
+        before any tensor is read, as strictly as ``weights.load_state``."""
         if files.batch_stats:
             raise FastPathError("this model normalises with batch statistics (batch_stats=True); not folded")
         from .weights import open_tensors
@@ -524,7 +452,7 @@ class FastMDGAN:
         self = cls.__new__(cls)
         self._configure(files.ngf, device, precision, onednn, temporal_shortcut, frames)
         self.refine_ngf = files.refine_ngf
-        with open_tensors(files, mdgan_state_shapes(files.ngf, files.refine_ngf)) as get:
+        with open_tensors(files, state_shapes(files.ngf, files.refine_ngf)) as get:
             for name, outer_skips in OUTER_SKIPS.items():
                 layers = [_layer_from_state(get, f"{name}.", blk) for blk in GENERATOR_BLOCKS]
                 g = FastGenerator.from_layers(layers, outer_skips, self.onednn, channels_last, subpixel)

@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -352,11 +352,36 @@ def _write_errno(path: Path, size: int) -> int:
     return errno.EIO
 
 
+GIF_MAX_FPS = 50  # a 20 ms delay: browsers play shorter GIF delays far slower, as 100 ms
+
+
+def gif_delays(fps: float) -> Iterator[int]:
+    """Per-frame GIF delays in ms for ``fps``, endlessly. A GIF stores delays in 10 ms units, so one delay
+    for all frames plays 8 fps as 8.33 (120 ms); here each frame ends at the 10 ms tick nearest to where it
+    should, so 8 fps alternates 130 and 120 ms and every second of video lasts a second. ``fps`` above
+    ``GIF_MAX_FPS`` plays at ``GIF_MAX_FPS``."""
+    step = 100.0 / min(float(fps), GIF_MAX_FPS)  # in 10 ms units
+    shown, i = 0, 0
+    while True:
+        i += 1
+        end = int(i * step + 0.5)
+        yield (end - shown) * 10
+        shown = end
+
+
 def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8) -> None:
-    """An animated GIF that loops forever. Frames are converted as Pillow reaches them; Pillow itself keeps
-    every frame as 8-bit palette images until the file is complete (a third of the RGB size)."""
-    images = (Image.fromarray(f) for f in frames)
-    first = next(images, None)
+    """An animated GIF that loops forever, timed by ``gif_delays``. Frames are converted as Pillow reaches
+    them; Pillow itself keeps every frame as 8-bit palette images until the file is complete (a third of the
+    RGB size)."""
+
+    def images() -> Iterator[Image.Image]:
+        for frame, delay in zip(frames, gif_delays(fps), strict=False):  # delays never run out
+            image = Image.fromarray(frame)
+            image.info["duration"] = delay  # Pillow's writer reads each frame's own delay
+            yield image
+
+    stream = images()
+    first = next(stream, None)
     if first is None:
         raise ValueError("no frames to write")
     with atomic_path(path) as tmp:
@@ -364,9 +389,8 @@ def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float 
             tmp,
             format="GIF",
             save_all=True,
-            append_images=images,
+            append_images=stream,
             loop=0,
-            duration=max(20, int(round(1000 / fps))),
             disposal=1,
             optimize=False,
         )

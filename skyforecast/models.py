@@ -1,36 +1,27 @@
 """The MD-GAN networks: the 3D U-Net generator (Base-Net / Refine-Net), the video discriminator, and the
-two-stage model object that is saved, loaded and shared as one Hub-style folder.
+two-stage model object.
 
 Layer settings follow ``MDGAN-SPEC.md`` (Xiong et al., CVPR 2018). Tensors are laid out N, C, T, H, W
 with values in [-1, 1]; a clip is 32 frames of 128x128.
+
+Networks only: saving, loading and the Hub live in ``weights``, which imports this module, never the
+other way round. Importing it costs torch and nothing else (no huggingface_hub).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn import functional as F
 
-# Loading rules, file names and their error live in ``weights`` (which imports neither torch's model code
-# nor huggingface_hub, so prediction can load without them); re-exported here for existing imports.
-from .weights import (  # noqa: F401
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    WeightsError,
-    check_state_shapes,
-    read_config,
-    read_state_dict,
-    width_label,
-)
+from .constants import FRAMES  # noqa: F401  (re-exported: the clip length these networks take)
 
-FRAMES = 32
-SIZE = 128
-
+if TYPE_CHECKING:
+    import os
+    from pathlib import Path
 
 # ---- convolutions that train fast on CPUs --------------------------------------------------------
 # PyTorch's CPU backward of Conv3d/ConvTranspose3d (oneDNN) runs 15-30x slower than the forward at these
@@ -110,17 +101,75 @@ def _down(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-def _up(cin: int, cout: int, kernel=4, stride=2, padding=1) -> nn.Sequential:
-    """Decoder block: transposed 3D convolution doubling T, H and W, then BatchNorm and ReLU."""
-    return nn.Sequential(
-        ConvTranspose3d(cin, cout, kernel, stride, padding, bias=False),
-        nn.BatchNorm3d(cout),
-        nn.ReLU(inplace=True),
-    )
+@dataclass(frozen=True)
+class Block:
+    """One generator block: a (transposed) 3D convolution without bias, then BatchNorm and an activation
+    where the spec has them. ``GENERATOR_BLOCKS`` is the one description of the generator: ``Generator``
+    is built from it, and the fast path reads stored weights with it without building the network."""
+
+    name: str
+    transposed: bool
+    cin: int  # in multiples of ngf; 0 means the 3 colour channels
+    cout: int
+    kernel: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    padding: tuple[int, int, int]
+    batchnorm: bool
+    act: str  # none | relu | leaky_relu | tanh
+
+    def channels(self, ngf: int) -> tuple[int, int]:
+        return (self.cin * ngf or 3), (self.cout * ngf or 3)
+
+    @property
+    def sequential(self) -> bool:
+        """A bare convolution is its own module; with BatchNorm or an activation the block is an
+        ``nn.Sequential`` (which puts ``.0.`` into the state-dict names)."""
+        return self.batchnorm or self.act != "none"
+
+    @property
+    def prefix(self) -> str:
+        """State-dict prefix of the convolution within its generator."""
+        return f"{self.name}.0." if self.sequential else f"{self.name}."
+
+    def build(self, ngf: int) -> nn.Module:
+        cin, cout = self.channels(ngf)
+        conv_type = ConvTranspose3d if self.transposed else Conv3d
+        conv = conv_type(cin, cout, self.kernel, self.stride, self.padding, bias=False)
+        if not self.sequential:
+            return conv
+        layers = [conv] + ([nn.BatchNorm3d(cout, eps=BN_EPS)] if self.batchnorm else [])
+        if self.act != "none":
+            layers.append(_ACTIVATIONS[self.act]())
+        return nn.Sequential(*layers)
+
+
+_ACTIVATIONS = {
+    "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
+    "relu": lambda: nn.ReLU(inplace=True),
+    "tanh": nn.Tanh,
+}
+BN_EPS = 1e-5  # nn.BatchNorm3d's default
+BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")  # a BatchNorm's state
+_K4, _S2, _P1 = (4, 4, 4), (2, 2, 2), (1, 1, 1)
+GENERATOR_BLOCKS = (
+    Block("conv1", False, 0, 1, (3, 4, 4), (1, 2, 2), _P1, False, "none"),
+    Block("conv2", False, 1, 2, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv3", False, 2, 4, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv4", False, 4, 8, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv5", False, 8, 16, _K4, _S2, _P1, True, "leaky_relu"),
+    Block("conv6", False, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), False, "none"),
+    Block("deconv1", True, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), True, "relu"),
+    Block("deconv2", True, 16, 8, _K4, _S2, _P1, True, "relu"),
+    Block("deconv3", True, 8, 4, _K4, _S2, _P1, True, "relu"),
+    Block("deconv4", True, 4, 2, _K4, _S2, _P1, True, "relu"),
+    Block("deconv5", True, 2, 1, _K4, _S2, _P1, True, "relu"),
+    Block("deconv6", True, 1, 0, (3, 4, 4), (1, 2, 2), _P1, False, "tanh"),
+)
+OUTER_SKIPS = {"base": True, "refine": False}  # MDGAN's two generators and their outer skip connections
 
 
 class Generator(nn.Module):
-    """The 3D U-Net shared by Base-Net (G1) and Refine-Net (G2).
+    """The 3D U-Net shared by Base-Net (G1) and Refine-Net (G2), one module per ``GENERATOR_BLOCKS`` entry.
 
     Skips are identity additions made after a decoder block's activation. Base-Net keeps all five;
     Refine-Net drops the two outermost (conv1->deconv5 and conv2->deconv4 outputs), because the paper
@@ -129,23 +178,9 @@ class Generator(nn.Module):
 
     def __init__(self, ngf: int = 32, outer_skips: bool = True):
         super().__init__()
-        c = ngf
         self.outer_skips = outer_skips
-        self.conv1 = Conv3d(3, c, (3, 4, 4), (1, 2, 2), 1, bias=False)
-        self.conv2 = _down(c, 2 * c)
-        self.conv3 = _down(2 * c, 4 * c)
-        self.conv4 = _down(4 * c, 8 * c)
-        self.conv5 = _down(8 * c, 16 * c)
-        self.conv6 = Conv3d(16 * c, 16 * c, (2, 4, 4), 1, 0, bias=False)
-        self.deconv1 = _up(16 * c, 16 * c, (2, 4, 4), 1, 0)
-        self.deconv2 = _up(16 * c, 8 * c)
-        self.deconv3 = _up(8 * c, 4 * c)
-        self.deconv4 = _up(4 * c, 2 * c)
-        self.deconv5 = _up(2 * c, c)
-        self.deconv6 = nn.Sequential(
-            ConvTranspose3d(c, 3, (3, 4, 4), (1, 2, 2), 1, bias=False),
-            nn.Tanh(),
-        )
+        for block in GENERATOR_BLOCKS:  # in table order, so a seeded init draws the same weights
+            setattr(self, block.name, block.build(ngf))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e1 = self.conv1(x)
@@ -211,10 +246,6 @@ class DiscriminatorOutput:
     conv1: torch.Tensor
     conv3: torch.Tensor
 
-    @property
-    def probability(self) -> torch.Tensor:
-        return torch.sigmoid(self.logit)
-
 
 class Discriminator(nn.Module):
     """The video discriminator shared by D1 and D2: the generator's encoder ending in one sigmoid per video.
@@ -239,16 +270,9 @@ class Discriminator(nn.Module):
         return DiscriminatorOutput(logit=logit, conv1=h1, conv3=h3)
 
 
-class MDGAN(
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name="skyforecast",
-    tags=["video-prediction", "time-lapse", "md-gan"],
-    paper_url="https://arxiv.org/abs/1709.07592",
-    pipeline_tag="image-to-video",
-    license="mit",
-):
-    """Base-Net and Refine-Net with their config: the unit that is saved, loaded and pushed to the Hub.
+class MDGAN(nn.Module):
+    """Base-Net and Refine-Net with their config: the unit that is saved, loaded and pushed to the Hub
+    (by ``skyforecast.weights``).
 
     ``batch_stats=True`` makes BatchNorm normalise with the statistics of the batch being predicted, as
     the authors' test script did (their released weights need it); our own models use running averages.
@@ -264,12 +288,16 @@ class MDGAN(
         self.ngf = int(ngf)
         self.batch_stats = bool(batch_stats)
         self.refine_ngf = int(refine_ngf) if refine_ngf else self.ngf
-        if self.refine_ngf == self.ngf:  # config.json stays as before: {"ngf": .., "batch_stats": ..}
-            config = getattr(self, "_hub_mixin_config", None)
-            if isinstance(config, dict):
-                config.pop("refine_ngf", None)
-        self.base = Generator(self.ngf, outer_skips=True)
-        self.refine = Generator(self.refine_ngf, outer_skips=False)
+        self.base = Generator(self.ngf, outer_skips=OUTER_SKIPS["base"])
+        self.refine = Generator(self.refine_ngf, outer_skips=OUTER_SKIPS["refine"])
+
+    @property
+    def config(self) -> dict:
+        """What ``config.json`` holds: ``refine_ngf`` only when it differs from ``ngf`` (older folders)."""
+        config: dict = {"ngf": self.ngf, "batch_stats": self.batch_stats}
+        if self.refine_ngf != self.ngf:
+            config["refine_ngf"] = self.refine_ngf
+        return config
 
     def forward(self, x: torch.Tensor, stage: int = 2) -> torch.Tensor:
         """X (N,3,32,128,128) in [-1,1] -> Y1 if ``stage == 1`` else Y2 = G2(G1(X))."""
@@ -279,71 +307,64 @@ class MDGAN(
             y = self.base(x)
             return y if stage == 1 else self.refine(y)
 
-    # ---- loading: safetensors only, strict, one clear error --------------------------------------
+    # ---- Hub-style spellings kept for callers not yet switched to ``weights`` ---------------------
+    # The work is done in ``weights`` (imported only when called, so importing this module stays free
+    # of it and of huggingface_hub). New code calls ``weights.load_model``/``save_model``/``push_model``.
     @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        map_location: str = "cpu",
-        strict: bool = True,
-        **model_kwargs,
-    ) -> MDGAN:
-        """Load ``model.safetensors`` strictly. Never falls back to pickled ``.bin`` files: a downloaded
-        pickle can run code, so only safetensors are accepted."""
-        if os.path.isdir(model_id):
-            model_file = os.path.join(model_id, WEIGHTS_NAME)
-            if not os.path.isfile(model_file):
-                raise WeightsError(f"{model_id}: no {WEIGHTS_NAME} in this folder")
-        else:
-            from huggingface_hub import hf_hub_download
+    def from_pretrained(cls, spec: str | os.PathLike) -> MDGAN:
+        """``weights.load_model(spec)``: a model folder or Hub repo id, loaded strictly, in eval mode."""
+        from .weights import load_model
 
-            model_file = hf_hub_download(
-                repo_id=model_id,
-                filename=WEIGHTS_NAME,
-                revision=revision,
-                cache_dir=cache_dir,
-                force_download=force_download,
-                token=token,
-                local_files_only=local_files_only,
-            )
-        with torch.device("meta"):  # no random init of weights about to be replaced (seconds at ngf=32)
-            model = cls(**model_kwargs)
-        model.load_state_dict(read_state_dict(model_file), strict=True, assign=True)
-        model.eval()
-        return model.to(map_location)
+        return load_model(spec)
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Like ``nn.Module.load_state_dict`` but a shape/key mismatch is a ``WeightsError`` naming the
-        problem, and fp16/bf16 tensors (how the bundled model is stored) are widened to fp32."""
-        own = self.state_dict()
-        if strict:
-            check_state_shapes(
-                {k: tuple(v.shape) for k, v in state_dict.items()},
-                {k: tuple(v.shape) for k, v in own.items()},
-                width_label(self.ngf, self.refine_ngf),
-            )
-        state_dict = {k: (v.to(own[k].dtype) if k in own else v) for k, v in state_dict.items()}
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+        """``weights.save_model(self, save_directory)``."""
+        from .weights import save_model
 
-    def save_half(self, save_directory: str | Path) -> Path:
-        """Save with floating tensors as fp16 (half the bytes); loading widens them back to fp32."""
-        from safetensors.torch import save_file
+        return save_model(self, save_directory)
 
-        save_directory = Path(save_directory)
-        save_directory.mkdir(parents=True, exist_ok=True)
-        self.save_pretrained(save_directory)
-        sd = {
-            k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu()
-            for k, v in self.state_dict().items()
-        }
-        save_file(sd, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt", "dtype": "float16"})
-        return save_directory
+    def save_half(self, save_directory: str | os.PathLike) -> Path:
+        """``weights.save_model(self, save_directory, half=True)``."""
+        from .weights import save_model
+
+        return save_model(self, save_directory, half=True)
+
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """``weights.push_model(self, repo_id, ...)``; returns the commit URL."""
+        from .weights import push_model
+
+        return push_model(self, repo_id, **kwargs)
+
+
+def __getattr__(name: str):
+    """``from .models import WeightsError``, the old spelling, for callers not yet switched to
+    ``skyforecast.weights`` (resolved on use, so importing this module does not import ``weights``)."""
+    if name == "WeightsError":
+        from .weights import WeightsError
+
+        return WeightsError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def state_shapes(ngf: int, refine_ngf: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of an ``MDGAN`` state dict (``base.*``, ``refine.*``), read off
+    ``GENERATOR_BLOCKS`` without building a network (building one even on the meta device takes 20 ms,
+    which prediction's start-up would pay)."""
+    shapes = {}
+    for name, width in (("base", ngf), ("refine", refine_ngf or ngf)):
+        shapes.update({f"{name}.{k}": v for k, v in _generator_shapes(width).items()})
+    return shapes
+
+
+def _generator_shapes(ngf: int) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for blk in GENERATOR_BLOCKS:
+        cin, cout = blk.channels(ngf)
+        shapes[f"{blk.prefix}weight"] = (*((cin, cout) if blk.transposed else (cout, cin)), *blk.kernel)
+        if blk.batchnorm:
+            for key in BN_KEYS:
+                shapes[f"{blk.name}.1.{key}"] = () if key == "num_batches_tracked" else (cout,)
+    return shapes
 
 
 class _batch_statistics:
@@ -370,7 +391,3 @@ class _batch_statistics:
             m.train(training)
         self.saved.clear()
         return False
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

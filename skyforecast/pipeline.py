@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .media import MODEL_SIZE, Photo, load_photo, squash
+from .constants import FRAMES, SIZE
+from .media import Photo, load_photo, squash
 
-if TYPE_CHECKING:  # ``models`` is imported only when the eager network is needed (it pulls in the Hub)
+if TYPE_CHECKING:
     from .models import MDGAN
-
-FRAMES = 32  # frames per predicted clip (``models.FRAMES``; tests/test_fast.py checks they agree)
 
 PhotoLike = "str | os.PathLike | Image.Image | np.ndarray | Photo"
 
@@ -49,9 +48,13 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 def to_model_input(squares: np.ndarray) -> torch.Tensor:
     """(N,128,128,3) uint8 -> static video X (N,3,32,128,128) in [-1,1]: the photo duplicated 32 times.
     ``expand`` shares memory across time, so the 32 copies cost nothing until the first convolution."""
-    u8 = torch.from_numpy(np.require(squares, np.uint8, ["C", "W"]))
-    x = u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    x = _from_uint8(torch.from_numpy(np.require(squares, np.uint8, ["C", "W"])))
     return x.unsqueeze(2).expand(-1, -1, FRAMES, -1, -1)
+
+
+def _from_uint8(u8: torch.Tensor) -> torch.Tensor:
+    """(N,H,W,3) uint8 -> (N,3,H,W) float32 in [-1,1] (the inverse of ``to_uint8_video``'s scaling)."""
+    return u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
 def to_uint8_video(y: torch.Tensor) -> np.ndarray:
@@ -143,8 +146,8 @@ class SkyPipeline:
     @torch.inference_mode()
     def predict_squares(self, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> np.ndarray:
         """(N,128,128,3) uint8 squares -> (N,32,128,128,3) uint8 videos, ``batch_size`` clips at a time."""
-        if squares.ndim != 4 or squares.shape[1:] != (MODEL_SIZE, MODEL_SIZE, 3):
-            raise ValueError(f"expected (N,{MODEL_SIZE},{MODEL_SIZE},3) uint8 squares, got {squares.shape}")
+        if squares.ndim != 4 or squares.shape[1:] != (SIZE, SIZE, 3):
+            raise ValueError(f"expected (N,{SIZE},{SIZE},3) uint8 squares, got {squares.shape}")
         out = []
         start, batch_size = 0, max(1, batch_size)
         while start < len(squares):
@@ -158,7 +161,7 @@ class SkyPipeline:
                 torch.cuda.empty_cache()
                 continue
             start += len(chunk)
-        return np.concatenate(out) if out else np.empty((0, FRAMES, MODEL_SIZE, MODEL_SIZE, 3), np.uint8)
+        return np.concatenate(out) if out else np.empty((0, FRAMES, SIZE, SIZE, 3), np.uint8)
 
     def _predict_chunk(self, squares: np.ndarray, stage: int) -> np.ndarray:
         if self.fast is None:
@@ -168,8 +171,7 @@ class SkyPipeline:
         u8 = torch.from_numpy(np.require(squares, np.uint8, ["C", "W"]))
         if self.device.type == "cuda":
             u8 = u8.pin_memory().to(self.device, non_blocking=True)
-        img = u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        return to_uint8_video(self.fast(img, stage=stage))
+        return to_uint8_video(self.fast(_from_uint8(u8), stage=stage))
 
     def __call__(
         self, photos: Sequence[PhotoLike] | PhotoLike, stage: int = 2, batch_size: int = 8

@@ -140,6 +140,23 @@ class Frames:
         for i in range(self._count):
             yield self._frame(i)
 
+    def counted(self, tick: Callable[[int, int], None], repeats: int = 1) -> Frames:
+        """The same video, calling ``tick(done, total)`` after each frame is made; ``total`` is the frame
+        count times ``repeats`` (how many times the video will be read)."""
+        total, done = self._count * repeats, 0
+        lock = threading.Lock()
+
+        def frame(i: int) -> np.ndarray:
+            nonlocal done
+            out = self._frame(i)
+            with lock:
+                done += 1
+                count = done
+            tick(count, total)
+            return out
+
+        return Frames(self._count, self._size, frame)
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = np.empty(self.shape, np.uint8)
         for i, frame in enumerate(self):
@@ -227,14 +244,19 @@ class PostProcess:
         targets: dict[str, str | Path],
         size: tuple[int, int] | None = None,
         fps: float = 8,
+        on_frame: Callable[[int, int], None] | None = None,
     ) -> list[str]:
         """Render one photo's video and write it to ``targets`` ({format: path}), frame by frame (runs in a
         writer thread). Big frames are rendered one photo at a time: each render holds ~50 bytes per pixel of
-        buffers and an encoder. Returns notes for the user."""
+        buffers and an encoder. ``on_frame(done, total)`` is called after each rendered frame (all formats
+        counted: a full-resolution photo can take a minute, and progress should show it). Returns notes for
+        the user."""
         if size is None:
             size, _ = self.output_size(photo.size)
         with self._lock if self._is_big(size) else contextlib.nullcontext():
             frames, notes = self.stream(photo, videos, size)
+            if on_frame is not None:
+                frames = frames.counted(on_frame, repeats=len(targets))
             for fmt, path in targets.items():
                 WRITERS[fmt](frames, path, fps=fps)  # each format renders again: nothing is kept
         return notes

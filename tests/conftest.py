@@ -1,20 +1,54 @@
-"""Shared fixtures. Tests that need the real data in ../shared/data skip cleanly when it is absent."""
+"""Shared fixtures. Tests that need the real data in ../shared/data skip cleanly when it is absent, and the
+summary says how many did; tests that only need a photo use the small synthetic ones in tests/data."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+SAMPLE_PHOTOS = REPO / "tests" / "data" / "photos"
+SHARED_ABSENT = "../shared/data absent"  # in every skip reason for missing real data
 
 
 def _shared(sub: str) -> Path:
     path = SHARED_DATA / sub
     if not path.exists():
-        pytest.skip(f"needs {path} (the team's shared real data), absent here")
+        pytest.skip(f"{SHARED_ABSENT}: needs {path} (the team's real data, not in a fresh clone)")
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line saying why tests skipped for lack of the real data, without -rs."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    count = sum(
+        1 for report in skipped if isinstance(report.longrepr, tuple) and SHARED_ABSENT in report.longrepr[2]
+    )
+    if count:
+        terminalreporter.write_line(
+            f"{count} tests skipped: {SHARED_ABSENT} (the real photos and clips at {SHARED_DATA})"
+        )
+
+
+@pytest.fixture(scope="session")
+def sample_photos(tmp_path_factory) -> Path:
+    """Four synthetic 320x180 landscape photos with sky, made by our own `skyforecast synth` and carried in
+    tests/data/photos (about 37 KB; see its README): cirrus.png (written here as a PNG), cumulus.jpg,
+    dusk.jpg and hills.jpg. For tests that need any photo, not real content."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("sample") / "photos"
+    folder.mkdir()
+    for src in sorted(SAMPLE_PHOTOS.glob("*.jpg")):
+        if src.stem == "cirrus":
+            with Image.open(src) as im:
+                im.save(folder / "cirrus.png")
+        else:
+            shutil.copy(src, folder / src.name)
+    return folder
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -172,13 +173,24 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(setup, tmp_path):
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    lines: list[tuple[float, str]] = []  # stderr lines with the moment each arrived
+    reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), ln) for ln in proc.stderr))
+    reader.start()
     deadline = time.monotonic() + 300
     while not (out.is_dir() and list(out.glob("*.mp4"))):
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, lines
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    pressed = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    proc.stdout.close()
+    err = "".join(line for _, line in lines)
+    acks = [(t, i) for i, (t, line) in enumerate(lines) if line.startswith("Ctrl-C: stopping")]
+    assert len(acks) == 1, err  # acknowledged once, at once, before the summary
+    assert acks[0][0] - pressed < 2.0
+    assert acks[0][1] < next(i for i, (_, line) in enumerate(lines) if " done, " in line)
 
     assert proc.returncode == 130, err
     assert "Traceback" not in err

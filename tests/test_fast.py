@@ -21,6 +21,7 @@ from skyforecast.fast import (
 )
 from skyforecast.models import FRAMES, MDGAN
 from skyforecast.pipeline import SkyPipeline
+from skyforecast.weights import save_model
 
 TOL = 1e-3
 
@@ -186,34 +187,6 @@ def test_pipeline_fast_and_reference_videos_agree(model):
         assert (a != b).mean() < 1e-3
 
 
-def test_block_table_matches_the_generator_modules():
-    """``fast.GENERATOR_BLOCKS`` lets the fast path load weights without building the network; it must
-    describe ``models.Generator`` exactly, and its state-dict shapes must be MDGAN's."""
-    from skyforecast import pipeline
-    from skyforecast.fast import BN_EPS, GENERATOR_BLOCKS, OUTER_SKIPS, mdgan_state_shapes
-    from skyforecast.models import Generator
-
-    ngf = 4
-    g = Generator(ngf)
-    assert [b.name for b in GENERATOR_BLOCKS] == [n for n, _ in g.named_children()]
-    for blk in GENERATOR_BLOCKS:
-        mods = list(getattr(g, blk.name)) if blk.act != "none" else [getattr(g, blk.name)]
-        conv = mods[0]
-        assert isinstance(conv, torch.nn.ConvTranspose3d) == blk.transposed, blk.name
-        assert (conv.in_channels, conv.out_channels) == blk.channels(ngf), blk.name
-        assert (conv.kernel_size, conv.stride, conv.padding) == (blk.kernel, blk.stride, blk.padding)
-        bns = [m for m in mods if isinstance(m, torch.nn.BatchNorm3d)]
-        assert bool(bns) == blk.batchnorm and all(m.eps == BN_EPS for m in bns), blk.name
-        acts = {torch.nn.LeakyReLU: "leaky_relu", torch.nn.ReLU: "relu", torch.nn.Tanh: "tanh"}
-        assert [acts[type(m)] for m in mods if type(m) in acts] == ([blk.act] if blk.act != "none" else [])
-    model = MDGAN(ngf=ngf)
-    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == mdgan_state_shapes(ngf)
-    wide = MDGAN(ngf=ngf, refine_ngf=2 * ngf)
-    assert {k: tuple(v.shape) for k, v in wide.state_dict().items()} == mdgan_state_shapes(ngf, 2 * ngf)
-    assert OUTER_SKIPS == {"base": model.base.outer_skips, "refine": model.refine.outer_skips}
-    assert pipeline.FRAMES == FRAMES
-
-
 @pytest.mark.parametrize("half", [False, True], ids=["fp32", "fp16"])
 def test_loading_files_straight_into_the_fast_path_matches_the_reference(model, photos, tmp_path, half):
     """``SkyPipeline.from_pretrained`` folds the stored tensors without building the eager network; the
@@ -221,7 +194,7 @@ def test_loading_files_straight_into_the_fast_path_matches_the_reference(model, 
     from skyforecast.weights import locate
 
     folder = tmp_path / "m"
-    model.save_half(folder) if half else model.save_pretrained(folder)
+    save_model(model, folder, half=half)
     pipe = SkyPipeline.from_pretrained(folder, device="cpu")
     assert pipe.fast is not None and pipe._model is None  # nothing eager built yet
     assert pipe.config == {"ngf": 4, "batch_stats": False}
@@ -241,7 +214,7 @@ def test_refine_net_of_its_own_width_takes_the_fast_path(photos, tmp_path):
     predicts what the eager network predicts."""
     torch.manual_seed(3)
     model = randomise_batchnorm(MDGAN(ngf=2, refine_ngf=4), seed=4).eval()
-    model.save_half(tmp_path / "m")
+    save_model(model, tmp_path / "m", half=True)
     pipe = SkyPipeline.from_pretrained(tmp_path / "m", device="cpu")
     assert pipe.config == {"ngf": 2, "batch_stats": False, "refine_ngf": 4}
     with torch.inference_mode():

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from skyforecast.cli import app
 from skyforecast.media import resize_frames
-from skyforecast.models import MDGAN, WeightsError
+from skyforecast.models import MDGAN
 from skyforecast.pipeline import SkyPipeline
-from skyforecast.weights import ENV_VAR, load_model
+from skyforecast.weights import ENV_VAR, WeightsError, load_model, save_model
 
 REPO = "user/sky-model"
 
@@ -42,7 +42,7 @@ def two_models(tmp_path_factory) -> dict[str, Path]:
     folders = {}
     for name, seed in (("main", 1), ("v1", 2)):
         folders[name] = root / name
-        _model(seed).save_pretrained(folders[name])
+        save_model(_model(seed), folders[name])
     return folders
 
 
@@ -88,8 +88,8 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def test_repo_id_loads_main_and_revision_loads_the_tag(published, two_models, square):
-    expected_main = _output(MDGAN.from_pretrained(two_models["main"]), square)
-    expected_v1 = _output(MDGAN.from_pretrained(two_models["v1"]), square)
+    expected_main = _output(load_model(two_models["main"]), square)
+    expected_v1 = _output(load_model(two_models["v1"]), square)
     assert np.abs(expected_main.astype(int) - expected_v1.astype(int)).mean() > 2  # the test can tell
 
     assert np.array_equal(_output(load_model(REPO), square), expected_main)
@@ -106,7 +106,7 @@ def test_repo_id_loads_main_and_revision_loads_the_tag(published, two_models, sq
 
 def test_commit_sha_revision_is_accepted(published, two_models, square):
     commit = published.server.repos[REPO].refs["v1"]
-    expected = _output(MDGAN.from_pretrained(two_models["v1"]), square)
+    expected = _output(load_model(two_models["v1"]), square)
     assert np.array_equal(_output(load_model(f"{REPO}@{commit}"), square), expected)
 
 
@@ -126,12 +126,12 @@ def test_warm_cache_works_offline_and_with_the_hub_down(published, two_models, s
     published.server.stop()  # from now on connections to the endpoint are refused
 
     # Hub down, not offline: the metadata request fails fast and the cached snapshot is used
-    expected = _output(MDGAN.from_pretrained(two_models["main"]), square)
+    expected = _output(load_model(two_models["main"]), square)
     assert np.array_equal(_output(load_model(REPO), square), expected)
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    expected_v1 = _output(MDGAN.from_pretrained(two_models["v1"]), square)
+    expected_v1 = _output(load_model(two_models["v1"]), square)
     assert np.array_equal(_output(load_model(f"{REPO}@v1"), square), expected_v1)
 
 
@@ -167,7 +167,7 @@ def test_offline_cold_cache_fails_with_one_clear_line(hub, tmp_path):  # noqa: F
 
 def test_env_var_names_a_hub_repo(published, two_models, square, monkeypatch):
     monkeypatch.setenv(ENV_VAR, f"{REPO}@v1")
-    expected = _output(MDGAN.from_pretrained(two_models["v1"]), square)
+    expected = _output(load_model(two_models["v1"]), square)
     assert np.array_equal(_output(load_model(None), square), expected)
 
 
@@ -177,9 +177,9 @@ def test_local_folder_wins_over_env_and_over_a_hub_repo_of_the_same_name(
     # a folder literally named like the repo id, in the current directory, holding the v1 weights
     monkeypatch.chdir(tmp_path)
     local = tmp_path / "user" / "sky-model"
-    _model(2).save_pretrained(local)
+    save_model(_model(2), local)
     monkeypatch.setenv(ENV_VAR, REPO)
-    expected_v1 = _output(MDGAN.from_pretrained(two_models["v1"]), square)
+    expected_v1 = _output(load_model(two_models["v1"]), square)
 
     assert np.array_equal(_output(load_model(REPO), square), expected_v1)  # the folder, not main
     assert np.array_equal(_output(load_model(str(two_models["v1"])), square), expected_v1)

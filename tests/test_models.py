@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import randomise_batchnorm
 
-from skyforecast.models import MDGAN, Discriminator, Generator, WeightsError, count_parameters, widened_state
+from skyforecast.models import MDGAN, Discriminator, Generator, state_shapes, widened_state
+from skyforecast.weights import WeightsError, load_model, save_model
 
 # (layer, channels as a multiple of ngf (or absolute when negative), T, H, W) from the spec's table
 GENERATOR_SHAPES = [
@@ -65,8 +66,6 @@ def test_discriminator_shapes_and_exposed_activations():
     assert out.logit.shape == (2,)
     assert out.conv1.shape == (2, ndf, 32, 64, 64)
     assert out.conv3.shape == (2, 4 * ndf, 8, 16, 16)
-    p = out.probability
-    assert torch.all((p > 0) & (p < 1))
     # conv1 activation is a LeakyReLU output (no BN): negative values are scaled by 0.2, never clipped
     assert out.conv1.min() < 0
 
@@ -74,7 +73,7 @@ def test_discriminator_shapes_and_exposed_activations():
 def test_about_39_million_parameters_per_generator_at_ngf32():
     model = MDGAN(ngf=32)
     for gen in (model.base, model.refine):
-        n = count_parameters(gen)
+        n = sum(p.numel() for p in gen.parameters())
         assert 38.5e6 < n < 39.5e6, n
     # no convolution has a bias, as the spec says
     assert all(
@@ -149,10 +148,10 @@ def test_save_load_round_trip_is_bit_identical(tmp_path):
         if isinstance(m, torch.nn.BatchNorm3d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
-    model.save_pretrained(tmp_path / "m")
+    save_model(model, tmp_path / "m")
     assert json.loads((tmp_path / "m" / "config.json").read_text()) == {"ngf": 4, "batch_stats": False}
     assert (tmp_path / "m" / "model.safetensors").stat().st_size > 0
-    loaded = MDGAN.from_pretrained(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
     assert not loaded.training
     x = _video(2, seed=4)
     with torch.inference_mode():
@@ -163,8 +162,8 @@ def test_save_load_round_trip_is_bit_identical(tmp_path):
 def test_half_precision_storage_loads_as_fp32(tmp_path):
     torch.manual_seed(0)
     model = MDGAN(ngf=4).eval()
-    model.save_half(tmp_path / "h")
-    loaded = MDGAN.from_pretrained(tmp_path / "h")
+    save_model(model, tmp_path / "h", half=True)
+    loaded = load_model(tmp_path / "h")
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     x = _video(1, seed=5)
     with torch.inference_mode():
@@ -172,10 +171,10 @@ def test_half_precision_storage_loads_as_fp32(tmp_path):
 
 
 def test_config_mismatch_is_a_clear_error(tmp_path):
-    MDGAN(ngf=4).save_pretrained(tmp_path / "m")
+    save_model(MDGAN(ngf=4), tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text(json.dumps({"ngf": 8, "batch_stats": False}))
     with pytest.raises(WeightsError, match="ngf=8"):
-        MDGAN.from_pretrained(tmp_path / "m")
+        load_model(tmp_path / "m")
 
 
 def test_refine_net_of_its_own_width_round_trips_and_mismatches_name_both_widths(tmp_path):
@@ -183,17 +182,48 @@ def test_refine_net_of_its_own_width_round_trips_and_mismatches_name_both_widths
     model = MDGAN(ngf=2, refine_ngf=4).eval()
     assert model.base.conv1.weight.shape[0] == 2 and model.refine.conv1.weight.shape[0] == 4
     assert model.refine.deconv5[0].weight.shape[:2] == (8, 4)
-    model.save_pretrained(tmp_path / "m")
+    save_model(model, tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config == {"ngf": 2, "batch_stats": False, "refine_ngf": 4}
-    loaded = MDGAN.from_pretrained(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
     assert loaded.refine_ngf == 4
     x = _video(1, seed=6)
     with torch.inference_mode():
         assert torch.equal(model(x), loaded(x))
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "refine_ngf": 2}))
     with pytest.raises(WeightsError, match="config ngf=2: refine"):
-        MDGAN.from_pretrained(tmp_path / "m")
+        load_model(tmp_path / "m")
+
+
+def test_state_shapes_are_those_of_the_built_model():
+    """The fast path checks stored tensors against ``state_shapes`` (read off the block table) before it
+    reads any: it must name exactly the built network's tensors, for both widths."""
+    for ngf, refine_ngf in ((4, None), (2, 4)):
+        model = MDGAN(ngf=ngf, refine_ngf=refine_ngf)
+        assert state_shapes(ngf, refine_ngf) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_hub_style_spellings_save_and_load_the_same_folder(tmp_path):
+    """``save_pretrained``/``save_half``/``from_pretrained`` on ``MDGAN`` go through ``weights``: same files
+    (config, tensors, model card) and the same strict loading."""
+    torch.manual_seed(0)
+    model = randomise_batchnorm(MDGAN(ngf=2, refine_ngf=4)).eval()
+    model.save_pretrained(tmp_path / "a")
+    model.save_half(tmp_path / "b")
+    save_model(model, tmp_path / "c")
+    for name in ("config.json", "README.md"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "c" / name).read_text()
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "library_name: skyforecast" in card and "pipeline_tag: image-to-video" in card
+    x = _video(1, seed=8)
+    with torch.inference_mode():
+        assert torch.equal(MDGAN.from_pretrained(tmp_path / "a")(x), model(x))
+        half = MDGAN.from_pretrained(tmp_path / "b")
+        assert all(p.dtype == torch.float32 for p in half.parameters())
+        assert 0 < (half(x) - model(x)).abs().max() < 2e-2
+    (tmp_path / "a" / "model.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(WeightsError, match="not a readable safetensors file"):
+        MDGAN.from_pretrained(tmp_path / "a")
 
 
 @pytest.mark.parametrize("outer_skips", [True, False], ids=["base", "refine"])

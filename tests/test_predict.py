@@ -1,4 +1,5 @@
-"""End to end: `skyforecast predict` on real photos with tiny random-init weights written by the test."""
+"""End to end: `skyforecast predict` with tiny random-init weights written by the test, on the synthetic
+sample photos the repository carries (and on a real photo when ../shared/data is there)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ def test_mp4_and_gif_decode_to_32_frames_of_the_photo_aspect(tmp_path, real_phot
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 
-def test_frame_zero_is_the_models_output_not_the_input(tmp_path, real_photos, tiny_weights):
-    photo = real_photos / "village-dusk.jpg"
+def test_frame_zero_is_the_models_output_not_the_input(tmp_path, sample_photos, tiny_weights):
+    photo = sample_photos / "dusk.jpg"
     code, out = predict(str(photo), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "-f", "mp4")
     assert code == 0, out
-    frames_dir = tmp_path / "village-dusk_frames"
+    frames_dir = tmp_path / "dusk_frames"
     pngs = sorted(frames_dir.glob("frame_*.png"))
     assert len(pngs) == 32
     frames = np.stack([np.asarray(Image.open(p)) for p in pngs])
@@ -57,13 +58,13 @@ def test_frame_zero_is_the_models_output_not_the_input(tmp_path, real_photos, ti
     def blocks(v: np.ndarray) -> np.ndarray:  # 4x4 block means: compare content, not codec noise
         return v.astype(np.float32).reshape(32, 32, 4, 57, 4, 3).mean(axis=(2, 4))
 
-    mp4 = read_video(tmp_path / "village-dusk.mp4")
+    mp4 = read_video(tmp_path / "dusk.mp4")
     assert np.abs(blocks(mp4) - blocks(frames)).mean() < 6  # H.264 close to the lossless frames
     assert np.abs(blocks(mp4) - blocks(np.roll(frames, 1, axis=0))).mean() > 6  # and in the same order
 
 
-def test_size_option_and_stage_one(tmp_path, real_photos, tiny_weights):
-    photo = str(real_photos / "coast.png")
+def test_size_option_and_stage_one(tmp_path, sample_photos, tiny_weights):
+    photo = str(sample_photos / "cirrus.png")
     code, out = predict(photo, "-w", str(tiny_weights), "-o", str(tmp_path / "s2.mp4"), "--size", "128")
     assert code == 0, out
     code, out = predict(
@@ -79,10 +80,9 @@ def test_size_option_and_stage_one(tmp_path, real_photos, tiny_weights):
     assert read_video(tmp_path / "wide.gif").shape == (32, 64, 96, 3)
 
 
-def test_gif_loops_forever_at_the_requested_fps(tmp_path, real_photos, tiny_weights):
-    code, out = predict(
-        str(real_photos / "coast.png"), "-w", str(tiny_weights), "-o", str(tmp_path / "a.gif"), "--fps", "10"
-    )
+def test_gif_loops_forever_at_the_requested_fps(tmp_path, sample_photos, tiny_weights):
+    photo = str(sample_photos / "cirrus.png")
+    code, out = predict(photo, "-w", str(tiny_weights), "-o", str(tmp_path / "a.gif"), "--fps", "10")
     assert code == 0, out
     with Image.open(tmp_path / "a.gif") as im:
         assert im.info.get("loop") == 0
@@ -90,41 +90,41 @@ def test_gif_loops_forever_at_the_requested_fps(tmp_path, real_photos, tiny_weig
         assert im.n_frames == 32
 
 
-def test_folder_batch_writes_one_output_per_photo_and_rerun_skips(tmp_path, real_photos, tiny_weights):
+def test_folder_batch_writes_one_output_per_photo_and_rerun_skips(tmp_path, sample_photos, tiny_weights):
     out_dir = tmp_path / "out"
-    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir), "--batch-size", "3")
+    code, out = predict(str(sample_photos), "-w", str(tiny_weights), "-o", str(out_dir), "--batch-size", "3")
     assert code == 0, out
-    stems = sorted(p.stem for p in real_photos.iterdir())
+    stems = sorted(p.stem for p in sample_photos.iterdir())
     assert sorted(p.stem for p in out_dir.glob("*.mp4")) == stems
     assert "4 done" in out
     mtimes = {p: p.stat().st_mtime_ns for p in out_dir.iterdir()}
 
-    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir))
+    code, out = predict(str(sample_photos), "-w", str(tiny_weights), "-o", str(out_dir))
     assert code == 0, out
     assert "0 done" in out and "4 skipped" in out
     assert {p: p.stat().st_mtime_ns for p in out_dir.iterdir()} == mtimes
 
-    (out_dir / "coast.mp4").unlink()  # an interrupted batch: only the missing one is redone
-    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir))
+    (out_dir / "cirrus.mp4").unlink()  # an interrupted batch: only the missing one is redone
+    code, out = predict(str(sample_photos), "-w", str(tiny_weights), "-o", str(out_dir))
     assert code == 0 and "1 done" in out and "3 skipped" in out
-    assert read_video(out_dir / "coast.mp4").shape[0] == 32
+    assert read_video(out_dir / "cirrus.mp4").shape[0] == 32
 
-    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(out_dir), "--overwrite")
+    code, out = predict(str(sample_photos), "-w", str(tiny_weights), "-o", str(out_dir), "--overwrite")
     assert code == 0 and "4 done" in out
 
 
-def test_outputs_go_to_the_current_folder_by_default(tmp_path, real_photos, tiny_weights, monkeypatch):
+def test_outputs_go_to_the_current_folder_by_default(tmp_path, sample_photos, tiny_weights, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out = predict(str(real_photos / "coast.png"), "-w", str(tiny_weights))
+    code, out = predict(str(sample_photos / "cirrus.png"), "-w", str(tiny_weights))
     assert code == 0, out
-    assert (tmp_path / "coast.mp4").is_file()
+    assert (tmp_path / "cirrus.mp4").is_file()
 
 
-def test_recursive_keeps_the_folder_structure(tmp_path, real_photos, tiny_weights):
+def test_recursive_keeps_the_folder_structure(tmp_path, sample_photos, tiny_weights):
     src = tmp_path / "src"
     (src / "a" / "b").mkdir(parents=True)
-    Image.open(real_photos / "coast.png").save(src / "top.png")
-    Image.open(real_photos / "village-dusk.jpg").save(src / "a" / "b" / "deep.jpg")
+    Image.open(sample_photos / "cirrus.png").save(src / "top.png")
+    Image.open(sample_photos / "dusk.jpg").save(src / "a" / "b" / "deep.jpg")
     code, out = predict(str(src), "-w", str(tiny_weights), "-o", str(tmp_path / "o"))
     assert code == 0, out
     assert [p.name for p in (tmp_path / "o").rglob("*.mp4")] == ["top.mp4"]
@@ -133,20 +133,20 @@ def test_recursive_keeps_the_folder_structure(tmp_path, real_photos, tiny_weight
     assert (tmp_path / "o" / "a" / "b" / "deep.mp4").is_file()
 
 
-def test_usage_errors_exit_2(tmp_path, real_photos, tiny_weights):
-    code, out = predict(str(real_photos), "-w", str(tiny_weights), "-o", str(tmp_path / "x.mp4"))
+def test_usage_errors_exit_2(tmp_path, sample_photos, tiny_weights):
+    code, out = predict(str(sample_photos), "-w", str(tiny_weights), "-o", str(tmp_path / "x.mp4"))
     assert code == 2 and "exactly one input" in out
-    code, out = predict(str(real_photos / "coast.png"), "-w", str(tiny_weights), "-f", "avi")
+    code, out = predict(str(sample_photos / "cirrus.png"), "-w", str(tiny_weights), "-f", "avi")
     assert code == 2 and "avi" in out
-    code, out = predict(str(real_photos / "coast.png"), "-w", str(tiny_weights), "--size", "big")
+    code, out = predict(str(sample_photos / "cirrus.png"), "-w", str(tiny_weights), "--size", "big")
     assert code == 2
     assert not list(tmp_path.iterdir())
 
 
-def test_missing_input_fails_but_the_rest_is_done(tmp_path, real_photos, tiny_weights):
+def test_missing_input_fails_but_the_rest_is_done(tmp_path, sample_photos, tiny_weights):
     code, out = predict(
         str(tmp_path / "nope.jpg"),
-        str(real_photos / "coast.png"),
+        str(sample_photos / "cirrus.png"),
         "-w",
         str(tiny_weights),
         "-o",
@@ -154,7 +154,7 @@ def test_missing_input_fails_but_the_rest_is_done(tmp_path, real_photos, tiny_we
     )
     assert code == 1
     assert "nope.jpg: no such file or folder" in out
-    assert (tmp_path / "coast.mp4").is_file()
+    assert (tmp_path / "cirrus.mp4").is_file()
 
 
 def test_no_weights_anywhere_says_what_was_tried(tmp_path, monkeypatch):
@@ -168,9 +168,9 @@ def test_no_weights_anywhere_says_what_was_tried(tmp_path, monkeypatch):
     assert "--weights" in msg and w.ENV_VAR in msg and "bundled" in msg and "\n" not in msg
 
 
-def test_weights_from_environment_variable(tmp_path, real_photos, tiny_weights, monkeypatch):
+def test_weights_from_environment_variable(tmp_path, sample_photos, tiny_weights, monkeypatch):
     monkeypatch.setenv("SKYFORECAST_WEIGHTS", str(tiny_weights))
-    code, out = predict(str(real_photos / "coast.png"), "-o", str(tmp_path / "e.gif"))
+    code, out = predict(str(sample_photos / "cirrus.png"), "-o", str(tmp_path / "e.gif"))
     assert code == 0, out
     assert (tmp_path / "e.gif").is_file()
 
@@ -210,10 +210,10 @@ def test_encoder_threads_and_their_processes_yield_to_the_model():
     assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the model's threads keep their priority
 
 
-def test_console_script_ends_with_the_right_code_and_complete_output(tmp_path, real_photos, tiny_weights):
+def test_console_script_ends_with_the_right_code_and_complete_output(tmp_path, sample_photos, tiny_weights):
     """``cli.main`` ends a predict run without interpreter teardown: the exit code, the printed summary and
     the written video must all be there, for a success and for a partial failure."""
-    photo = sorted(real_photos.iterdir())[0]
+    photo = sorted(sample_photos.iterdir())[0]
     env = {k: v for k, v in os.environ.items() if k != "SKYFORECAST_WEIGHTS"}
     cmd = [sys.executable, "-m", "skyforecast", "predict", "-w", str(tiny_weights)]
     target = tmp_path / "a.mp4"

@@ -34,29 +34,29 @@ def real_clip(real_sky_dev: Path, name: str = "grid03") -> np.ndarray:
     return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
 
 
-def test_frames_96_writes_96_frames_continuing_the_first_prediction(tmp_path, real_photos, tiny_weights):
-    photo = str(real_photos / "coast.png")
+def test_frames_96_writes_96_frames_continuing_the_first_prediction(tmp_path, sample_photos, tiny_weights):
+    photo = str(sample_photos / "cirrus.png")
     result = runner.invoke(
         app,
         ["predict", photo, "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames", "--frames", "96"],
     )
     assert result.exit_code == 0, result.output
-    long = read_frames(tmp_path / "coast_frames")
+    long = read_frames(tmp_path / "cirrus_frames")
     assert long.shape == (96, 128, 228, 3)
     result = runner.invoke(
         app, ["predict", photo, "-w", str(tiny_weights), "-o", str(tmp_path / "s"), "-f", "frames"]
     )
-    short = read_frames(tmp_path / "s" / "coast_frames")
+    short = read_frames(tmp_path / "s" / "cirrus_frames")
     assert np.array_equal(long[:27], short[:27])  # chaining starts from the ordinary prediction
     assert not np.array_equal(long[40:72], long[8:40])  # later frames are new predictions, not a repeat
 
 
-def test_chained_seams_are_cross_fades(real_photos, tiny_weights):
+def test_chained_seams_are_cross_fades(sample_photos, tiny_weights):
     """86 = 32 + 27 + 27 frames: three predictions, each seeded by the frame 4 steps before the end of the
     one before, with two seams of 5 cross-faded frames (27..31 and 54..58). Any count from 60 to 86 needs
     the third prediction: frames 54..58 are the second seam, not copies of the second prediction."""
     pipe = SkyPipeline.from_pretrained(tiny_weights, device="cpu")
-    square = np.asarray(Image.open(real_photos / "coast.png").convert("RGB").resize((128, 128)))[None]
+    square = np.asarray(Image.open(sample_photos / "cirrus.png").convert("RGB").resize((128, 128)))[None]
     first = pipe.predict_squares(square)[0]
     second = pipe.predict_squares(first[27][None])[0]
     third = pipe.predict_squares(second[27][None])[0]
@@ -102,21 +102,21 @@ def test_pingpong_with_an_odd_count():
     assert [int(f[0, 0, 0]) for f in loop] == [0, 1, 2, 3, 3, 2, 1]
 
 
-def test_loop_cli_on_coast_native(tmp_path, real_photos, tiny_weights):
+def test_loop_cli_at_180_px(tmp_path, sample_photos, tiny_weights):
     result = runner.invoke(
         app,
         [
-            "predict", str(real_photos / "coast.png"), "-w", str(tiny_weights), "-o", str(tmp_path),
+            "predict", str(sample_photos / "cirrus.png"), "-w", str(tiny_weights), "-o", str(tmp_path),
             "-f", "frames", "--loop", "--resolution", "180",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    frames = read_frames(tmp_path / "coast_frames")
+    frames = read_frames(tmp_path / "cirrus_frames")
     assert frames.shape == (32, 180, 320, 3)
     s = steps(frames)
     assert s[-1] <= s[:-1].max()
 
 
-def test_loop_needs_a_few_frames(tmp_path, real_photos):
-    result = runner.invoke(app, ["predict", str(real_photos / "coast.png"), "--loop", "--frames", "3"])
+def test_loop_needs_a_few_frames(tmp_path, sample_photos):
+    result = runner.invoke(app, ["predict", str(sample_photos / "cirrus.png"), "--loop", "--frames", "3"])
     assert result.exit_code == 2 and "--frames 4" in result.output

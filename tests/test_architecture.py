@@ -1,0 +1,167 @@
+"""The package's shape, checked: imports run one way (no cycle among skyforecast's modules), the networks
+import without the Hub or the weights loader, and ``import skyforecast`` stays cheap (no torch)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import skyforecast
+
+PACKAGE = Path(skyforecast.__file__).parent
+
+
+# Deferred imports (inside functions) that close a loop back to ``weights`` and are allowed for now: the
+# old Hub-style spellings on ``models`` kept for callers in cli.py, train.py, tests and bench. Delete an
+# entry together with its function once those callers use ``skyforecast.weights`` directly.
+COMPAT_SPELLINGS = {
+    ("models", "__getattr__"),
+    ("models", "MDGAN.from_pretrained"),
+    ("models", "MDGAN.save_pretrained"),
+    ("models", "MDGAN.save_half"),
+    ("models", "MDGAN.push_to_hub"),
+}
+
+
+def _imports(body: list[ast.stmt], deferred: bool, scope: str = "") -> list[tuple[str, ast.stmt]]:
+    """(enclosing function, import statement) for the imports that run when the module is imported: top
+    level and inside top-level ``if``/``try`` blocks, never under ``if TYPE_CHECKING:``. With ``deferred``
+    also those inside functions and classes (run when called), named by their function."""
+    found: list[tuple[str, ast.stmt]] = []
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append((scope, node))
+        elif isinstance(node, ast.If):
+            test = node.test
+            type_checking = getattr(test, "id", getattr(test, "attr", None)) == "TYPE_CHECKING"
+            found += _imports(node.orelse if type_checking else node.body + node.orelse, deferred, scope)
+        elif isinstance(node, (ast.Try, ast.With)):
+            blocks = [node.body] if isinstance(node, ast.With) else [node.body, node.orelse, node.finalbody]
+            for block in blocks + [h.body for h in getattr(node, "handlers", [])]:
+                found += _imports(block, deferred, scope)
+        elif deferred and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found += _imports(node.body, deferred, f"{scope}.{node.name}".lstrip("."))
+    return found
+
+
+def import_graph(package: Path = PACKAGE, deferred: bool = False) -> dict[str, set[str]]:
+    """skyforecast module -> the skyforecast modules it imports at import time (``deferred``: or later,
+    from a function, except the ``COMPAT_SPELLINGS``)."""
+    modules = {p.stem for p in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        name = "skyforecast" if path.stem == "__init__" else f"skyforecast.{path.stem}"
+        deps: set[str] = set()
+        for scope, node in _imports(ast.parse(path.read_text(encoding="utf-8")).body, deferred):
+            if (path.stem, scope) in COMPAT_SPELLINGS:
+                continue
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.split(".")[0] == "skyforecast"}
+                continue
+            if node.level:  # relative: ``from .x import y`` or ``from . import x``
+                target = "skyforecast" + (f".{node.module}" if node.module else "")
+            elif (node.module or "").split(".")[0] == "skyforecast":
+                target = node.module
+            else:
+                continue
+            deps.add(target)
+            if target == "skyforecast":
+                deps |= {f"skyforecast.{a.name}" for a in node.names if a.name in modules}
+        graph[name] = deps - {name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return path[path.index(dep) :] + [dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_import_cycle_in_the_package():
+    graph = import_graph()
+    assert "skyforecast.models" in graph["skyforecast.fast"]  # the parser sees real imports
+    assert "skyforecast.models" in graph["skyforecast.convert"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_import_cycle_through_deferred_imports_either():
+    """An import moved into a function still runs one way: ``weights.load_folder`` imports ``models``, so
+    ``models`` must not import ``weights`` (it did, at its top, before the networks were split out)."""
+    graph = import_graph(deferred=True)
+    assert "skyforecast.models" in graph["skyforecast.weights"]  # load_folder's deferred import is seen
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle)
+
+
+def _modules_after(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; return which modules it loaded and how long it took."""
+    probe = (
+        "import json, sys, time\n"
+        "t = time.perf_counter()\n"
+        f"{code}\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'modules': sorted(sys.modules)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_networks_import_without_the_hub_or_the_weights_loader():
+    loaded = _modules_after("import skyforecast.models")["modules"]
+    assert "skyforecast.models" in loaded and "torch" in loaded
+    assert "huggingface_hub" not in loaded
+    assert "skyforecast.weights" not in loaded
+
+
+def test_importing_the_package_is_cheap():
+    run = _modules_after("import skyforecast")
+    assert "skyforecast" in run["modules"]
+    assert "torch" not in run["modules"] and "numpy" not in run["modules"]
+    assert run["seconds"] < 0.1, run["seconds"]
+
+
+def test_the_package_face_loads_its_names_on_first_use():
+    """``skyforecast.SkyPipeline`` is the pipeline class, found on first use; until then nothing heavy is
+    imported, and an unknown name is a plain AttributeError."""
+    run = _modules_after(
+        "import skyforecast\n"
+        "before = 'torch' in sys.modules\n"
+        "assert 'SkyPipeline' in dir(skyforecast) and 'SkyPipeline' in skyforecast.__all__\n"
+        "from skyforecast.pipeline import SkyPipeline\n"
+        "assert skyforecast.SkyPipeline is SkyPipeline\n"
+        "from skyforecast import SkyPipeline as again\n"
+        "assert again is SkyPipeline\n"
+        "try:\n"
+        "    skyforecast.NoSuchThing\n"
+        "except AttributeError as e:\n"
+        "    assert 'NoSuchThing' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+        "assert not before"
+    )
+    assert "skyforecast.pipeline" in run["modules"]
