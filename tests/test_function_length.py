@@ -20,9 +20,6 @@ KNOWN_LONG: set[str] = {
     "batch.py::run",  # issue 14 item 3 (one typed path through batch.run)
     "cli.py::predict",  # the predict options are other work (steady / defects-predict)
     "card.py::model_card",  # no owner yet
-    "synth.py::_build_foreground",  # no owner yet
-    "synth.py::_make_layer",  # no owner yet
-    "synth.py::make_scene",  # no owner yet
 }
 
 
