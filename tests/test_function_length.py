@@ -19,7 +19,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "skyforecast"
 KNOWN_LONG: set[str] = {
     "batch.py::run",  # issue 14 item 3 (one typed path through batch.run)
     "cli.py::predict",  # the predict options are other work (steady / defects-predict)
-    "card.py::model_card",  # no owner yet
 }
 
 
