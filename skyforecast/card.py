@@ -60,8 +60,43 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def model_card(facts: CardFacts) -> str:
-    """The card's Markdown text, with the Hub's YAML header."""
+# the Hub reads this YAML header to list and tag the model
+_HEADER = [
+    "---",
+    "library_name: skyforecast",
+    "license: mit",
+    "pipeline_tag: image-to-video",
+    "tags:",
+    "- md-gan",
+    "- time-lapse",
+    "- video-prediction",
+    "---",
+    "",
+]
+
+_HOW_TO_LOAD = [
+    "",
+    "## How to load",
+    "",
+    "```bash",
+    "skyforecast predict photo.jpg --weights THIS_FOLDER        # or set SKYFORECAST_WEIGHTS=THIS_FOLDER",
+    "skyforecast finetune my_clips/ --weights THIS_FOLDER --out runs/mine",
+    "```",
+    "",
+    "```python",
+    "from skyforecast.pipeline import SkyPipeline",
+    "",
+    'pipe = SkyPipeline.from_pretrained("THIS_FOLDER")',
+    'video = pipe(["photo.jpg"])[0]  # (32, 128, 128, 3) uint8',
+    "```",
+    "",
+    "`THIS_FOLDER` is this folder, or the Hub repo id it was uploaded to (`user/name[@revision]`).",
+    "",
+]
+
+
+def _summary(facts: CardFacts) -> list[str]:
+    """Title, one paragraph on what the model does, and the table of what it is and how it was trained."""
     s = facts.settings
     s1, s2 = facts.stage_steps.get(1, 0), facts.stage_steps.get(2, 0)
     widths = f"ngf={facts.ngf}" + (
@@ -73,16 +108,6 @@ def model_card(facts: CardFacts) -> str:
         data += f" ({facts.data_summary})"
     start = f"the weights `{s['weights']}`" if s.get("weights") else "scratch (random initialisation)"
     lines = [
-        "---",
-        "library_name: skyforecast",
-        "license: mit",
-        "pipeline_tag: image-to-video",
-        "tags:",
-        "- md-gan",
-        "- time-lapse",
-        "- video-prediction",
-        "---",
-        "",
         f"# MD-GAN sky time-lapse model ({widths})",
         "",
         "From one outdoor photo, a 32-frame 128x128 time-lapse of what the sky does next: MD-GAN "
@@ -101,52 +126,47 @@ def model_card(facts: CardFacts) -> str:
     ]
     if facts.source:
         lines.append(f"| exported from | {facts.source} |")
-    lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
-    lines += [f"| `{k}` | {_fmt(s.get(k))} |" for k in _SHOWN if k in s]
-    lines += ["", "## Evaluation", ""]
-    if facts.scores:
-        where = f"`{facts.eval_data}`" + (
-            f", {facts.eval_clips} clips" if facts.eval_clips is not None else ""
-        )
-        lines += [
-            f"`skyforecast evaluate` on {where}, frames 1..31 against the real clips:",
-            "",
-            "| system | PSNR (dB) | SSIM | motion ratio |",
-            "|---|---|---|---|",
-        ]
-        for label, row in facts.scores.items():
-            psnr, ssim, motion = (row.get(k) for k in ("psnr", "ssim", "motion_ratio"))
-            cells = [f"{psnr:.2f}" if psnr is not None else "-", f"{ssim:.3f}" if ssim is not None else "-"]
-            cells.append(f"{motion:.2f}" if motion is not None else "-")
-            lines.append(f"| {label} | {' | '.join(cells)} |")
-    else:
+    return lines
+
+
+def _settings(settings: dict) -> list[str]:
+    """The table of the settings in _SHOWN that the run recorded."""
+    lines = ["", "## Settings", "", "| setting | value |", "|---|---|"]
+    return lines + [f"| `{k}` | {_fmt(settings.get(k))} |" for k in _SHOWN if k in settings]
+
+
+def _evaluation(facts: CardFacts) -> list[str]:
+    """The scores table, or how to score the model when it was exported without an evaluation."""
+    lines = ["", "## Evaluation", ""]
+    if not facts.scores:
         lines.append(
             "Not evaluated when exported. Score it on real clips with "
             "`skyforecast evaluate CLIPS --weights THIS_FOLDER` (or export with `--evaluate CLIPS`)."
         )
-    if s2 == 0:
+        return lines
+    where = f"`{facts.eval_data}`" + (f", {facts.eval_clips} clips" if facts.eval_clips is not None else "")
+    lines += [
+        f"`skyforecast evaluate` on {where}, frames 1..31 against the real clips:",
+        "",
+        "| system | PSNR (dB) | SSIM | motion ratio |",
+        "|---|---|---|---|",
+    ]
+    for label, row in facts.scores.items():
+        psnr, ssim, motion = (row.get(k) for k in ("psnr", "ssim", "motion_ratio"))
+        cells = [f"{psnr:.2f}" if psnr is not None else "-", f"{ssim:.3f}" if ssim is not None else "-"]
+        cells.append(f"{motion:.2f}" if motion is not None else "-")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return lines
+
+
+def model_card(facts: CardFacts) -> str:
+    """The card's Markdown text, with the Hub's YAML header."""
+    lines = _HEADER + _summary(facts) + _settings(facts.settings) + _evaluation(facts)
+    if facts.stage_steps.get(2, 0) == 0:
         lines += [
             "",
             "**Refine-Net was not trained (0 Stage II steps)**: predict with `--stage 1`, or continue the "
             "run with `skyforecast train DATA --out RUN --stage 2 --resume`.",
         ]
-    lines += [
-        "",
-        "## How to load",
-        "",
-        "```bash",
-        "skyforecast predict photo.jpg --weights THIS_FOLDER        # or set SKYFORECAST_WEIGHTS=THIS_FOLDER",
-        "skyforecast finetune my_clips/ --weights THIS_FOLDER --out runs/mine",
-        "```",
-        "",
-        "```python",
-        "from skyforecast.pipeline import SkyPipeline",
-        "",
-        'pipe = SkyPipeline.from_pretrained("THIS_FOLDER")',
-        'video = pipe(["photo.jpg"])[0]  # (32, 128, 128, 3) uint8',
-        "```",
-        "",
-        "`THIS_FOLDER` is this folder, or the Hub repo id it was uploaded to (`user/name[@revision]`).",
-        "",
-    ]
+    lines += _HOW_TO_LOAD
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import typer
 
 from . import __version__
 from .cli_style import PlainGroup
+from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, TrainConfig
 
 app = typer.Typer(
     name="skyforecast",
@@ -414,127 +415,9 @@ def _summary(console, result, quiet: bool) -> None:
 # ---- train / finetune ----
 
 
-_DEFAULTED = ("DEFAULT", "DEFAULT_MAP")  # click's ParameterSource names for "not given by the user"
-
-
-def _train_settings(
-    ctx: typer.Context,
-    data: Path,
-    out: Path,
-    stage: str,
-    epochs: int | None,
-    steps: int | None,
-    batch_size: int,
-    ngf: int,
-    ndf: int,
-    device: str,
-    precision: str,
-    resume: bool,
-    num_workers: int,
-    seed: int,
-    log_every: int,
-    preview_every: int,
-    checkpoint_every: int,
-    keep_checkpoints: int,
-    lr: float | None,
-    lambda_con: float,
-    lambda_con2: float | None,
-    lambda_rank: float,
-    lambda_flicker: float,
-    refine_init: str | None,
-    crop: str,
-    clip_stride: int | None,
-    flip: bool,
-    sync_bn: bool,
-    deterministic: bool,
-    push_to_hub: str | None,
-    stop_after: int | None,
-    quiet: bool,
-    weights: str | None = None,
-    refine_ngf: int | None = None,
-) -> None:
-    """Shared body of `train` and `finetune`: build the TrainConfig, run it, turn every expected failure
-    (bad data, bad weights, diverged loss) into one red line. With --resume only the options given on the
-    command line replace the run's stored settings (click tells given options from defaults)."""
-    from rich.console import Console
-
-    from .data import DataError
-    from .models import WeightsError
-    from .train import (
-        DEFAULT_LR,
-        FINETUNE_LR,
-        SESSION_ONLY,
-        TrainConfig,
-        TrainError,
-        resumed_config,
-        start_weights,
-        train,
-    )
-
-    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
-    given = {name for name, src in sources.items() if getattr(src, "name", "DEFAULT") not in _DEFAULTED}
-    console = Console()
-    finetuning = ctx.command.name == "finetune"
-    if finetuning and not resume:  # no -w: $SKYFORECAST_WEIGHTS, else the bundled model, as predict
-        try:
-            weights, line = start_weights(weights)
-        except TrainError as e:
-            _fail(str(e))
-        console.print(line, highlight=False, soft_wrap=True)
-        given.add("weights")
-    settings = dict(
-        data=str(data),
-        out=str(out),
-        stage=stage,
-        steps=steps,
-        epochs=epochs,
-        batch_size=batch_size,
-        ngf=ngf,
-        refine_ngf=refine_ngf,
-        ndf=ndf,
-        lr=lr if lr is not None else (FINETUNE_LR if weights else DEFAULT_LR),
-        lambda_con=lambda_con,
-        lambda_con2=lambda_con2,
-        lambda_rank=lambda_rank,
-        lambda_flicker=lambda_flicker,
-        refine_init=refine_init,
-        device=device,
-        precision=precision,
-        resume=resume,
-        weights=weights,
-        num_workers=num_workers,
-        seed=seed,
-        log_every=log_every,
-        preview_every=preview_every,
-        checkpoint_every=checkpoint_every,
-        keep_checkpoints=keep_checkpoints,
-        crop=crop,
-        clip_stride=clip_stride,
-        flip=flip,
-        sync_bn=sync_bn,
-        deterministic=deterministic,
-        push_to_hub=push_to_hub,
-        stop_after=stop_after,
-        progress=not quiet,
-    )
-    if resume:  # the run's stored settings, replaced by the options given again
-        keep = given | {"data", *SESSION_ONLY}
-        config = resumed_config(out, {k: v for k, v in settings.items() if k in keep})
-    else:
-        config = TrainConfig(**settings)
-    try:
-        model_dir = train(config, console=console)
-    except (TrainError, DataError, WeightsError) as e:
-        _fail(str(e))
-    except KeyboardInterrupt:
-        _fail(
-            f"interrupted; continue from the last checkpoint: skyforecast {ctx.command.name} {data} "
-            f"--out {out} --resume",
-            130,
-        )
-    else:
-        if not quiet:
-            typer.echo(f"model: {model_dir}  (skyforecast predict PHOTO --weights {model_dir})")
+def _short(x: float) -> str:
+    """2e-4, not 0.0002, in help texts."""
+    return f"{x:.0e}".replace("e-0", "e-")
 
 
 _Stage = Annotated[
@@ -543,7 +426,9 @@ _Stage = Annotated[
 ]
 _Epochs = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option("--epochs", help="Passes over the data per stage (default 10).", show_default=False),
+    typer.Option(
+        "--epochs", help=f"Passes over the data per stage (default {DEFAULT_EPOCHS}).", show_default=False
+    ),
 ]
 _Steps = Annotated[
     Optional[int],  # noqa: UP045
@@ -578,7 +463,9 @@ _Keep = Annotated[int, typer.Option("--keep-checkpoints", help="How many recent 
 _Lr = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
-        "--lr", help="Adam learning rate.  [default: 2e-4 train, 5e-5 finetune]", show_default=False
+        "--lr",
+        help=f"Adam learning rate.  [default: {_short(DEFAULT_LR)} train, {_short(FINETUNE_LR)} finetune]",
+        show_default=False,
     ),
 ]
 _LamCon = Annotated[float, typer.Option("--lambda-con", help="Weight of the pixel L1 loss (pix2pix's 100).")]
@@ -655,7 +542,121 @@ _Out = Annotated[
 ]
 
 
+# The options `train` and `finetune` share, in --help order: one declaration each; every default comes from
+# TrainConfig (`_train_options` puts them into the command's signature). `lr` has none here: its default
+# depends on the command (FINETUNE_LR for finetune), `quiet` is TrainConfig's `progress` turned round.
+_TRAIN_OPTIONS = {
+    "stage": _Stage,
+    "epochs": _Epochs,
+    "steps": _Steps,
+    "batch_size": _Batch,
+    "ngf": _Ngf,
+    "ndf": _Ndf,
+    "device": _Device,
+    "precision": _Precision,
+    "resume": _Resume,
+    "num_workers": _Workers,
+    "seed": _Seed,
+    "log_every": _LogEvery,
+    "preview_every": _PreviewEvery,
+    "checkpoint_every": _CkptEvery,
+    "keep_checkpoints": _Keep,
+    "lr": _Lr,
+    "lambda_con": _LamCon,
+    "lambda_con2": _LamCon2,
+    "lambda_rank": _LamRank,
+    "lambda_flicker": _LamFlicker,
+    "refine_init": _RefineInit,
+    "refine_ngf": _RefineNgf,
+    "crop": _Crop,
+    "clip_stride": _Stride,
+    "flip": _Flip,
+    "sync_bn": _SyncBn,
+    "deterministic": _Det,
+    "push_to_hub": _Push,
+    "stop_after": _StopAfter,
+    "quiet": _Quiet,
+}
+_DEFAULTED = ("DEFAULT", "DEFAULT_MAP")  # click's ParameterSource names for "not given by the user"
+
+
+def _train_options(*, without: tuple[str, ...] = ()):
+    """Give a command the shared training options after its own parameters (its ``**options`` receives
+    them), with TrainConfig's defaults."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    defaults.update(lr=None, quiet=not defaults["progress"])
+
+    def add(command):
+        own = [
+            p
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+            if p.kind != p.VAR_KEYWORD
+        ]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=defaults[name])
+            for name, option in _TRAIN_OPTIONS.items()
+            if name not in without
+        ]
+        command.__signature__ = inspect.Signature(own + shared)
+        return command
+
+    return add
+
+
+def _run_training(
+    ctx: typer.Context, data: Path, out: Path, options: dict, weights: str | None = None
+) -> None:
+    """Shared body of `train` and `finetune`: one TrainConfig from the options the user gave (the others are
+    TrainConfig's defaults), run it, turn every expected failure (bad data, bad weights, diverged loss) into
+    one red line. With --resume only the options given on the command line replace the run's stored
+    settings (click tells given options from defaults)."""
+    from rich.console import Console
+
+    from .data import DataError
+    from .train import TrainError, resumed_config, start_weights, train
+    from .weights import WeightsError
+
+    given = {
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in _DEFAULTED and name in options
+    }
+    settings = {name: options[name] for name in given if name != "quiet"}
+    # what every session states anew (SESSION_ONLY), given or not
+    settings.update(data=str(data), out=str(out), resume=options["resume"], stop_after=options["stop_after"])
+    settings["progress"] = not options["quiet"]
+    console = Console()
+    resume = options["resume"]
+    if ctx.command.name == "finetune" and not resume:  # no -w: $SKYFORECAST_WEIGHTS, else bundled
+        try:
+            weights, line = start_weights(weights)
+        except TrainError as e:
+            _fail(str(e))
+        console.print(line, highlight=False, soft_wrap=True)
+        settings.setdefault("lr", FINETUNE_LR)
+    if weights is not None:
+        settings["weights"] = weights
+    try:
+        config = resumed_config(out, settings) if resume else TrainConfig(**settings)
+        model_dir = train(config, console=console)
+    except (TrainError, DataError, WeightsError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail(
+            f"interrupted; continue from the last checkpoint: skyforecast {ctx.command.name} {data} "
+            f"--out {out} --resume",
+            130,
+        )
+    else:
+        if not options["quiet"]:
+            typer.echo(f"model: {model_dir}  (skyforecast predict PHOTO --weights {model_dir})")
+
+
 @app.command(no_args_is_help=True)
+@_train_options()
 def train(
     ctx: typer.Context,
     data: Annotated[
@@ -665,45 +666,17 @@ def train(
         ),
     ],
     out: _Out,
-    stage: _Stage = "all",
-    epochs: _Epochs = None,
-    steps: _Steps = None,
-    batch_size: _Batch = 8,
-    ngf: _Ngf = 32,
-    ndf: _Ndf = 32,
-    device: _Device = "auto",
-    precision: _Precision = "fp32",
-    resume: _Resume = False,
-    num_workers: _Workers = 2,
-    seed: _Seed = 0,
-    log_every: _LogEvery = 10,
-    preview_every: _PreviewEvery = 200,
-    checkpoint_every: _CkptEvery = 500,
-    keep_checkpoints: _Keep = 3,
-    lr: _Lr = None,
-    lambda_con: _LamCon = 100.0,
-    lambda_con2: _LamCon2 = None,
-    lambda_rank: _LamRank = 1.0,
-    lambda_flicker: _LamFlicker = 0.0,
-    refine_init: _RefineInit = None,
-    refine_ngf: _RefineNgf = None,
-    crop: _Crop = "squash",
-    clip_stride: _Stride = None,
-    flip: _Flip = True,
-    sync_bn: _SyncBn = False,
-    deterministic: _Det = False,
-    push_to_hub: _Push = None,
-    stop_after: _StopAfter = None,
-    quiet: _Quiet = False,
+    **options,
 ) -> None:
     """Train MD-GAN from scratch: Stage I (Base-Net) then Stage II (Refine-Net).
 
     Many GPUs or machines: torchrun --nproc-per-node N -m skyforecast train ...
     """
-    _train_settings(**locals())
+    _run_training(ctx, data, out, options)
 
 
 @app.command(no_args_is_help=True)
+@_train_options(without=("ngf",))  # the width comes from the starting weights
 def finetune(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Clips, in any layout `train` accepts.", show_default=False)],
@@ -718,38 +691,10 @@ def finetune(
             show_default=False,
         ),
     ] = None,
-    stage: _Stage = "all",
-    epochs: _Epochs = None,
-    steps: _Steps = None,
-    batch_size: _Batch = 8,
-    ndf: _Ndf = 32,
-    device: _Device = "auto",
-    precision: _Precision = "fp32",
-    resume: _Resume = False,
-    num_workers: _Workers = 2,
-    seed: _Seed = 0,
-    log_every: _LogEvery = 10,
-    preview_every: _PreviewEvery = 200,
-    checkpoint_every: _CkptEvery = 500,
-    keep_checkpoints: _Keep = 3,
-    lr: _Lr = None,
-    lambda_con: _LamCon = 100.0,
-    lambda_con2: _LamCon2 = None,
-    lambda_rank: _LamRank = 1.0,
-    lambda_flicker: _LamFlicker = 0.0,
-    refine_init: _RefineInit = None,
-    refine_ngf: _RefineNgf = None,
-    crop: _Crop = "squash",
-    clip_stride: _Stride = None,
-    flip: _Flip = True,
-    sync_bn: _SyncBn = False,
-    deterministic: _Det = False,
-    push_to_hub: _Push = None,
-    stop_after: _StopAfter = None,
-    quiet: _Quiet = False,
+    **options,
 ) -> None:
     """Fine-tune existing weights on your clips (lower lr; --stage 2 tunes motion only)."""
-    _train_settings(ngf=32, **locals())
+    _run_training(ctx, data, out, options, weights)
 
 
 @app.command("export", no_args_is_help=True)
@@ -798,8 +743,8 @@ def export_command(
       skyforecast predict photo.jpg -w sky-4000/
     """
     from .data import DataError
-    from .models import WeightsError
     from .train import TrainError, export_checkpoint
+    from .weights import WeightsError
 
     try:
         folder = export_checkpoint(

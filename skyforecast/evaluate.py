@@ -605,30 +605,7 @@ def evaluate(
         if not reals:
             continue
         real = np.stack(reals)
-        preds = {}
-        for s in systems:
-            if s == "copy":
-                preds[s] = np.stack([copy_baseline(r) for r in real])
-            elif s in ("stage1", "stage2"):
-                preds[s] = pipeline.predict_squares(real[:, 0], stage=int(s[-1]), batch_size=batch_size)
-        if "default" in systems:
-            from .steady import default_output
-
-            y2 = preds.get("stage2")
-            if y2 is None:
-                y2 = pipeline.predict_squares(real[:, 0], stage=2, batch_size=batch_size)
-            preds["stage2"] = y2
-            made = [default_output(r[0], y) for r, y in zip(real, y2, strict=True)]
-            preds["default"] = np.stack([video for video, _ in made])
-            used = {names[i]: made[i][1].source == "prediction" for i in range(len(names))}
-            fitted = {names[i]: made[i][1].direction for i in range(len(names))}
-        if "transfer" in systems:
-            from .motion import transfer
-
-            y2 = preds.get("stage2")
-            if y2 is None:
-                y2 = pipeline.predict_squares(real[:, 0], stage=2, batch_size=batch_size)
-            preds["transfer"] = np.stack([transfer(r[0], y) for r, y in zip(real, y2, strict=True)])
+        preds, fits = _system_videos(pipeline, real, systems, batch_size)
         for i, name in enumerate(names):
             ref = real_clip(real[i], name)  # the real clip's flows: computed once, used by every system
             report.real.clips[name] = ref
@@ -636,13 +613,42 @@ def evaluate(
             for s in systems:
                 report.systems[s].clips.append(score_clip(preds[s][i], real[i], clip=name, reference=ref))
             if "default" in systems:
+                used, fitted = fits[i]
                 agrees = None
                 if ref.direction is not None:
-                    agrees = mm.agree_within(fitted[name], ref.direction, DIRECTION_AGREES)
-                report.systems["default"].auto_direction[name] = (used[name], agrees)
+                    agrees = mm.agree_within(fitted, ref.direction, DIRECTION_AGREES)
+                report.systems["default"].auto_direction[name] = (used, agrees)
             if on_clip is not None:
                 on_clip(name, len(report.real_motion) + len(report.skipped), count)
     return report
+
+
+def _system_videos(
+    pipeline, real: np.ndarray, systems: Sequence[str], batch_size: int
+) -> tuple[dict[str, np.ndarray], list[tuple[bool, float | None]]]:
+    """Each asked system's videos for a batch of real clips (N,T,H,W,3), and for the default system, per
+    clip, whether ``--direction auto`` took the prediction's direction and the direction it fitted. The
+    default and transfer systems start from Stage II's prediction, made once for both."""
+    preds: dict[str, np.ndarray] = {}
+    for s in systems:
+        if s == "copy":
+            preds[s] = np.stack([copy_baseline(r) for r in real])
+        elif s in ("stage1", "stage2"):
+            preds[s] = pipeline.predict_squares(real[:, 0], stage=int(s[-1]), batch_size=batch_size)
+    if ("default" in systems or "transfer" in systems) and "stage2" not in preds:
+        preds["stage2"] = pipeline.predict_squares(real[:, 0], stage=2, batch_size=batch_size)
+    fits: list[tuple[bool, float | None]] = []
+    if "default" in systems:
+        from .steady import default_output
+
+        made = [default_output(r[0], y) for r, y in zip(real, preds["stage2"], strict=True)]
+        preds["default"] = np.stack([video for video, _ in made])
+        fits = [(fit.source == "prediction", fit.direction) for _, fit in made]
+    if "transfer" in systems:
+        from .motion import transfer
+
+        preds["transfer"] = np.stack([transfer(r[0], y) for r, y in zip(real, preds["stage2"], strict=True)])
+    return preds, fits
 
 
 # ---- presentation -------------------------------------------------------------------------------

@@ -213,27 +213,7 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ---- writing -----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; on success it is renamed over ``final`` in one step, on
-    any failure (or Ctrl-C) it is removed. A reader never sees a half-written output."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd_dir = tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
-    tmp = Path(fd_dir) if is_dir else Path(fd_dir) / final.name
-    try:
-        yield tmp
-        if is_dir:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)
-            if final.exists():
-                shutil.rmtree(final) if final.is_dir() else final.unlink()
-            os.replace(tmp, final)
-        else:
-            os.replace(tmp, final)
-    finally:
-        shutil.rmtree(fd_dir, ignore_errors=True)
+from .files import atomic_path  # noqa: E402  (kept importable as media.atomic_path)
 
 
 def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8) -> None:

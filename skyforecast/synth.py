@@ -354,119 +354,162 @@ def _cloud_colours(rng: np.random.Generator, family: str) -> tuple[tuple, tuple,
     return lit, _jitter(rng, (s * 0.9, s * 0.95, s * 1.05), 0.04), 1.0
 
 
-def _make_layer(rng: np.random.Generator, kind: str, family: str, key: int, motion: float) -> CloudLayer:
-    """One cloud deck of the given kind. ``motion`` sets the wind (deck units per frame) before scaling."""
-    lit, shade, relief_sign = _cloud_colours(rng, family)
+# (lit colour, shadow colour, relief sign) of one deck, as _cloud_colours draws them
+_Colours = tuple[tuple, tuple, float]
+
+
+def _cumulus_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
+    """Puffy heaps: turbulent octaves from the third on give the cauliflower tops."""
+    lit, shade, relief_sign = colours
     u = rng.uniform
-    if kind == "cumulus":
-        f = u(0.9, 2.4)
-        fld = _field(rng, key, (f, f * u(0.8, 1.3)), motion * u(0.5, 1.0), 7, u(0.58, 0.68), turbulence=2)
-        return CloudLayer(
-            fld,
-            u(0.25, 0.6),
-            u(0.1, 0.3),
-            0.97,
-            lit,
-            shade,
-            relief_sign * u(1.5, 3.0),
-            u(0.5, 1.0),
-            detail=u(1.0, 2.0),
-        )
-    if kind == "altocumulus":  # patches of small rounded cells (mackerel sky, stratocumulus)
-        f = u(0.5, 1.2)
-        cf = f * u(4.0, 9.0)
-        fld = _field(rng, key, (f, f), motion * u(0.3, 0.6), 3, 0.5)
-        cells = NoiseField(
-            _mix_key(key, 99),
-            (cf, cf * u(0.6, 1.6)),
-            5,
-            u(0.5, 0.62),
-            fld.wind,
-            fld.evolve * 1.5,
-            float(u(1.9, 2.15)),
-            turbulence=0,
-        )
-        return CloudLayer(
-            fld,
-            u(0.35, 0.75),
-            u(0.12, 0.3),
-            u(0.85, 0.97),
-            lit,
-            shade,
-            relief_sign * u(0.5, 1.5),
-            u(0.4, 0.9),
-            cells=cells,
-            cells_mix=u(0.8, 1.4),
-            detail=u(0.8, 1.6),
-        )
-    if kind == "cirrus":  # translucent patches of fine fibres: an isotropic patch field times streaks
-        f = u(0.4, 1.0)
-        aniso = u(5.0, 14.0)
-        cf = f * u(2.0, 4.0)
-        freq = (cf, cf * aniso) if u() < 0.85 else (cf * aniso, cf)
-        fld = _field(rng, key, (f, f), motion * u(0.5, 1.0), 3, 0.5)
-        fibres = NoiseField(
-            _mix_key(key, 77), freq, 6, u(0.55, 0.68), fld.wind, fld.evolve * 1.3, float(u(1.9, 2.15))
-        )
-        return CloudLayer(
-            fld,
-            u(0.15, 0.4),
-            u(0.5, 0.9),
-            u(0.3, 0.6),
-            lit,
-            lit,
-            0.3 * relief_sign,
-            0.1,
-            cells=fibres,
-            cells_mix=u(0.8, 1.4),
-            detail=0.4,
-        )
-    if kind == "overcast":
-        f = u(0.6, 1.6)
-        fld = _field(rng, key, (f, f * u(0.8, 1.5)), motion * u(0.5, 1.2), 7, u(0.5, 0.62), turbulence=3)
-        return CloudLayer(
-            fld,
-            u(0.8, 0.99),
-            u(0.5, 1.2),
-            1.0,
-            lit,
-            shade,
-            relief_sign * u(0.8, 2.0),
-            u(0.5, 1.0),
-            detail=u(0.6, 1.4),
-        )
-    if kind == "scud":  # low ragged dark cloud under an overcast deck, moving faster
-        f = u(1.5, 3.0)
-        fld = _field(rng, key, (f, f), motion * u(1.2, 2.0), 7, 0.58, turbulence=2)
-        g = u(0.35, 0.55)
-        return CloudLayer(
-            fld,
-            u(0.2, 0.45),
-            u(0.2, 0.4),
-            0.9,
-            (g * 1.2, g * 1.2, g * 1.25),
-            (g * 0.7, g * 0.72, g * 0.78),
-            0.8,
-            0.5,
-            detail=0.4,
-        )
-    raise ValueError(f"unknown cloud kind {kind!r}")
+    f = u(0.9, 2.4)
+    fld = _field(rng, key, (f, f * u(0.8, 1.3)), motion * u(0.5, 1.0), 7, u(0.58, 0.68), turbulence=2)
+    return CloudLayer(
+        fld,
+        u(0.25, 0.6),
+        u(0.1, 0.3),
+        0.97,
+        lit,
+        shade,
+        relief_sign * u(1.5, 3.0),
+        u(0.5, 1.0),
+        detail=u(1.0, 2.0),
+    )
 
 
-def make_scene(seed: int, family: str | None = None) -> Scene:
-    """Draw every parameter of one scene from ``seed`` (optionally forcing the family).
+def _altocumulus_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
+    """Patches of small rounded cells (mackerel sky, stratocumulus)."""
+    lit, shade, relief_sign = colours
+    u = rng.uniform
+    f = u(0.5, 1.2)
+    cf = f * u(4.0, 9.0)
+    fld = _field(rng, key, (f, f), motion * u(0.3, 0.6), 3, 0.5)
+    cells = NoiseField(
+        _mix_key(key, 99),
+        (cf, cf * u(0.6, 1.6)),
+        5,
+        u(0.5, 0.62),
+        fld.wind,
+        fld.evolve * 1.5,
+        float(u(1.9, 2.15)),
+        turbulence=0,
+    )
+    return CloudLayer(
+        fld,
+        u(0.35, 0.75),
+        u(0.12, 0.3),
+        u(0.85, 0.97),
+        lit,
+        shade,
+        relief_sign * u(0.5, 1.5),
+        u(0.4, 0.9),
+        cells=cells,
+        cells_mix=u(0.8, 1.4),
+        detail=u(0.8, 1.6),
+    )
 
-    Separate from rendering so that tests and tools can inspect or tweak a scene, and so that consecutive
-    clips of one video share it exactly.
+
+def _cirrus_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
+    """Translucent patches of fine fibres: an isotropic patch field times streaks."""
+    lit, _, relief_sign = colours
+    u = rng.uniform
+    f = u(0.4, 1.0)
+    aniso = u(5.0, 14.0)
+    cf = f * u(2.0, 4.0)
+    freq = (cf, cf * aniso) if u() < 0.85 else (cf * aniso, cf)
+    fld = _field(rng, key, (f, f), motion * u(0.5, 1.0), 3, 0.5)
+    fibres = NoiseField(
+        _mix_key(key, 77), freq, 6, u(0.55, 0.68), fld.wind, fld.evolve * 1.3, float(u(1.9, 2.15))
+    )
+    return CloudLayer(
+        fld,
+        u(0.15, 0.4),
+        u(0.5, 0.9),
+        u(0.3, 0.6),
+        lit,
+        lit,
+        0.3 * relief_sign,
+        0.1,
+        cells=fibres,
+        cells_mix=u(0.8, 1.4),
+        detail=0.4,
+    )
+
+
+def _overcast_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
+    """A deck covering (nearly) the whole sky, with soft edges where it breaks."""
+    lit, shade, relief_sign = colours
+    u = rng.uniform
+    f = u(0.6, 1.6)
+    fld = _field(rng, key, (f, f * u(0.8, 1.5)), motion * u(0.5, 1.2), 7, u(0.5, 0.62), turbulence=3)
+    return CloudLayer(
+        fld,
+        u(0.8, 0.99),
+        u(0.5, 1.2),
+        1.0,
+        lit,
+        shade,
+        relief_sign * u(0.8, 2.0),
+        u(0.5, 1.0),
+        detail=u(0.6, 1.4),
+    )
+
+
+def _scud_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
+    """Low ragged dark cloud under an overcast deck, faster; its own grey, not the family's colours."""
+    u = rng.uniform
+    f = u(1.5, 3.0)
+    fld = _field(rng, key, (f, f), motion * u(1.2, 2.0), 7, 0.58, turbulence=2)
+    g = u(0.35, 0.55)
+    return CloudLayer(
+        fld,
+        u(0.2, 0.45),
+        u(0.2, 0.4),
+        0.9,
+        (g * 1.2, g * 1.2, g * 1.25),
+        (g * 0.7, g * 0.72, g * 0.78),
+        0.8,
+        0.5,
+        detail=0.4,
+    )
+
+
+_LAYER_KINDS: dict[str, Callable[[np.random.Generator, int, float, _Colours], CloudLayer]] = {
+    "cumulus": _cumulus_layer,
+    "altocumulus": _altocumulus_layer,
+    "cirrus": _cirrus_layer,
+    "overcast": _overcast_layer,
+    "scud": _scud_layer,
+}
+
+
+def _make_layer(rng: np.random.Generator, kind: str, family: str, key: int, motion: float) -> CloudLayer:
+    """One cloud deck of the given kind. ``motion`` sets the wind (deck units per frame) before scaling.
+
+    The family's colours are drawn first for every kind (scud included), so the random stream, and with it
+    every scene of a seed, stays the same whichever kind is drawn.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & _MASK64, 0x5C7]))
+    colours = _cloud_colours(rng, family)
+    make = _LAYER_KINDS.get(kind)
+    if make is None:
+        raise ValueError(f"unknown cloud kind {kind!r}")
+    return make(rng, key, motion, colours)
+
+
+def _draw_family(rng: np.random.Generator, family: str | None) -> str:
+    """The scene family: drawn with the FAMILIES weights (always, so the stream does not depend on a forced
+    family), then replaced by ``family`` when one is given."""
     names = list(FAMILIES)
     probs = np.array([FAMILIES[n] for n in names])
     drawn = names[int(rng.choice(len(names), p=probs / probs.sum()))]
     family = family or drawn
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    return family
 
+
+def _draw_view(rng: np.random.Generator, family: str) -> tuple[float, float, bool]:
+    """(field of view, horizon row on the virtual canvas, whether the camera is tilted up)."""
     fov = float(rng.uniform(0.9, 1.4))
     fovpx = fov / VIRTUAL_W
     up_view = rng.uniform() < (0.45 if family not in ("night", "aurora") else 0.1)
@@ -476,60 +519,64 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
         horizon_y = min(horizon_y, 1.35 / fovpx)
     else:
         horizon_y = VIRTUAL_H * rng.uniform(0.72, 0.97)
+    return fov, horizon_y, up_view
 
-    # Wind in deck units per frame and shape change in radians per frame; both are rescaled at the end by
-    # _calibrate_motion, so only their spread and their ratio matter here.
-    motion = float(np.exp(rng.normal(np.log(0.02), 0.3)))
-    evolve = float(np.exp(rng.normal(np.log(0.02), 0.4)))
 
-    sun_x = float(rng.uniform(-0.4, 1.4) * VIRTUAL_W)
-    layers: list[CloudLayer] = []
-    keys = iter(_mix_key(seed, 1000 + i) for i in range(16))
-    stars = aurora = False
+def _draw_light(
+    rng: np.random.Generator, family: str, sun_x: float
+) -> tuple[Palette, Palette, tuple[float, float]]:
+    """The two palettes of the colour ramp (the same one outside dusk) and the sun (x, elevation)."""
     if family in ("cumulus", "altocumulus", "cirrus"):
         pal = _day_palette(rng)
-        pal_b = pal
-        sun_e = float(rng.uniform(0.3, 1.2))
-        if family == "cumulus":
-            if rng.uniform() < 0.4:
-                layers.append(_make_layer(rng, "cirrus", family, next(keys), motion))
-            layers.append(_make_layer(rng, "cumulus", family, next(keys), motion))
-        elif family == "altocumulus":
-            layers.append(_make_layer(rng, "altocumulus", family, next(keys), motion))
-            if rng.uniform() < 0.3:
-                layers.append(_make_layer(rng, "cumulus", family, next(keys), motion))
-        else:
-            layers.append(_make_layer(rng, "cirrus", family, next(keys), motion))
-            if rng.uniform() < 0.3:
-                layers.append(_make_layer(rng, "cumulus", family, next(keys), motion))
-    elif family == "overcast":
-        pal = pal_b = _day_palette(rng, overcast=True)
-        sun_e = float(rng.uniform(0.3, 1.0))
-        layers.append(_make_layer(rng, "overcast", family, next(keys), motion))
-        if rng.uniform() < 0.5:
-            layers.append(_make_layer(rng, "scud", family, next(keys), motion))
-    elif family == "dusk":
+        return pal, pal, (sun_x, float(rng.uniform(0.3, 1.2)))
+    if family == "overcast":
+        pal = _day_palette(rng, overcast=True)
+        return pal, pal, (sun_x, float(rng.uniform(0.3, 1.0)))
+    if family == "dusk":
         pal, pal_b = _dusk_palettes(rng)
         sun_e = float(rng.uniform(-0.08, 0.06))
-        sun_x = float(rng.uniform(0.1, 0.9) * VIRTUAL_W)
+        return pal, pal_b, (float(rng.uniform(0.1, 0.9) * VIRTUAL_W), sun_e)
+    pal = _night_palette(rng)  # night / aurora
+    return pal, pal, (sun_x, -0.5)
+
+
+def _draw_decks(rng: np.random.Generator, family: str, seed: int, motion: float) -> list[CloudLayer]:
+    """The cloud decks of the family, far to near (a high cirrus veil, when there is one, comes first)."""
+    keys = iter(_mix_key(seed, 1000 + i) for i in range(16))
+
+    def deck(kind: str, speed: float = motion) -> CloudLayer:
+        return _make_layer(rng, kind, family, next(keys), speed)
+
+    layers: list[CloudLayer] = []
+    if family == "cumulus":
+        if rng.uniform() < 0.4:
+            layers.append(deck("cirrus"))
+        layers.append(deck("cumulus"))
+    elif family in ("altocumulus", "cirrus"):
+        layers.append(deck(family))
+        if rng.uniform() < 0.3:
+            layers.append(deck("cumulus"))
+    elif family == "overcast":
+        layers.append(deck("overcast"))
+        if rng.uniform() < 0.5:
+            layers.append(deck("scud"))
+    elif family == "dusk":
         kinds = ["cumulus", "altocumulus", "cirrus", "overcast"]
         k = kinds[int(rng.choice(4, p=[0.3, 0.35, 0.25, 0.1]))]
-        layers.append(_make_layer(rng, k, family, next(keys), motion))
+        layers.append(deck(k))
         if k == "overcast":
             layers[-1] = replace(layers[-1], coverage=float(rng.uniform(0.55, 0.8)))
         if rng.uniform() < 0.35:
-            layers.insert(0, _make_layer(rng, "cirrus", family, next(keys), motion))
-    else:  # night / aurora
-        pal = pal_b = _night_palette(rng)
-        sun_e = -0.5
-        stars = True
-        aurora = family == "aurora"
-        if rng.uniform() < (0.45 if family == "night" else 0.2):
-            kind = ["cumulus", "altocumulus", "cirrus"][int(rng.integers(3))]
-            layers.append(_make_layer(rng, kind, family, next(keys), motion * 0.7))
+            layers.insert(0, deck("cirrus"))
+    elif rng.uniform() < (0.45 if family == "night" else 0.2):  # night / aurora: a few clouds, slower
+        kind = ["cumulus", "altocumulus", "cirrus"][int(rng.integers(3))]
+        layers.append(deck(kind, motion * 0.7))
+    return layers
 
-    # how fast the cloud shapes change relative to how fast they drift (varies a lot between real clips)
-    layers = [
+
+def _with_evolve(layers: list[CloudLayer], evolve: float) -> list[CloudLayer]:
+    """The decks with how fast their shapes change relative to their drift (varies a lot in real clips)."""
+    return [
         replace(
             ly,
             field=replace(ly.field, evolve=evolve),
@@ -537,30 +584,65 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
         )
         for ly in layers
     ]
-    palette_rate = 0.0
-    palette_start = 0.0
-    if family == "dusk":
-        palette_rate = float(rng.uniform(0.002, 0.008))
-        palette_start = float(rng.uniform(0.0, 0.6))
-        if rng.uniform() < 0.4:  # dawn: the same ramp run backwards
-            pal, pal_b = pal_b, pal
 
+
+def _draw_ramp(
+    rng: np.random.Generator, family: str, pal: Palette, pal_b: Palette
+) -> tuple[Palette, Palette, float, float]:
+    """(palette a, palette b, ramp rate per frame, ramp start): a dusk ramp, or none (rate 0)."""
+    if family != "dusk":
+        return pal, pal_b, 0.0, 0.0
+    palette_rate = float(rng.uniform(0.002, 0.008))
+    palette_start = float(rng.uniform(0.0, 0.6))
+    if rng.uniform() < 0.4:  # dawn: the same ramp run backwards
+        pal, pal_b = pal_b, pal
+    return pal, pal_b, palette_rate, palette_start
+
+
+def _draw_exposure(rng: np.random.Generator, family: str) -> tuple[float, float, float, float]:
+    """Log-gain of the camera: offset, drift per frame, wobble amplitude, wobble frequency."""
     drift = float(rng.normal(0.0, 0.0025))
     if rng.uniform() < 0.1:
         drift *= 4.0  # sometimes a large exposure change (sun behind a cloud bank, auto exposure)
-    exposure = (
+    return (
         float(rng.normal(0.15 if family in ("cumulus", "altocumulus", "cirrus", "overcast") else 0.05, 0.12)),
         drift,
         float(abs(rng.normal(0, 0.02))),
         float(rng.uniform(0.05, 0.2)),
     )
 
+
+def _draw_foreground_kind(rng: np.random.Generator, up_view: bool) -> str:
+    """What stands in front of the sky; a camera tilted up sees little of the ground."""
     fg_choices = ["none", "trees", "building"] if up_view else ["ridge", "trees", "city", "water", "flat"]
     fg_probs = np.array([0.55, 0.3, 0.15]) if up_view else np.array([0.28, 0.25, 0.17, 0.15, 0.15])
-    foreground = fg_choices[int(rng.choice(len(fg_choices), p=fg_probs))]
+    return fg_choices[int(rng.choice(len(fg_choices), p=fg_probs))]
+
+
+def make_scene(seed: int, family: str | None = None) -> Scene:
+    """Draw every parameter of one scene from ``seed`` (optionally forcing the family).
+
+    Separate from rendering so that tests and tools can inspect or tweak a scene, and so that consecutive
+    clips of one video share it exactly. The helpers draw from one random stream in a fixed order: changing
+    that order changes every scene of every seed.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & _MASK64, 0x5C7]))
+    family = _draw_family(rng, family)
+    fov, horizon_y, up_view = _draw_view(rng, family)
+
+    # Wind in deck units per frame and shape change in radians per frame; both are rescaled at the end by
+    # _calibrate_motion, so only their spread and their ratio matter here.
+    motion = float(np.exp(rng.normal(np.log(0.02), 0.3)))
+    evolve = float(np.exp(rng.normal(np.log(0.02), 0.4)))
+
+    pal, pal_b, sun = _draw_light(rng, family, float(rng.uniform(-0.4, 1.4) * VIRTUAL_W))
+    layers = _with_evolve(_draw_decks(rng, family, seed, motion), evolve)
+    pal, pal_b, palette_rate, palette_start = _draw_ramp(rng, family, pal, pal_b)
+    exposure = _draw_exposure(rng, family)
+    foreground = _draw_foreground_kind(rng, up_view)
 
     lat = rng.uniform(0.35, 1.1)
-    pole = (float(rng.uniform(-1.0, 2.0) * VIRTUAL_W), float(horizon_y - lat / fovpx))
+    pole = (float(rng.uniform(-1.0, 2.0) * VIRTUAL_W), float(horizon_y - lat / (fov / VIRTUAL_W)))
     # Target motion, drawn to match real Sky Timelapse clips: mean |frame t+1 - frame t| at 128x128 of real
     # clips is ~0.0097 (0.004 .. 0.016 over the 16 clips in real-sky-dev).
     motion_target = float(np.clip(np.exp(rng.normal(np.log(0.0095), 0.35)), 0.0035, 0.02))
@@ -573,14 +655,14 @@ def make_scene(seed: int, family: str | None = None) -> Scene:
         palette_b=pal_b,
         palette_rate=palette_rate,
         palette_start=palette_start,
-        sun=(sun_x, sun_e),
+        sun=sun,
         layers=tuple(layers),
         exposure=exposure,
         foreground=foreground,
-        stars=stars,
+        stars=family in ("night", "aurora"),
         star_pole=pole,
         star_speed=float(rng.uniform(0.0008, 0.0025)) * (1 if rng.uniform() < 0.5 else -1),
-        aurora=aurora,
+        aurora=family == "aurora",
         vignette=float(rng.uniform(0.0, 0.35)),
         side_gradient=float(rng.normal(0.0, 0.12)),
         haze_scale=float(rng.uniform(0.05, 0.14)),
@@ -746,106 +828,153 @@ def _trees_profile(rng: np.random.Generator, xv: np.ndarray, base: np.ndarray, h
     return base + np.maximum(prof + jag * (prof > 0), 0.0)
 
 
+@dataclass
+class _FgCanvas:
+    """What every foreground kind draws with: pixel grid, light, random stream, and the layers so far."""
+
+    rng: np.random.Generator
+    w: int
+    h: int
+    xv: np.ndarray  # (w,) virtual x of pixel centres
+    yv: np.ndarray  # (h,) virtual y of pixel centres
+    hy: float  # horizon row on the virtual canvas
+    haze: np.ndarray  # (3,) horizon colour, what distance fades towards
+    light: float
+    tex_key: int
+    layers: list[_FgLayer] = field(default_factory=list)
+
+    def colour(self, base: tuple, far: float, tex_amp: float = 0.25, grad: float = 0.3) -> np.ndarray:
+        """Lit (h, w, 3) colour of the next layer: ``base`` faded into the haze by ``far``, with texture."""
+        rng = self.rng
+        cells = (rng.uniform(20, 60), rng.uniform(8, 20))
+        tex = _static_noise(self.h, self.w, cells, self.tex_key + len(self.layers))
+        c = np.asarray(base, np.float32) * self.light
+        c = c * (1 - far) + self.haze * far * (0.6 + 0.4 * self.light)
+        shade = 1.0 + tex_amp * tex[..., None] - grad * (self.yv / VIRTUAL_H)[:, None, None]
+        return (c[None, None, :] * np.clip(shade, 0.2, 2.0)).astype(np.float32)
+
+    def to_rows(self, height_vpx: np.ndarray, ground_y: float) -> np.ndarray:
+        """Output rows of the tops of things ``height_vpx`` virtual pixels tall standing at ``ground_y``."""
+        return (ground_y - height_vpx) * (self.h / VIRTUAL_H)
+
+    def add(self, top: np.ndarray, colour: np.ndarray) -> None:
+        self.layers.append(_FgLayer(top, colour))
+
+
+def _fg_ridges(cv: _FgCanvas, green: tuple) -> None:
+    """One to three mountain ridges, farther ones hazier."""
+    rng = cv.rng
+    n = int(rng.integers(1, 4))
+    for i in range(n):
+        far = (n - 1 - i) / max(n, 1) * rng.uniform(0.4, 0.8)
+        amp = rng.uniform(20, 90) * (1 + 0.3 * i)
+        base = rng.uniform(0, 20) + 12 * i
+        prof = _ridge_profile(cv.xv, int(rng.integers(1 << 40)), base, amp, rng.uniform(60, 240))
+        rock = (rng.uniform(0.15, 0.35), rng.uniform(0.14, 0.3), rng.uniform(0.12, 0.28))
+        base_col = rock if rng.uniform() < 0.4 else green
+        cv.add(cv.to_rows(np.maximum(prof, 4.0), cv.hy), cv.colour(base_col, far))
+
+
+def _fg_flat(cv: _FgCanvas, green: tuple) -> None:
+    """Low hills on the horizon and a field in front of them."""
+    rng = cv.rng
+    far_h = _ridge_profile(cv.xv, int(rng.integers(1 << 40)), 3, rng.uniform(2, 10), 300)
+    cv.add(cv.to_rows(np.maximum(far_h, 1.0), cv.hy), cv.colour(green, 0.5))
+    field_top = cv.hy + rng.uniform(2, 10)
+    cv.add(np.full(cv.w, field_top * (cv.h / VIRTUAL_H)), cv.colour((0.25, 0.28, 0.1), 0.0, 0.35, -0.4))
+
+
+def _fg_trees(cv: _FgCanvas, green: tuple) -> None:
+    """A tree line on the horizon, or poking in from the bottom edge when the camera looks up."""
+    rng = cv.rng
+    ground = cv.hy
+    base = _fbm1d(cv.xv / 200, int(rng.integers(1 << 40)), 3) * 6 + rng.uniform(0, 10)
+    if cv.hy > VIRTUAL_H:  # looking up: trees poke in from the bottom edge
+        ground = VIRTUAL_H
+        base = base * 0 + rng.uniform(-10, 10)
+    prof = _trees_profile(rng, cv.xv, base, rng.uniform(12, 60))
+    cv.add(cv.to_rows(prof, ground), cv.colour(green, 0.0, 0.2, 0.0))
+
+
+def _skyline(rng: np.random.Generator, xv: np.ndarray, kind: str) -> np.ndarray:
+    """Heights (virtual px) of a city skyline, or of a few big buildings seen from below."""
+    x = -10.0
+    prof = np.zeros(xv.size)
+    while x < VIRTUAL_W + 10:
+        bw = rng.uniform(10, 60) if kind == "city" else rng.uniform(60, 160)
+        bh = rng.lognormal(np.log(30), 0.6) if kind == "city" else rng.uniform(60, 260)
+        if kind == "building" and rng.uniform() < 0.6:
+            bh = 0.0
+        sel = (xv >= x) & (xv < x + bw)
+        prof[sel] = np.maximum(prof[sel], bh)
+        if bh > 0 and rng.uniform() < 0.15:  # antenna
+            ax = x + bw * rng.uniform(0.2, 0.8)
+            prof[np.abs(xv - ax) < 1.2] = bh + rng.uniform(8, 25)
+        x += bw + (rng.uniform(0, 30) if kind == "building" else rng.uniform(-5, 8))
+    if kind == "building" and prof.max() == 0:
+        side = xv > VIRTUAL_W * 0.7 if rng.uniform() < 0.5 else xv < VIRTUAL_W * 0.3
+        prof[side] = rng.uniform(80, 250)
+    return prof
+
+
+def _fg_buildings(cv: _FgCanvas, kind: str) -> None:
+    """A skyline ("city") or big buildings from below ("building"), with lit windows."""
+    rng, xv, yv = cv.rng, cv.xv, cv.yv
+    ground = min(cv.hy, VIRTUAL_H) if kind == "city" else VIRTUAL_H
+    night = cv.light < 0.2
+    prof = _skyline(rng, xv, kind)
+    wx, wy = rng.uniform(4, 9), rng.uniform(5, 10)
+    win = ((xv % wx) < wx * 0.55)[None, :] & ((yv % wy) < wy * 0.55)[:, None]
+    cell_on = _lattice(np.floor(yv / wy)[:, None], np.floor(xv / wx)[None, :], cv.tex_key)
+    on = cell_on > (1.2 if night else 0.3)
+    lit = (win & on).astype(np.float32)
+    g = rng.uniform(0.25, 0.5)
+    col = cv.colour((g, g * 0.98, g * 0.95), 0.15 if kind == "city" else 0.0, 0.1, 0.0)
+    glow = np.asarray((1.0, 0.75, 0.4) if night else (0.55, 0.62, 0.7), np.float32)
+    col = col * (1 - lit[..., None] * 0.8) + lit[..., None] * glow * (0.8 if night else 0.35 * cv.light)
+    cv.add(cv.to_rows(prof, ground), col.astype(np.float32))
+
+
+def _fg_water(cv: _FgCanvas, green: tuple) -> dict:
+    """A far shore (hills or trees) and the lake in front of it; returns the water description."""
+    rng, xv = cv.rng, cv.xv
+    shore = rng.uniform()
+    if shore < 0.5:
+        prof = _ridge_profile(xv, int(rng.integers(1 << 40)), 1.0, rng.uniform(5, 50), rng.uniform(80, 250))
+    else:
+        prof = _trees_profile(rng, xv, np.zeros_like(xv), rng.uniform(4, 14))
+    top = cv.to_rows(np.maximum(prof, 0.5), cv.hy)
+    cv.add(top, cv.colour(green, 0.3))
+    return {
+        "row": cv.hy * (cv.h / VIRTUAL_H),
+        "reflect": float(rng.uniform(0.5, 0.85)),
+        "tint": np.asarray(_jitter(rng, (0.85, 0.95, 1.0), 0.05), np.float32),
+        "ripple": float(rng.uniform(0.5, 3.0)),
+        "key": int(rng.integers(1 << 40)),
+    }
+
+
 def _build_foreground(scene: Scene, w: int, h: int, pal: Palette) -> tuple[list[_FgLayer], dict | None]:
     """Static foreground layers (far to near) and, for lakes, the water description."""
     rng = np.random.default_rng(scene.extras["fg_seed"])
     xv = (np.arange(w) + 0.5) * (VIRTUAL_W / w)
     yv = (np.arange(h) + 0.5) * (VIRTUAL_H / h)
-    sy = h / VIRTUAL_H
-    hy = scene.horizon_y
     haze = np.asarray(pal.horizon, np.float32)
-    light = pal.fg_light
-    layers: list[_FgLayer] = []
-    water = None
-    tex_key = int(rng.integers(1 << 40))
-
-    def colour(base: tuple, far: float, tex_amp: float = 0.25, grad: float = 0.3) -> np.ndarray:
-        tex = _static_noise(h, w, (rng.uniform(20, 60), rng.uniform(8, 20)), tex_key + len(layers))
-        c = np.asarray(base, np.float32) * light
-        c = c * (1 - far) + haze * far * (0.6 + 0.4 * light)
-        shade = 1.0 + tex_amp * tex[..., None] - grad * (yv / VIRTUAL_H)[:, None, None]
-        return (c[None, None, :] * np.clip(shade, 0.2, 2.0)).astype(np.float32)
-
-    def to_rows(height_vpx: np.ndarray, ground_y: float) -> np.ndarray:
-        return (ground_y - height_vpx) * sy
-
+    cv = _FgCanvas(rng, w, h, xv, yv, scene.horizon_y, haze, pal.fg_light, int(rng.integers(1 << 40)))
     day_green = (rng.uniform(0.04, 0.12), rng.uniform(0.06, 0.15), rng.uniform(0.03, 0.08))
     kind = scene.foreground
+    water = None
     if kind == "ridge":
-        n = int(rng.integers(1, 4))
-        for i in range(n):
-            far = (n - 1 - i) / max(n, 1) * rng.uniform(0.4, 0.8)
-            amp = rng.uniform(20, 90) * (1 + 0.3 * i)
-            base = rng.uniform(0, 20) + 12 * i
-            prof = _ridge_profile(xv, int(rng.integers(1 << 40)), base, amp, rng.uniform(60, 240))
-            rock = (rng.uniform(0.15, 0.35), rng.uniform(0.14, 0.3), rng.uniform(0.12, 0.28))
-            base_col = rock if rng.uniform() < 0.4 else day_green
-            layers.append(_FgLayer(to_rows(np.maximum(prof, 4.0), hy), colour(base_col, far)))
-    elif kind in ("trees", "flat"):
-        ground = hy if kind == "trees" or hy < VIRTUAL_H else VIRTUAL_H
-        if kind == "flat":
-            far_h = _ridge_profile(xv, int(rng.integers(1 << 40)), 3, rng.uniform(2, 10), 300)
-            layers.append(_FgLayer(to_rows(np.maximum(far_h, 1.0), hy), colour(day_green, 0.5)))
-            field_top = hy + rng.uniform(2, 10)
-            layers.append(_FgLayer(np.full(w, field_top * sy), colour((0.25, 0.28, 0.1), 0.0, 0.35, -0.4)))
-        else:
-            base = _fbm1d(xv / 200, int(rng.integers(1 << 40)), 3) * 6 + rng.uniform(0, 10)
-            if hy > VIRTUAL_H:  # looking up: trees poke in from the bottom edge
-                ground = VIRTUAL_H
-                base = base * 0 + rng.uniform(-10, 10)
-            prof = _trees_profile(rng, xv, base, rng.uniform(12, 60))
-            layers.append(_FgLayer(to_rows(prof, ground), colour(day_green, 0.0, 0.2, 0.0)))
+        _fg_ridges(cv, day_green)
+    elif kind == "trees":
+        _fg_trees(cv, day_green)
+    elif kind == "flat":
+        _fg_flat(cv, day_green)
     elif kind in ("city", "building"):
-        ground = min(hy, VIRTUAL_H) if kind == "city" else VIRTUAL_H
-        x = -10.0
-        prof = np.zeros(w)
-        lit = np.zeros((h, w), np.float32)
-        night = light < 0.2
-        while x < VIRTUAL_W + 10:
-            bw = rng.uniform(10, 60) if kind == "city" else rng.uniform(60, 160)
-            bh = rng.lognormal(np.log(30), 0.6) if kind == "city" else rng.uniform(60, 260)
-            if kind == "building" and rng.uniform() < 0.6:
-                bh = 0.0
-            sel = (xv >= x) & (xv < x + bw)
-            prof[sel] = np.maximum(prof[sel], bh)
-            if bh > 0 and rng.uniform() < 0.15:  # antenna
-                ax = x + bw * rng.uniform(0.2, 0.8)
-                prof[np.abs(xv - ax) < 1.2] = bh + rng.uniform(8, 25)
-            x += bw + (rng.uniform(0, 30) if kind == "building" else rng.uniform(-5, 8))
-        if kind == "building" and prof.max() == 0:
-            side = xv > VIRTUAL_W * 0.7 if rng.uniform() < 0.5 else xv < VIRTUAL_W * 0.3
-            prof[side] = rng.uniform(80, 250)
-        wx, wy = rng.uniform(4, 9), rng.uniform(5, 10)
-        win = ((xv % wx) < wx * 0.55)[None, :] & ((yv % wy) < wy * 0.55)[:, None]
-        on = _lattice(np.floor(yv / wy)[:, None], np.floor(xv / wx)[None, :], tex_key) > (
-            1.2 if night else 0.3
-        )
-        lit = (win & on).astype(np.float32)
-        g = rng.uniform(0.25, 0.5)
-        col = colour((g, g * 0.98, g * 0.95), 0.15 if kind == "city" else 0.0, 0.1, 0.0)
-        glow = np.asarray((1.0, 0.75, 0.4) if night else (0.55, 0.62, 0.7), np.float32)
-        col = col * (1 - lit[..., None] * 0.8) + lit[..., None] * glow * (0.8 if night else 0.35 * light)
-        layers.append(_FgLayer(to_rows(prof, ground), col.astype(np.float32)))
+        _fg_buildings(cv, kind)
     elif kind == "water":
-        shore = rng.uniform()
-        if shore < 0.5:
-            prof = _ridge_profile(
-                xv, int(rng.integers(1 << 40)), 1.0, rng.uniform(5, 50), rng.uniform(80, 250)
-            )
-        else:
-            prof = _trees_profile(rng, xv, np.zeros_like(xv), rng.uniform(4, 14))
-        top = to_rows(np.maximum(prof, 0.5), hy)
-        col = colour(day_green, 0.3)
-        bottom = hy * sy
-        layers.append(_FgLayer(top, col))
-        water = {
-            "row": bottom,
-            "reflect": float(rng.uniform(0.5, 0.85)),
-            "tint": np.asarray(_jitter(rng, (0.85, 0.95, 1.0), 0.05), np.float32),
-            "ripple": float(rng.uniform(0.5, 3.0)),
-            "key": int(rng.integers(1 << 40)),
-        }
-    return layers, water
+        water = _fg_water(cv, day_green)
+    return cv.layers, water
 
 
 # ---------------------------------------------------------------------------------------------------------

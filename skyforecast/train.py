@@ -1,21 +1,16 @@
 """Training and fine-tuning MD-GAN: Stage I (Base-Net G1 vs D1) then Stage II (Refine-Net G2 vs D2 on the
-frozen Base-Net's outputs), with a run folder a person can read:
+frozen Base-Net's outputs). ``train(TrainConfig(...))`` is the API the CLI and the tests call.
 
-    RUN_DIR/
-      config.json            the settings of the run (and of each resumed session)
-      metrics.jsonl          one JSON object per logged step
-      previews/step_*.gif    input | Stage I | Stage II | real, for one fixed clip (labelled panels)
-      checkpoints/step_*.pt  the last few full training states (atomic writes)
-      model/                 the exported MDGAN (config.json + model.safetensors + README.md card)
+Where things are: the settings in ``trainconfig`` (``TrainConfig``), the run folder (checkpoints, RNG state,
+metrics, previews, the exported model) in ``runfolder``, single-process vs ``torchrun`` in ``distributed``;
+this module holds the loop. ``Trainer._step`` is what one training step does, ``Trainer._after_step`` what
+follows it on its cadence (metrics, preview, checkpoint).
 
 One step numbering everywhere: ``step`` is the run's global optimiser step (Stage I's steps, then Stage II's),
 the same number in metrics.jsonl, ``step_{step:08d}.pt`` and ``step_{step:08d}.gif``; ``stage_step`` counts
 within the stage. ``steps``/``epochs`` are each stage's budget: a resumed run trains the stage in progress
 (and those after it) to the budget it is given now; a stage that has ended, with the run moved on to the
 next one, is never reopened.
-
-The same code runs single-process and under ``torchrun`` (DDP): every rank trains on its shard of the
-clips, rank 0 alone writes files. ``train(TrainConfig(...))`` is the API the CLI and the tests call.
 """
 
 from __future__ import annotations
@@ -25,10 +20,9 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +32,6 @@ from torch import nn
 
 from . import __version__
 from .data import (
-    CROPS,
     FRAMES,
     SIZE,
     ClipDataset,
@@ -48,168 +41,46 @@ from .data import (
     discover_clips,
     to_model_range,
 )
+from .distributed import all_reduce_mean, dist_from_env, init_process_group, pick_device, unwrap, wrap
+from .files import atomic_write_bytes
 from .losses import adversarial_loss, content_loss, frame_difference_loss, ranking_loss_layers
 from .models import MDGAN, Discriminator, Generator, _batch_statistics, widened_state
-from .weights import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
-
-DEFAULT_LR = 2e-4
-FINETUNE_LR = 5e-5
-DEFAULT_EPOCHS = 10
-# settings that describe one session, not the run: `--resume` does not carry them over
-SESSION_ONLY = ("resume", "stop_after", "progress")
+from .runfolder import (
+    CHECKPOINT_FORMAT,
+    atomic_torch_save,
+    card_facts,
+    export_checkpoint,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    resumed_config,
+    rng_state,
+    set_rng_state,
+    stage_steps_of,
+    stored_config,
+    truncate_metrics,
+    write_model_folder,
+    write_preview,
+)
+from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, SESSION_ONLY, TrainConfig, TrainError
 
 __all__ = [
     "DEFAULT_LR",
     "FINETUNE_LR",
+    "SESSION_ONLY",
     "TrainConfig",
     "TrainError",
     "Trainer",
     "export_checkpoint",
     "finetune",
     "latest_checkpoint",
+    "list_checkpoints",
     "resumed_config",
     "start_weights",
     "stored_config",
     "train",
     "write_model_folder",
 ]
-
-
-class TrainError(Exception):
-    """A training run that cannot start or continue (bad settings, diverged loss, nothing to resume).
-    One clear line for the command line; never a traceback."""
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run. Saved as the run's ``config.json``.
-
-    Loss weights: ``lambda_con`` weights the pixel L1 in both stages. The paper's value is not legible;
-    we use pix2pix's 100 (with the GAN loss at weight 1): the L1 is a mean over pixels in [-1, 1]
-    (about 0.1-0.5) and the BCE about 0.7, so 100 lets content dominate early, which keeps the
-    adversarial game from drifting into artefacts while the discriminator is still weak, and the GAN
-    term still sharpens what the L1 alone would blur. The paper adds the L1 to Stage II "similar to the
-    objective in Stage I", so ``lambda_con2`` defaults to the same weight; ``--lambda-con2 1`` gives the
-    literal unweighted reading of the spec's Stage II formula. ``lambda_rank`` = 1 is the paper's.
-
-    D2 "maximises the ranking loss". Maximising ``-log p`` literally (``d_rank="negate"``) has no upper
-    bound: D2 wins by scaling its conv1/conv3 features, the Gram distances grow without limit and the
-    run diverges (we saw the term triple within 6 steps). The default ``d_rank="bounded"`` has D2
-    minimise ``-log(1 - p)`` instead: the same push (rank Y2 nearer Y1 than Y), bounded below by 0,
-    the way a GAN discriminator's BCE is.
-    """
-
-    data: str
-    out: str
-    stage: str = "all"  # "1", "2" or "all"
-    steps: int | None = None  # optimiser steps per stage (wins over epochs)
-    epochs: int | None = None  # passes over the data per stage (default DEFAULT_EPOCHS)
-    batch_size: int = 8  # per process
-    ngf: int = 32
-    refine_ngf: int | None = None  # Refine-Net's width; None = ngf (or the starting weights' Refine-Net)
-    ndf: int = 32
-    lr: float = DEFAULT_LR
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lambda_con: float = 100.0
-    lambda_con2: float | None = None  # Stage II L1 weight; None = lambda_con
-    lambda_rank: float = 1.0
-    lambda_flicker: float = 0.0  # weight of the 2nd-order frame-difference L1 (not in the paper; 0 = off)
-    d_rank: str = "bounded"  # D2's side of the ranking loss: "bounded" (-log(1-p)) or "negate" (-L_rank)
-    refine_init: str | None = None  # G2 at Stage II step 0: "base" | "weights" | "random"; None = auto
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    resume: bool = False
-    weights: str | None = None  # start from these weights (finetune): folder, Hub id[@rev], ...
-    num_workers: int = 2
-    seed: int = 0
-    log_every: int = 10
-    preview_every: int = 200
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    crop: str = "squash"
-    clip_stride: int | None = None
-    flip: bool = True
-    sync_bn: bool = False
-    deterministic: bool = False
-    push_to_hub: str | None = None
-    stop_after: int | None = None  # stop (checkpoint + export) after this many steps in this session
-    progress: bool = True
-
-    def validate(self) -> None:
-        if self.stage not in ("1", "2", "all"):
-            raise TrainError(f"--stage must be 1, 2 or all, got {self.stage!r}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise TrainError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
-        if self.d_rank not in ("bounded", "negate"):
-            raise TrainError(f"d_rank must be bounded or negate, got {self.d_rank!r}")
-        if self.refine_init not in (None, "base", "weights", "random"):
-            raise TrainError(f"--refine-init must be base, weights or random, got {self.refine_init!r}")
-        if self.refine_init == "weights" and not self.weights:
-            raise TrainError("--refine-init weights needs starting --weights (use finetune)")
-        if self.crop not in CROPS:
-            raise TrainError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
-        for name in ("batch_size", "ngf", "ndf", "log_every", "preview_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise TrainError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.refine_ngf is not None and self.refine_ngf < 1:
-            raise TrainError("--refine-ngf must be at least 1")
-        if self.keep_checkpoints < 1:
-            raise TrainError("keep_checkpoints must be at least 1")
-        if self.steps is not None and self.steps < 0:
-            raise TrainError("--steps must be >= 0")
-        if self.epochs is not None and self.epochs < 0:
-            raise TrainError("--epochs must be >= 0")
-        if self.num_workers < 0:
-            raise TrainError("--num-workers must be >= 0")
-        if not (self.lambda_flicker >= 0 and math.isfinite(self.lambda_flicker)):
-            raise TrainError("--lambda-flicker must be a number >= 0")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise TrainError("--lr must be a positive number")
-
-    @property
-    def refine_start(self) -> str:
-        """Where Refine-Net starts. Fine-tuning keeps the loaded Refine-Net. From scratch we copy the
-        trained Base-Net into it (the two share every layer shape): a randomly initialised Refine-Net
-        has no outer skips to carry detail, and in our runs it was still a grey checkerboard after 200
-        steps (14.6 dB on real-sky-dev), while the copy starts from a network that already reproduces
-        the scene. ``random`` is the paper's literal setting."""
-        if self.refine_init is not None:
-            return self.refine_init
-        return "weights" if self.weights else "base"
-
-    @property
-    def stages(self) -> list[int]:
-        return {"1": [1], "2": [2], "all": [1, 2]}[self.stage]
-
-
-# ---- distributed bookkeeping --------------------------------------------------------------------------
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def on(self) -> bool:
-        return self.world > 1
-
-
-def _dist_from_env() -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    return _Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _unwrap(m: nn.Module) -> nn.Module:
-    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -227,99 +98,34 @@ def _set_requires_grad(m: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def _pick_device(name: str, d: _Dist) -> torch.device:
-    # Not pipeline.pick_device: training's `auto` skips MPS on purpose (3D transposed convolutions are
-    # not reliably supported there), and under DDP each process takes its local rank's GPU.
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise TrainError(f"--device {name!r}: {e}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainError("--device cuda: no CUDA device is available here")
-        if d.on or device.index is None:
-            device = torch.device("cuda", d.local_rank if d.on else torch.cuda.current_device())
-        torch.cuda.set_device(device)
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise TrainError("--device mps: MPS is not available here")
-    return device
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
-# ---- run folder helpers --------------------------------------------------------------------------------
+class _Meter:
+    """Running means of the step losses between two metrics lines, and the clips/s rate over that span."""
 
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = self.samples = 0
+        self.t_last = time.perf_counter()
+        self.rate = 0.0
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    def add(self, values: dict[str, float], samples: int) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+        self.samples += samples
 
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: a crash (or a full disk) mid-
-    write leaves the previous checkpoints intact and never a half-written ``step_*.pt``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """A run's checkpoints, oldest first."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(folder.glob("step_*.pt"))
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    ckpts = list_checkpoints(run_dir)
-    return ckpts[-1] if ckpts else None
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": {
-            "name": np_state[0],
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached": float(np_state[4]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    n = state["numpy"]
-    np.random.set_state(
-        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _uint8_frames(v: torch.Tensor) -> np.ndarray:
-    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
-    v = ((v.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return v.permute(1, 2, 3, 0).cpu().numpy()
+    def flush(self) -> dict[str, float]:
+        """The means since the last flush (and the rate, in ``self.rate``); starts a new span."""
+        now = time.perf_counter()
+        self.rate = self.samples / max(now - self.t_last, 1e-9)
+        means = {k: v / self.count for k, v in self.sums.items()}
+        self.sums, self.count, self.samples, self.t_last = {}, 0, 0, now
+        return means
 
 
 # ---- the trainer ---------------------------------------------------------------------------------------
@@ -333,7 +139,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, console=None):
         config.validate()
         self.cfg = config
-        self.d = _dist_from_env()
+        self.d = dist_from_env()
         self.out = Path(config.out)
         self.console = console
         self.is_setup = False
@@ -349,15 +155,29 @@ class Trainer:
 
     # -- setup
     def setup(self) -> Trainer:
-        cfg, d = self.cfg, self.d
-        if d.on and not dist.is_initialized():
-            backend = (
-                "nccl"
-                if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()))
-                else "gloo"
-            )
-            dist.init_process_group(backend=backend)
-        self.device = _pick_device(cfg.device, d)
+        """Build everything, phase by phase: the runtime (process group, device), the run folder's state
+        (refuse to mix runs; the checkpoint to resume), seeds, starting weights, data, networks and
+        optimisers, the loop state, and the run folder's files."""
+        self._init_runtime()
+        self._check_run_folder()
+        checkpoint = load_checkpoint(self.out, self.log) if self.cfg.resume else None
+        if checkpoint is not None:
+            self._keep_run_settings(checkpoint)
+        _seed_everything(self.cfg.seed)  # before building anything random
+        self._load_start_weights(checkpoint)
+        self._build_data()
+        self._build_models()
+        self._init_loop_state(checkpoint)
+        self.lambda_con2 = self.cfg.lambda_con if self.cfg.lambda_con2 is None else self.cfg.lambda_con2
+        self._preview_clip = self._pick_preview_clip()
+        self._prepare_run_folder(resumed=checkpoint is not None)
+        self.is_setup = True
+        return self
+
+    def _init_runtime(self) -> None:
+        cfg = self.cfg
+        init_process_group(cfg.device, self.d)
+        self.device = pick_device(cfg.device, self.d)
         if cfg.sync_bn and self.device.type != "cuda":
             raise TrainError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU kernel)")
         if cfg.precision == "fp16" and self.device.type == "cpu":
@@ -368,41 +188,38 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.deterministic
 
-        # the run folder: refuse to mix two runs in one folder
+    def _check_run_folder(self) -> None:
+        """Refuse to mix two runs in one folder, and to resume where there is nothing to resume."""
         ckpt = latest_checkpoint(self.out)
-        if cfg.resume and ckpt is None:
+        if self.cfg.resume and ckpt is None:
             raise TrainError(f"{self.out}: no checkpoint to resume from (checkpoints/step_*.pt)")
-        if not cfg.resume and (ckpt is not None or (self.out / "metrics.jsonl").exists()):
+        if not self.cfg.resume and (ckpt is not None or (self.out / "metrics.jsonl").exists()):
             raise TrainError(
                 f"{self.out} already holds a run: pass --resume to continue it, or another --out"
             )
 
-        checkpoint = self._load_checkpoint() if cfg.resume else None
-        if checkpoint is not None:
-            saved = checkpoint["config"]
-            # Refine-Net's width may still change while its stage has not begun (a Stage I run continued
-            # with --stage 2 --resume): it has not been trained, and Stage II starts it afresh anyway
-            refine_open = int(checkpoint["stage"]) == 1 and cfg.refine_ngf is not None
-            for key in ("ngf", "ndf") if refine_open else ("ngf", "ndf", "refine_ngf"):
-                given, kept = getattr(cfg, key), saved.get(key)  # runs before refine_ngf existed: None
-                # finetune has no --ngf (its width comes from its weights); refine_ngf None = not given
-                user_set = {"ngf": not cfg.weights, "ndf": True, "refine_ngf": given is not None}[key]
-                if given != kept and user_set:
-                    self.log(f"note: resuming with the run's {key}={kept} (not {given})")
-                setattr(cfg, key, kept)
-            self._note_changed_settings(stored_config(self.out) or saved)
+    def _keep_run_settings(self, checkpoint: dict) -> None:
+        """A resumed run keeps its network widths; every other changed setting is named in one note."""
+        cfg, saved = self.cfg, checkpoint["config"]
+        # Refine-Net's width may still change while its stage has not begun (a Stage I run continued
+        # with --stage 2 --resume): it has not been trained, and Stage II starts it afresh anyway
+        refine_open = int(checkpoint["stage"]) == 1 and cfg.refine_ngf is not None
+        for key in ("ngf", "ndf") if refine_open else ("ngf", "ndf", "refine_ngf"):
+            given, kept = getattr(cfg, key), saved.get(key)  # runs before refine_ngf existed: None
+            # finetune has no --ngf (its width comes from its weights); refine_ngf None = not given
+            user_set = {"ngf": not cfg.weights, "ndf": True, "refine_ngf": given is not None}[key]
+            if given != kept and user_set:
+                self.log(f"note: resuming with the run's {key}={kept} (not {given})")
+            setattr(cfg, key, kept)
+        self._note_changed_settings(stored_config(self.out) or saved)
 
-        # seeds before building anything random
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-
-        # initial weights (finetune) decide the width
+    def _load_start_weights(self, checkpoint: dict | None) -> None:
+        """Fine-tuning's starting weights (not on resume: the checkpoint has them); they decide the width."""
+        cfg = self.cfg
         self.init_model: MDGAN | None = None
         self.batch_stats = False
         if cfg.weights and checkpoint is None:
-            from .models import WeightsError
-            from .weights import load_model
+            from .weights import WeightsError, load_model
 
             try:  # a run folder stands for its model/ (weights.run_model_folder), as for every command
                 self.init_model = load_model(cfg.weights, device="cpu")
@@ -415,7 +232,8 @@ class Trainer:
         if checkpoint is not None:
             self.batch_stats = bool(checkpoint.get("batch_stats", False))
 
-        # data
+    def _build_data(self) -> None:
+        cfg, d = self.cfg, self.d
         self.index = discover_clips(cfg.data, FRAMES, cfg.clip_stride)
         self.dataset = ClipDataset(self.index, SIZE, cfg.crop)
         self.sampler = ClipSampler(
@@ -432,7 +250,9 @@ class Trainer:
         self.batches_per_epoch = per_rank // self.batch_size
         self.log(f"data: {self.index.summary()}")
 
-        # models
+    def _build_models(self) -> None:
+        """The four networks (initialised, or from the starting weights), their optimisers, the AMP setup."""
+        cfg = self.cfg
         self.refine_start = self._refine_start()
         self.g1 = Generator(cfg.ngf, outer_skips=True)
         self.g2 = Generator(cfg.refine_ngf or cfg.ngf, outer_skips=False)
@@ -444,7 +264,7 @@ class Trainer:
             self.g1.load_state_dict(self.init_model.base.state_dict())
             if self.refine_start == "weights":
                 self.g2.load_state_dict(self._widened(self.init_model.refine))
-        if cfg.sync_bn and d.on:
+        if cfg.sync_bn and self.d.on:
             self.g1, self.g2, self.d1, self.d2 = (
                 nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (self.g1, self.g2, self.d1, self.d2)
             )
@@ -458,7 +278,7 @@ class Trainer:
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
 
-        # loop state
+    def _init_loop_state(self, checkpoint: dict | None) -> None:
         self.stage_idx = 0
         self.step = 0
         self.epoch = 0
@@ -468,38 +288,21 @@ class Trainer:
         self.stage_steps: dict[int, int] = {}  # steps each stage has trained so far in this run
         if checkpoint is not None:
             self._restore(checkpoint)
-        elif 2 in cfg.stages and 1 not in cfg.stages and self.init_model is None:
+        elif 2 in self.cfg.stages and 1 not in self.cfg.stages and self.init_model is None:
             raise TrainError(
                 "Stage II trains on a trained Base-Net's outputs: run --stage 1 first and continue that run "
                 "with --stage 2 --resume, or start from trained weights with `skyforecast finetune --stage 2`"
             )
 
-        self.lambda_con2 = cfg.lambda_con if cfg.lambda_con2 is None else cfg.lambda_con2
-        self._preview_clip = self._pick_preview_clip()
-        if d.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "checkpoints").mkdir(exist_ok=True)
-            (self.out / "previews").mkdir(exist_ok=True)
-            self._write_run_config()
-            if checkpoint is not None:
-                self._truncate_metrics(self.global_step)
-        self.is_setup = True
-        return self
-
-    def _load_checkpoint(self) -> dict:
-        errors = []
-        for path in reversed(list_checkpoints(self.out)):
-            try:
-                ck = torch.load(path, map_location="cpu", weights_only=True)
-                if ck.get("format") != CHECKPOINT_FORMAT:
-                    raise ValueError("not a skyforecast training checkpoint")
-                if errors:
-                    self.log(f"[yellow]warning:[/] skipped unreadable checkpoint(s): {'; '.join(errors)}")
-                self.log(f"resuming from {path}")
-                return ck
-            except Exception as e:  # truncated / foreign file: fall back to the previous one
-                errors.append(f"{path.name} ({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})")
-        raise TrainError(f"{self.out}: no readable checkpoint ({'; '.join(errors)})")
+    def _prepare_run_folder(self, resumed: bool) -> None:
+        if not self.d.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "checkpoints").mkdir(exist_ok=True)
+        (self.out / "previews").mkdir(exist_ok=True)
+        self._write_run_config()
+        if resumed:
+            truncate_metrics(self.out / "metrics.jsonl", self.global_step)
 
     def _restore(self, ck: dict) -> None:
         cfg = self.cfg
@@ -515,18 +318,18 @@ class Trainer:
         stage = int(ck["stage"])
         self.global_step = int(ck["global_step"])
         self.skipped_clips = int(ck.get("skipped_clips", 0))
-        self.stage_steps = _stage_steps(ck)
+        self.stage_steps = stage_steps_of(ck)
         if stage not in cfg.stages:
             if stage == 1 and cfg.stages == [2]:  # Stage I run continued as Stage II
                 self.stage_idx, self.step, self.epoch, self.batch_in_epoch = 0, 0, 0, 0
-                _set_rng_state(ck["rng"])
+                set_rng_state(ck["rng"])
                 return
             raise TrainError(f"the checkpoint is in Stage {stage}, which --stage {cfg.stage} does not train")
         self.stage_idx = cfg.stages.index(stage)
         self.step = int(ck["step"])
         self.epoch = int(ck["epoch"])
         self.batch_in_epoch = int(ck["batch_in_epoch"])
-        _set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
 
     def _note_changed_settings(self, stored: dict) -> None:
         """One note naming every setting of this session that differs from what the run stored (the CLI
@@ -574,22 +377,7 @@ class Trainer:
             "versions": {"skyforecast": __version__, "torch": torch.__version__},
             "sessions": sessions,
         }
-        _atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
-
-    def _truncate_metrics(self, global_step: int) -> None:
-        """Drop metric lines logged after the checkpoint we resumed from: those steps are redone."""
-        path = self.out / "metrics.jsonl"
-        if not path.exists():
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)  # lines of runs before one numbering carry "global_step"
-                if record.get("global_step", record.get("step", 0)) <= global_step:
-                    keep.append(line)
-            except ValueError:
-                continue
-        _atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+        atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
 
     def _refine_start(self) -> str:
         """``cfg.refine_start``, checked against the widths. A wider Refine-Net than its source (Base-Net, or
@@ -644,7 +432,7 @@ class Trainer:
 
     def _base_output(self, x: torch.Tensor) -> torch.Tensor:
         """Frozen Base-Net (Stage II): eval mode, no grad; batch statistics if the weights need them."""
-        g1 = _unwrap(self.g1)
+        g1 = unwrap(self.g1)
         with torch.no_grad(), _batch_statistics(g1, self.batch_stats), self._autocast():
             return g1(x).float()
 
@@ -668,7 +456,7 @@ class Trainer:
         # G1: fool the (updated) D1 and match the real clip pixel by pixel
         _set_requires_grad(d1, False)
         with self._autocast():
-            o_gen = _unwrap(d1)(y1)  # D1's gradients are not needed: bypass DDP's all-reduce
+            o_gen = unwrap(d1)(y1)  # D1's gradients are not needed: bypass DDP's all-reduce
         adv = adversarial_loss(o_gen.logit, True)
         l1 = content_loss(y1, real)
         flicker = frame_difference_loss(y1, real, order=2)
@@ -706,7 +494,7 @@ class Trainer:
         self._backward_step(loss_d, "d2")
         # G2: fool D2, move toward the real clip's motion and away from Stage I's, keep content
         _set_requires_grad(d2, False)
-        d2m = _unwrap(d2)
+        d2m = unwrap(d2)
         with self._autocast():
             o_gen = d2m(y2)
             with torch.no_grad():
@@ -739,11 +527,9 @@ class Trainer:
         exported model predicts)."""
         if not self.d.main or self._preview_clip is None:
             return None
-        import imageio.v3 as iio
-
         real = to_model_range(self._preview_clip[None].to(self.device))
         x = real[:, :, :1].expand_as(real)
-        g1, g2 = _unwrap(self.g1), _unwrap(self.g2)
+        g1, g2 = unwrap(self.g1), unwrap(self.g2)
         modes = (g1.training, g2.training)
         g1.eval()
         g2.eval()
@@ -754,14 +540,8 @@ class Trainer:
         finally:
             g1.train(modes[0])
             g2.train(modes[1])
-        panels = [_uint8_frames(v[0]) for v in (x, y1, y2, real)]
-        labels = ("input", "Stage I", "Stage II", "real")
-        grid = np.concatenate([_label(p, t) for p, t in zip(panels, labels, strict=True)], axis=2)
         path = self.out / "previews" / f"step_{self.global_step:08d}.gif"
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gif")
-        iio.imwrite(tmp, grid, duration=125, loop=0)
-        os.replace(tmp, path)
-        return path
+        return write_preview(path, {"input": x[0], "Stage I": y1[0], "Stage II": y2[0], "real": real[0]})
 
     def checkpoint_state(self) -> dict:
         return {
@@ -778,10 +558,10 @@ class Trainer:
             "world_size": self.d.world,
             "skipped_clips": self.skipped_clips,
             "batch_stats": self.batch_stats,
-            "models": {n: _unwrap(getattr(self, n)).state_dict() for n in ("g1", "g2", "d1", "d2")},
+            "models": {n: unwrap(getattr(self, n)).state_dict() for n in ("g1", "g2", "d1", "d2")},
             "optim": {n: o.state_dict() for n, o in self.opt.items()},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "rng": _rng_state(),
+            "rng": rng_state(),
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -789,7 +569,7 @@ class Trainer:
             return None
         folder = self.out / "checkpoints"
         path = folder / f"step_{self.global_step:08d}.pt"
-        _atomic_torch_save(self.checkpoint_state(), path)
+        atomic_torch_save(self.checkpoint_state(), path)
         for old in list_checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
             old.unlink(missing_ok=True)
         return path
@@ -799,9 +579,9 @@ class Trainer:
         if not self.d.main:
             return None
         model = MDGAN(ngf=self.cfg.ngf, batch_stats=self.batch_stats, refine_ngf=self.cfg.refine_ngf)
-        model.base.load_state_dict(_plain_bn(_unwrap(self.g1).state_dict()))
-        model.refine.load_state_dict(_plain_bn(_unwrap(self.g2).state_dict()))
-        facts = _card_facts(
+        model.base.load_state_dict(unwrap(self.g1).state_dict())
+        model.refine.load_state_dict(unwrap(self.g2).state_dict())
+        facts = card_facts(
             model,
             asdict(self.cfg),
             self.stage_steps,
@@ -835,10 +615,7 @@ class Trainer:
         )
 
     def _wrap(self, name: str) -> None:
-        m = getattr(self, name)
-        if self.d.on and not isinstance(m, nn.parallel.DistributedDataParallel):
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            setattr(self, name, nn.parallel.DistributedDataParallel(m, device_ids=ids))
+        setattr(self, name, wrap(getattr(self, name), self.device, self.d))
 
     def run(self) -> Path:
         if not self.is_setup:
@@ -918,13 +695,74 @@ class Trainer:
 
     def _run_stage(self, progress) -> bool:
         """Train the current stage to its step budget. Returns True when the session stops early."""
-        cfg, total = self.cfg, self.total_steps()
+        total = self.total_steps()
+        step_fn = self._enter_stage()
+        self._bar = (progress, self._stage_task(progress, total))
+        meter = _Meter()
+        while self.step < total:
+            for real in self._epoch_batches(total):
+                values = self._step(step_fn, real)
+                meter.add(values, real.shape[0] * self.d.world)
+                end_of_stage, stop_now = self._after_step(meter, total)
+                if end_of_stage:
+                    return False
+                if stop_now:
+                    return True
+        return False
+
+    def _step(self, step_fn, real: torch.Tensor) -> dict[str, float]:
+        """One training step: the stage's discriminator then generator update on one batch (``step_fn``:
+        ``train_step_stage1`` or ``train_step_stage2``), its losses averaged over the processes and checked
+        to be finite, then the counters advanced (run step, stage step, batch within the epoch)."""
+        stats = step_fn(real)
+        names = sorted(stats)
+        vec = all_reduce_mean(torch.stack([stats[n].float() for n in names]), self.d)
+        values = dict(zip(names, vec.tolist(), strict=True))
+        if not all(math.isfinite(v) for v in values.values()):
+            last = latest_checkpoint(self.out)
+            bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
+            raise TrainError(
+                f"loss is not finite at step {self.global_step + 1} (Stage {self.stage} step "
+                f"{self.step + 1}; {bad}); stopped without saving. Last good checkpoint: "
+                f"{last if last else 'none'}. Try a lower --lr"
+                + (" or --precision fp32" if self.cfg.precision != "fp32" else "")
+            )
+        self.step += 1
+        self.global_step += 1
+        self.stage_steps[self.stage] = self.step
+        self.session_steps += 1
+        self._next_batch()
+        return values
+
+    def _after_step(self, meter: _Meter, total: int) -> tuple[bool, bool]:
+        """What follows a step, each on its cadence: a metrics line (--log-every), the progress bar, a
+        preview (--preview-every), a checkpoint (--checkpoint-every); all of them at the end of the stage
+        and when the session stops. Returns (the stage has ended, the session stops now)."""
+        cfg = self.cfg
+        end_of_stage = self.step >= total
+        stop_now = cfg.stop_after is not None and self.session_steps >= cfg.stop_after
+        if self.step % cfg.log_every == 0 or end_of_stage or stop_now:
+            means = meter.flush()
+            self._log_metrics(means, meter.rate)
+            shown = {k: means[k] for k in ("loss_g", "loss_d", "l1", "rank") if k in means}
+            self._show(losses="  ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+        self._show(completed=self.step, epoch=self.epoch, rate=f"{meter.rate:.2f}" if meter.rate else "-")
+        if self.step % cfg.preview_every == 0 or end_of_stage:
+            self.write_preview()
+        last_stage = self.stage_idx + 1 >= len(cfg.stages)
+        if (self.step % cfg.checkpoint_every == 0 or end_of_stage or stop_now) and (
+            last_stage or not end_of_stage  # else run() checkpoints the start of the next stage
+        ):
+            self.save_checkpoint()
+        return end_of_stage, stop_now
+
+    def _enter_stage(self):
+        """Put the networks in their roles for the current stage (the trained pair in train mode with
+        gradients, the rest frozen; DDP-wrapped when distributed) and return its step function."""
         stage = self.stage
-        train_gen = self.g1 if stage == 1 else self.g2
-        models = (self.g1, self.d1) if stage == 1 else (self.g2, self.d2)
-        for m in models:
+        for m in (self.g1, self.d1) if stage == 1 else (self.g2, self.d2):
             m.train()
-        _set_requires_grad(train_gen, True)
+        _set_requires_grad(self.g1 if stage == 1 else self.g2, True)
         if stage == 2:
             self.g1.eval()
             _set_requires_grad(self.g1, False)
@@ -934,106 +772,58 @@ class Trainer:
             _set_requires_grad(self.d2, False)
         self._wrap("g1" if stage == 1 else "g2")
         self._wrap("d1" if stage == 1 else "d2")
-        step_fn = self.train_step_stage1 if stage == 1 else self.train_step_stage2
         if stage == 2 and self.step == 0 and self.refine_start == "base":
-            _unwrap(self.g2).load_state_dict(self._widened(_unwrap(self.g1)))
+            unwrap(self.g2).load_state_dict(self._widened(unwrap(self.g1)))
             self.log("Stage II: Refine-Net starts as a copy of Base-Net (--refine-init base)")
-        task = None
-        if progress is not None:
-            task = progress.add_task(
-                "",
-                total=total,
-                completed=self.step,
-                stage="I" if stage == 1 else "II",
-                epoch=self.epoch,
-                rate="-",
-                losses="",
+        return self.train_step_stage1 if stage == 1 else self.train_step_stage2
+
+    def _epoch_batches(self, total: int):
+        """The batches left in the current epoch, on the device in [-1, 1]. A batch whose clips were all
+        unreadable is counted and skipped; an epoch in which no clip could be read is an error."""
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.set_start(self.batch_in_epoch * self.batch_size)
+        seen_any = False
+        for batch in self._loader_obj:
+            self.skipped_clips += batch["skipped"]
+            if batch["video"] is None:  # every clip of this batch was unreadable
+                if self._next_batch():
+                    break
+                continue
+            seen_any = True
+            yield to_model_range(batch["video"].to(self.device, non_blocking=True))
+            if self.batch_in_epoch == 0:
+                break  # epoch finished (the step wrapped the counter): re-seed the sampler for the next one
+        else:  # loader exhausted without the counter wrapping (cannot happen with drop_last; be safe)
+            if self.batch_in_epoch:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+        if not seen_any and self.batch_in_epoch == 0 and self.step < total:
+            raise DataError(
+                f"{self.cfg.data}: no clip of a whole epoch could be read "
+                f"({self.skipped_clips} unreadable clips)"
             )
-        sums: dict[str, float] = {}
-        count, t_last, samples = 0, time.perf_counter(), 0
-        rate = 0.0
-        if self.step >= total:
-            return False
-        while self.step < total:
-            self.sampler.set_epoch(self.epoch)
-            self.sampler.set_start(self.batch_in_epoch * self.batch_size)
-            seen_any = False
-            for batch in self._loader_obj:
-                self.skipped_clips += batch["skipped"]
-                if batch["video"] is None:  # every clip of this batch was unreadable
-                    self.batch_in_epoch += 1
-                    if self.batch_in_epoch >= self.batches_per_epoch:
-                        self.epoch += 1
-                        self.batch_in_epoch = 0
-                        break
-                    continue
-                seen_any = True
-                real = to_model_range(batch["video"].to(self.device, non_blocking=True))
-                stats = step_fn(real)
-                names = sorted(stats)
-                vec = torch.stack([stats[n].float() for n in names])
-                if self.d.on:
-                    dist.all_reduce(vec)
-                    vec /= self.d.world
-                values = dict(zip(names, vec.tolist(), strict=True))
-                if not all(math.isfinite(v) for v in values.values()):
-                    last = latest_checkpoint(self.out)
-                    bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
-                    raise TrainError(
-                        f"loss is not finite at step {self.global_step + 1} (Stage {stage} step "
-                        f"{self.step + 1}; {bad}); stopped without saving. Last good checkpoint: "
-                        f"{last if last else 'none'}. Try a lower --lr"
-                        + (" or --precision fp32" if cfg.precision != "fp32" else "")
-                    )
-                self.step += 1
-                self.global_step += 1
-                self.stage_steps[stage] = self.step
-                self.batch_in_epoch += 1
-                self.session_steps += 1
-                samples += real.shape[0] * self.d.world
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                if self.batch_in_epoch >= self.batches_per_epoch:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                end_of_stage = self.step >= total
-                stop_now = cfg.stop_after is not None and self.session_steps >= cfg.stop_after
-                if self.step % cfg.log_every == 0 or end_of_stage or stop_now:
-                    now = time.perf_counter()
-                    rate = samples / max(now - t_last, 1e-9)
-                    self._log_metrics({k: v / count for k, v in sums.items()}, rate)
-                    if task is not None:
-                        shown = {k: sums[k] / count for k in ("loss_g", "loss_d", "l1", "rank") if k in sums}
-                        progress.update(task, losses="  ".join(f"{k} {v:.3f}" for k, v in shown.items()))
-                    sums, count, t_last, samples = {}, 0, now, 0
-                if task is not None:
-                    progress.update(
-                        task, completed=self.step, epoch=self.epoch, rate=f"{rate:.2f}" if rate else "-"
-                    )
-                if self.step % cfg.preview_every == 0 or end_of_stage:
-                    self.write_preview()
-                last_stage = self.stage_idx + 1 >= len(cfg.stages)
-                if (self.step % cfg.checkpoint_every == 0 or end_of_stage or stop_now) and (
-                    last_stage or not end_of_stage  # else run() checkpoints the start of the next stage
-                ):
-                    self.save_checkpoint()
-                if end_of_stage:
-                    return False
-                if stop_now:
-                    return True
-                if self.batch_in_epoch == 0:
-                    break  # epoch finished: re-seed the sampler for the next one
-            else:  # loader exhausted without the counter wrapping (cannot happen with drop_last; be safe)
-                if self.batch_in_epoch:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-            if not seen_any and self.batch_in_epoch == 0 and self.step < total:
-                raise DataError(
-                    f"{cfg.data}: no clip of a whole epoch could be read "
-                    f"({self.skipped_clips} unreadable clips)"
-                )
+
+    def _next_batch(self) -> bool:
+        """Count one batch of the epoch; True when that ends the epoch."""
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch >= self.batches_per_epoch:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            return True
         return False
+
+    def _stage_task(self, progress, total: int):
+        if progress is None:
+            return None
+        stage = "I" if self.stage == 1 else "II"
+        return progress.add_task(
+            "", total=total, completed=self.step, stage=stage, epoch=self.epoch, rate="-", losses=""
+        )
+
+    def _show(self, **fields) -> None:
+        progress, task = self._bar
+        if task is not None:
+            progress.update(task, **fields)
 
     def _log_metrics(self, values: dict[str, float], rate: float) -> None:
         if self._metrics_file is None:
@@ -1051,206 +841,6 @@ class Trainer:
         }
         self._metrics_file.write(json.dumps(record) + "\n")
         self._metrics_file.flush()
-
-
-def _label(frames: np.ndarray, text: str) -> np.ndarray:
-    """Write ``text`` (white on a black box, Pillow's default font) into the top-left corner of every frame
-    of a (T, H, W, 3) uint8 panel, so a preview says which panel is which."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
-    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((2, 1), text, font=font)
-    stamp = Image.new("RGB", (box[2] + 2, box[3] + 2))
-    ImageDraw.Draw(stamp).text((2, 1), text, fill=(255, 255, 255), font=font)
-    h, w = min(stamp.height, frames.shape[1]), min(stamp.width, frames.shape[2])
-    out = frames.copy()
-    out[:, :h, :w] = np.asarray(stamp)[:h, :w]
-    return out
-
-
-def _stage_steps(ck: dict) -> dict[int, int]:
-    """Steps each stage trained, from a checkpoint (older checkpoints: derived from stage/step/global)."""
-    if "stage_steps" in ck:
-        return {int(k): int(v) for k, v in ck["stage_steps"].items()}
-    stage, step, total = int(ck["stage"]), int(ck["step"]), int(ck["global_step"])
-    return {1: total - step, 2: step} if stage == 2 and total > step else {stage: step}
-
-
-def _plain_bn(state: dict) -> dict:
-    """SyncBatchNorm and BatchNorm share state-dict keys; nothing to rename, kept as a seam."""
-    return state
-
-
-def _card_facts(
-    model: MDGAN,
-    settings: dict,
-    stage_steps: dict[int, int],
-    global_step: int,
-    *,
-    clips: int | None,
-    data_summary: str | None = None,
-    world_size: int = 1,
-    source: str | None = None,
-):
-    from .card import CardFacts
-
-    settings = dict(settings)  # the values the run used where the config says "auto"
-    if settings.get("lambda_con2") is None:
-        settings["lambda_con2"] = settings.get("lambda_con")
-    if settings.get("refine_init") is None:
-        settings["refine_init"] = "weights" if settings.get("weights") else "base"
-    if settings.get("clip_stride") is None:
-        settings["clip_stride"] = FRAMES
-    return CardFacts(
-        ngf=model.ngf,
-        refine_ngf=model.refine_ngf,
-        batch_stats=model.batch_stats,
-        parameters=sum(p.numel() for p in model.parameters()),
-        settings=settings,
-        stage_steps=dict(stage_steps),
-        global_step=global_step,
-        clips=clips,
-        data_summary=data_summary,
-        world_size=world_size,
-        source=source,
-    )
-
-
-def write_model_folder(model: MDGAN, final: Path, facts) -> Path:
-    """Write ``final`` (config.json + model.safetensors + the README.md card) into a temporary sibling folder,
-    then swap it in: a crash leaves the previous folder or none, never a mix."""
-    from .card import model_card
-
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")  # replaces the mixin's placeholder
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    return final
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [line for line in str(e).splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(e).__name__
-
-
-def export_checkpoint(
-    source: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-    evaluate_on: str | os.PathLike | None = None,
-    device: str = "auto",
-    limit: int | None = None,
-) -> Path:
-    """Make a model folder (what ``--weights`` takes) from one training checkpoint: a ``step_*.pt`` of a run,
-    or a run folder (its latest checkpoint). The card records the run's data, steps and settings; with
-    ``evaluate_on`` (clips) the model is scored with ``skyforecast.evaluate`` and the scores go in the card.
-    Our own checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values only."""
-    src = Path(source)
-    if src.is_dir():
-        ckpt = latest_checkpoint(src)
-        if ckpt is None:
-            raise TrainError(
-                f"{src}: no checkpoints/step_*.pt here (a run folder is what `train --out` made)"
-            )
-    elif src.is_file():
-        ckpt = src
-    else:
-        raise TrainError(f"{src}: no such checkpoint file or run folder")
-    import zipfile
-
-    if not zipfile.is_zipfile(ckpt):
-        raise TrainError(f"{ckpt}: not a skyforecast training checkpoint (not a PyTorch zip file)")
-    try:
-        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, or holding objects beyond tensors and plain values (not ours)
-        reason = "it holds more than tensors and plain values" if "weights_only" in str(e) else _first_line(e)
-        raise TrainError(f"{ckpt}: not a readable skyforecast training checkpoint ({reason})") from None
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise TrainError(f"{ckpt}: not a skyforecast training checkpoint")
-    out = Path(out)
-    if out.exists():
-        is_model = (out / "config.json").is_file() or (out / "model.safetensors").is_file()
-        if not out.is_dir() or (any(out.iterdir()) and not is_model):
-            raise TrainError(f"{out}: exists and is not a model folder; choose another output folder")
-        if is_model and not overwrite:
-            raise TrainError(f"{out}: already holds a model; pass --overwrite to replace it")
-    g1, g2 = ck["models"]["g1"], ck["models"]["g2"]
-    model = MDGAN(
-        ngf=g1["conv1.weight"].shape[0],
-        batch_stats=bool(ck.get("batch_stats", False)),
-        refine_ngf=g2["conv1.weight"].shape[0],
-    )
-    model.base.load_state_dict(g1)
-    model.refine.load_state_dict(g2)
-    model.eval()
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
-    clips, summary = ck.get("clips"), ck.get("data_summary")
-    if clips is None and run is not None:  # checkpoints written before these entries: the run's config
-        try:
-            effective = json.loads((run / "config.json").read_text())["effective"]
-            clips, summary = effective.get("clips"), effective.get("data")
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    facts = _card_facts(
-        model,
-        ck["config"],
-        _stage_steps(ck),
-        int(ck["global_step"]),
-        clips=clips,
-        data_summary=summary,
-        world_size=int(ck.get("world_size", 1)),
-        source=f"checkpoint `{ckpt}`",
-    )
-    write_model_folder(model, out, facts)
-    if evaluate_on is not None:
-        from .card import model_card
-        from .evaluate import evaluate
-
-        systems = ("stage2", "stage1", "copy")
-        report = evaluate(evaluate_on, str(out), device=device, limit=limit, systems=systems)
-        facts.scores = {r.label: r.to_dict() for r in report.systems.values()}
-        facts.eval_data, facts.eval_clips = str(evaluate_on), report.num_clips
-        _atomic_write_bytes(out / "README.md", model_card(facts).encode())
-    return out
-
-
-def stored_config(out: str | os.PathLike) -> dict | None:
-    """The settings a run folder holds in its config.json (those of its latest session), or None."""
-    try:
-        config = json.loads((Path(out) / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return config if isinstance(config, dict) else None
-
-
-def resumed_config(out: str | os.PathLike, given: dict) -> TrainConfig:
-    """What ``train --resume`` runs with: every setting the run stored (its config.json, else its latest
-    checkpoint), replaced by the settings in ``given``, the ones the user gave again. Session-only
-    settings (``SESSION_ONLY``: stop_after, progress) are never carried over. The Trainer names every
-    setting that changed in one note."""
-    stored = stored_config(out)
-    ckpt = latest_checkpoint(out)
-    if stored is None and ckpt is not None:
-        try:
-            stored = torch.load(ckpt, map_location="cpu", weights_only=True).get("config")
-        except Exception:  # the Trainer reports unreadable checkpoints when it loads them
-            stored = None
-    known = {f.name for f in fields(TrainConfig)}
-    settings = {k: v for k, v in (stored or {}).items() if k in known and k not in SESSION_ONLY}
-    settings.update(given)
-    settings.update(out=str(out), resume=True)
-    return TrainConfig(**settings)
 
 
 def start_weights(spec: str | None) -> tuple[str, str]:

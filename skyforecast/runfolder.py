@@ -1,0 +1,353 @@
+"""A training run folder, the files a person (and ``--resume``) reads:
+
+    RUN_DIR/
+      config.json            the settings of the run (and of each resumed session)
+      metrics.jsonl          one JSON object per logged step
+      previews/step_*.gif    input | Stage I | Stage II | real, for one fixed clip (labelled panels)
+      checkpoints/step_*.pt  the last few full training states (atomic writes)
+      model/                 the exported MDGAN (config.json + model.safetensors + README.md card)
+
+Reading and writing checkpoints (with the RNG state that makes a resume exact), metrics, previews, the
+exported model folder, and ``export_checkpoint`` (any checkpoint -> a model folder). Every file is written
+through ``files.atomic_path``: a crash leaves the previous version, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import FRAMES
+from .files import atomic_path, atomic_write_bytes
+from .models import MDGAN
+from .trainconfig import SESSION_ONLY, TrainConfig, TrainError
+from .weights import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "atomic_torch_save",
+    "card_facts",
+    "export_checkpoint",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "resumed_config",
+    "rng_state",
+    "set_rng_state",
+    "stage_steps_of",
+    "stored_config",
+    "truncate_metrics",
+    "write_model_folder",
+    "write_preview",
+]
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """``files.atomic_path`` with an fsync: a crash (or a full disk) mid-write leaves the previous checkpoints
+    intact and never a half-written ``step_*.pt``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run's checkpoints, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("step_*.pt"))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _uint8_frames(v: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    v = ((v.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return v.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def _label(frames: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` (white on a black box, Pillow's default font) into the top-left corner of every frame
+    of a (T, H, W, 3) uint8 panel, so a preview says which panel is which."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((2, 1), text, font=font)
+    stamp = Image.new("RGB", (box[2] + 2, box[3] + 2))
+    ImageDraw.Draw(stamp).text((2, 1), text, fill=(255, 255, 255), font=font)
+    h, w = min(stamp.height, frames.shape[1]), min(stamp.width, frames.shape[2])
+    out = frames.copy()
+    out[:, :h, :w] = np.asarray(stamp)[:h, :w]
+    return out
+
+
+def stage_steps_of(ck: dict) -> dict[int, int]:
+    """Steps each stage trained, from a checkpoint (older checkpoints: derived from stage/step/global)."""
+    if "stage_steps" in ck:
+        return {int(k): int(v) for k, v in ck["stage_steps"].items()}
+    stage, step, total = int(ck["stage"]), int(ck["step"]), int(ck["global_step"])
+    return {1: total - step, 2: step} if stage == 2 and total > step else {stage: step}
+
+
+def card_facts(
+    model: MDGAN,
+    settings: dict,
+    stage_steps: dict[int, int],
+    global_step: int,
+    *,
+    clips: int | None,
+    data_summary: str | None = None,
+    world_size: int = 1,
+    source: str | None = None,
+):
+    from .card import CardFacts
+
+    settings = dict(settings)  # the values the run used where the config says "auto"
+    if settings.get("lambda_con2") is None:
+        settings["lambda_con2"] = settings.get("lambda_con")
+    if settings.get("refine_init") is None:
+        settings["refine_init"] = "weights" if settings.get("weights") else "base"
+    if settings.get("clip_stride") is None:
+        settings["clip_stride"] = FRAMES
+    return CardFacts(
+        ngf=model.ngf,
+        refine_ngf=model.refine_ngf,
+        batch_stats=model.batch_stats,
+        parameters=sum(p.numel() for p in model.parameters()),
+        settings=settings,
+        stage_steps=dict(stage_steps),
+        global_step=global_step,
+        clips=clips,
+        data_summary=data_summary,
+        world_size=world_size,
+        source=source,
+    )
+
+
+def write_model_folder(model: MDGAN, final: Path, facts) -> Path:
+    """Write ``final`` (config.json + model.safetensors + the README.md card) into a temporary sibling folder,
+    then swap it in: a crash leaves the previous folder or none, never a mix."""
+    from .card import model_card
+
+    with atomic_path(final, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        # the card replaces the placeholder README the mixin writes
+        (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")
+    return final
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(e).__name__
+
+
+def export_checkpoint(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    evaluate_on: str | os.PathLike | None = None,
+    device: str = "auto",
+    limit: int | None = None,
+) -> Path:
+    """Make a model folder (what ``--weights`` takes) from one training checkpoint: a ``step_*.pt`` of a run,
+    or a run folder (its latest checkpoint). The card records the run's data, steps and settings; with
+    ``evaluate_on`` (clips) the model is scored with ``skyforecast.evaluate`` and the scores go in the card.
+    Our own checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values only."""
+    ckpt = _checkpoint_file(Path(source))
+    ck = _read_checkpoint(ckpt)
+    out = Path(out)
+    _check_model_out(out, overwrite)
+    g1, g2 = ck["models"]["g1"], ck["models"]["g2"]
+    model = MDGAN(
+        ngf=g1["conv1.weight"].shape[0],
+        batch_stats=bool(ck.get("batch_stats", False)),
+        refine_ngf=g2["conv1.weight"].shape[0],
+    )
+    model.base.load_state_dict(g1)
+    model.refine.load_state_dict(g2)
+    model.eval()
+    clips, summary = _checkpoint_data(ck, ckpt)
+    facts = card_facts(
+        model,
+        ck["config"],
+        stage_steps_of(ck),
+        int(ck["global_step"]),
+        clips=clips,
+        data_summary=summary,
+        world_size=int(ck.get("world_size", 1)),
+        source=f"checkpoint `{ckpt}`",
+    )
+    write_model_folder(model, out, facts)
+    if evaluate_on is not None:
+        from .card import model_card
+        from .evaluate import evaluate
+
+        systems = ("stage2", "stage1", "copy")
+        report = evaluate(evaluate_on, str(out), device=device, limit=limit, systems=systems)
+        facts.scores = {r.label: r.to_dict() for r in report.systems.values()}
+        facts.eval_data, facts.eval_clips = str(evaluate_on), report.num_clips
+        atomic_write_bytes(out / "README.md", model_card(facts).encode())
+    return out
+
+
+def _checkpoint_file(src: Path) -> Path:
+    """The checkpoint ``export`` reads: ``src`` itself, or a run folder's latest."""
+    if src.is_file():
+        return src
+    if not src.is_dir():
+        raise TrainError(f"{src}: no such checkpoint file or run folder")
+    ckpt = latest_checkpoint(src)
+    if ckpt is None:
+        raise TrainError(f"{src}: no checkpoints/step_*.pt here (a run folder is what `train --out` made)")
+    return ckpt
+
+
+def _read_checkpoint(ckpt: Path) -> dict:
+    """One of our checkpoints, or a TrainError that says why ``ckpt`` is not one."""
+    import zipfile
+
+    if not zipfile.is_zipfile(ckpt):
+        raise TrainError(f"{ckpt}: not a skyforecast training checkpoint (not a PyTorch zip file)")
+    try:
+        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, or holding objects beyond tensors and plain values (not ours)
+        reason = "it holds more than tensors and plain values" if "weights_only" in str(e) else _first_line(e)
+        raise TrainError(f"{ckpt}: not a readable skyforecast training checkpoint ({reason})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{ckpt}: not a skyforecast training checkpoint")
+    return ck
+
+
+def _check_model_out(out: Path, overwrite: bool) -> None:
+    """Refuse to write a model over anything that is not a model folder, or over one without ``overwrite``."""
+    if not out.exists():
+        return
+    is_model = (out / "config.json").is_file() or (out / "model.safetensors").is_file()
+    if not out.is_dir() or (any(out.iterdir()) and not is_model):
+        raise TrainError(f"{out}: exists and is not a model folder; choose another output folder")
+    if is_model and not overwrite:
+        raise TrainError(f"{out}: already holds a model; pass --overwrite to replace it")
+
+
+def _checkpoint_data(ck: dict, ckpt: Path) -> tuple[int | None, str | None]:
+    """How many clips the run trained on and its data summary, for the card."""
+    clips, summary = ck.get("clips"), ck.get("data_summary")
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    if clips is None and run is not None:  # checkpoints written before these entries: the run's config
+        try:
+            effective = json.loads((run / "config.json").read_text())["effective"]
+            clips, summary = effective.get("clips"), effective.get("data")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return clips, summary
+
+
+def load_checkpoint(out: Path, log) -> dict:
+    """The newest readable checkpoint of the run in ``out``; unreadable newer ones are skipped with a warning
+    through ``log`` (a crash can truncate the last one)."""
+    errors = []
+    for path in reversed(list_checkpoints(out)):
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+            if ck.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError("not a skyforecast training checkpoint")
+            if errors:
+                log(f"[yellow]warning:[/] skipped unreadable checkpoint(s): {'; '.join(errors)}")
+            log(f"resuming from {path}")
+            return ck
+        except Exception as e:  # truncated / foreign file: fall back to the previous one
+            errors.append(f"{path.name} ({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})")
+    raise TrainError(f"{out}: no readable checkpoint ({'; '.join(errors)})")
+
+
+def truncate_metrics(path: Path, global_step: int) -> None:
+    """Drop metric lines logged after the checkpoint we resumed from: those steps are redone."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)  # lines of runs before one numbering carry "global_step"
+            if record.get("global_step", record.get("step", 0)) <= global_step:
+                keep.append(line)
+        except ValueError:
+            continue
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+
+def write_preview(path: Path, videos: dict[str, torch.Tensor]) -> Path:
+    """A GIF of labelled panels side by side, one per (3, T, H, W) video in [-1, 1] (label -> video)."""
+    import imageio.v3 as iio
+
+    panels = [_label(_uint8_frames(v), text) for text, v in videos.items()]
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.concatenate(panels, axis=2), duration=125, loop=0)
+    return path
+
+
+def stored_config(out: str | os.PathLike) -> dict | None:
+    """The settings a run folder holds in its config.json (those of its latest session), or None."""
+    try:
+        config = json.loads((Path(out) / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def resumed_config(out: str | os.PathLike, given: dict) -> TrainConfig:
+    """What ``train --resume`` runs with: every setting the run stored (its config.json, else its latest
+    checkpoint), replaced by the settings in ``given``, the ones the user gave again. Session-only
+    settings (``SESSION_ONLY``: stop_after, progress) are never carried over. The Trainer names every
+    setting that changed in one note."""
+    stored = stored_config(out)
+    ckpt = latest_checkpoint(out)
+    if stored is None and ckpt is not None:
+        try:
+            stored = torch.load(ckpt, map_location="cpu", weights_only=True).get("config")
+        except Exception:  # the Trainer reports unreadable checkpoints when it loads them
+            stored = None
+    known = {f.name for f in fields(TrainConfig)}
+    settings = {k: v for k, v in (stored or {}).items() if k in known and k not in SESSION_ONLY}
+    settings.update(given)
+    settings.update(out=str(out), resume=True)
+    return TrainConfig(**settings)
