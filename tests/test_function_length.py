@@ -16,10 +16,7 @@ from pathlib import Path
 LIMIT = 80
 PACKAGE = Path(__file__).resolve().parent.parent / "skyforecast"
 
-KNOWN_LONG: set[str] = {
-    "batch.py::run",  # issue 14 item 3 (one typed path through batch.run)
-    "cli.py::predict",  # the predict options are other work (steady / defects-predict)
-}
+KNOWN_LONG: set[str] = set()
 
 
 def function_lengths(package: Path = PACKAGE) -> dict[str, int]:
