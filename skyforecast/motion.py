@@ -278,6 +278,13 @@ def sky_prior(photo: np.ndarray, work: int = 320) -> np.ndarray:
     gc[busy] = cv2.GC_BGD
     gc[int(0.85 * h) :] = cv2.GC_BGD  # the sky is above the ground
     gc[seeds] = cv2.GC_FGD
+    return grabcut_sky(image, gc)
+
+
+def grabcut_sky(image: np.ndarray, gc: np.ndarray) -> np.ndarray:
+    """GrabCut from seeds in ``gc`` (cv2.GC_* labels, changed in place), then the sky cleaned: specks opened
+    away, only regions touching the top edge kept, and one pixel eroded so the edge of the moving part
+    stays inside the sky. Seeded the same every time (cv2.setRNGSeed), so a photo always gets one mask."""
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)
     cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
@@ -381,7 +388,7 @@ def sky_only(photo: np.ndarray, sky: np.ndarray) -> np.ndarray:
     return np.where(sky[..., None], photo, big)
 
 
-def _box(region: np.ndarray) -> tuple[int, int, int, int]:
+def bounding_box(region: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding rows and columns (y0, y1, x0, x1) of the True pixels; empty when there are none."""
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
     if len(rows) == 0:
@@ -424,7 +431,7 @@ class MotionTransfer:
         self._model_grid = _grid(mh, mw)
         self.source = photo if alpha is None else sky_only(photo, alpha > 0)
         # only the box that may move is computed; the rest of every frame is the photo
-        self.box = (0, ph, 0, pw) if alpha is None else _box(alpha > 0)
+        self.box = (0, ph, 0, pw) if alpha is None else bounding_box(alpha > 0)
         self._alpha = alpha
         self._flow = self._gain = None
 

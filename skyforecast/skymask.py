@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .motion import _keep_sky_regions, resize_mask, sky_prior
+from .motion import grabcut_sky, resize_mask, sky_prior
 
 # Below this share of the frame the strict prior is taken to have missed the sky (it found a sliver at most).
 MIN_PRIOR = 0.05
@@ -98,14 +98,7 @@ def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     gc[h // 2 :][gc[h // 2 :] == cv2.GC_PR_FGD] = cv2.GC_PR_BGD  # the lower half starts as probable ground
     gc[thin] = cv2.GC_BGD
     gc[:top][~thin[:top]] = cv2.GC_FGD
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)
-    cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
-    sky = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
-    small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
-    sky = _keep_sky_regions(sky, large=1.01)
-    return cv2.erode(sky, small)
+    return grabcut_sky(image, gc)
 
 
 __all__ = ["GROUND_ROWS", "MIN_PRIOR", "NIGHT_L", "cloudy_sky", "sky_mask", "thin_dark"]

@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from .constants import ArgumentError
+from .motion import bounding_box
 
 # Calibration and physics constants (see the module docstring and README "Beyond the paper").
 REAL_SPEED = 0.0103  # frame heights per frame: mean real sky speed over the moving half, real-sky-dev
@@ -313,7 +314,7 @@ class SteadyRenderer:
         self.photo, self.frames, self.alpha, self.gain = photo, int(frames), alpha, gain
         if alpha is not None:
             binary = alpha > 0
-            self.box = _box(binary)
+            self.box = bounding_box(binary)
             self.source = sky_source(photo, binary)
         else:
             self.box = (0, ph, 0, pw)
@@ -345,7 +346,7 @@ class SteadyRenderer:
             a = np.ascontiguousarray(alpha[y0:y1, x0:x1], dtype=np.float32)
             self._inside = (a >= 1.0).astype(np.uint8)
             band = (a > 0) & (a < 1)  # the feathered edge, blended (blendLinear keeps 0 and 1 exact)
-            self._band = _box(band) if band.any() else None
+            self._band = bounding_box(band) if band.any() else None
             if self._band is not None:
                 by0, by1, bx0, bx1 = self._band
                 part = np.ascontiguousarray(a[by0:by1, bx0:bx1])
@@ -462,13 +463,6 @@ def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160) -> np.ndarra
     fill = cv2.GaussianBlur(fill, (0, 0), 1.5)
     big = cv2.resize(np.clip(fill + 0.5, 0, 255).astype(np.uint8), (pw, ph), interpolation=cv2.INTER_LINEAR)
     return np.where(sky[..., None], photo, big)
-
-
-def _box(region: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-    if len(rows) == 0:
-        return 0, 0, 0, 0
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 # ---- light -------------------------------------------------------------------------------------------
