@@ -242,13 +242,8 @@ def sky_prior(photo: np.ndarray, work: int = 320) -> np.ndarray:
     the horizon) run. It errs on the still side: the result is opened, kept only where it touches the top
     edge and eroded by a pixel, since a strip of still sky costs little and a roof that moves is a failure.
     A photo whose top rows are not sky-like gives an empty prior."""
-    ph, pw = photo.shape[:2]
-    scale = min(1.0, work / max(ph, pw))
-    size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
-    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA) if size != (pw, ph) else photo
-    image = np.ascontiguousarray(image)
+    image, lab = working_image(photo, work)
     h, w = image.shape[:2]
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     grey = cv2.GaussianBlur(lab[..., 0], (0, 0), 1.0)
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
@@ -279,6 +274,17 @@ def sky_prior(photo: np.ndarray, work: int = 320) -> np.ndarray:
     gc[int(0.85 * h) :] = cv2.GC_BGD  # the sky is above the ground
     gc[seeds] = cv2.GC_FGD
     return grabcut_sky(image, gc)
+
+
+def working_image(photo: np.ndarray, work: int) -> tuple[np.ndarray, np.ndarray]:
+    """The photo reduced so its longer side is at most ``work`` (masks are found there: GrabCut's cost
+    grows with pixels, and sky/ground is a coarse question), and its float32 CIELAB copy."""
+    ph, pw = photo.shape[:2]
+    scale = min(1.0, work / max(ph, pw))
+    size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
+    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA) if size != (pw, ph) else photo
+    image = np.ascontiguousarray(image)
+    return image, cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
 
 
 def grabcut_sky(image: np.ndarray, gc: np.ndarray) -> np.ndarray:

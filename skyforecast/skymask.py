@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .motion import grabcut_sky, resize_mask, sky_prior
+from .motion import grabcut_sky, resize_mask, sky_prior, working_image
 
 # Below this share of the frame the strict prior is taken to have missed the sky (it found a sliver at most).
 MIN_PRIOR = 0.05
@@ -74,13 +74,8 @@ def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     GrabCut decides by colour models and by where strong edges run: the top rows are sure sky, the bottom
     ``GROUND_ROWS`` sure still, thin high-contrast strokes (finer than any cloud edge at this size) still.
     A photo whose top is very dark (night) gives an empty mask: drawing a mask file is the way for those."""
-    ph, pw = photo.shape[:2]
-    scale = min(1.0, work / max(ph, pw))
-    size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
-    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA) if size != (pw, ph) else photo
-    image = np.ascontiguousarray(image)
+    image, lab = working_image(photo, work)
     h, w = image.shape[:2]
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     top = max(2, h // 12)
     if np.median(lab[:top, :, 0]) < NIGHT_L:
         return np.zeros((h, w), np.uint8)
