@@ -33,9 +33,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from .constants import FRAMES, SIZE
+from .constants import FRAMES, IMAGE_SUFFIXES, SIZE
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".webm", ".gif", ".avi", ".mkv", ".m4v"})
 CROPS = ("squash", "center")
 
@@ -147,10 +146,10 @@ def discover_clips(
             if name.startswith("."):
                 continue
             ext = os.path.splitext(name)[1].lower()
-            if ext in IMAGE_EXTS:
-                images.append(os.path.join(dirpath, name))
-            elif ext in VIDEO_EXTS:
+            if ext in VIDEO_EXTS:  # first: .gif is both, and in training data it is a video
                 videos.append(os.path.join(dirpath, name))
+            elif ext in IMAGE_SUFFIXES:
+                images.append(os.path.join(dirpath, name))
         if images:
             add(FrameSequence(dirpath, "images", len(images), tuple(images)))
         for video in videos:

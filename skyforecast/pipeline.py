@@ -58,8 +58,9 @@ def _from_uint8(u8: torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8_video(y: torch.Tensor) -> np.ndarray:
-    """(N,3,T,H,W) in [-1,1] -> (N,T,H,W,3) uint8, rounding to nearest."""
-    y = y.detach().float().clamp_(-1, 1).add_(1).mul_(127.5).round_()
+    """(N,3,T,H,W) in [-1,1] -> (N,T,H,W,3) uint8, rounding to nearest. ``y`` is left as it was (the first
+    step makes a copy: training's previews pass tensors that are still in use, some expanded views)."""
+    y = y.detach().float().clamp(-1, 1).add_(1).mul_(127.5).round_()
     # converted on the device and then copied: a uint8 video is 4x smaller than a float one
     return y.to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous().cpu().numpy()
 

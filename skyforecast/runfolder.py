@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import FRAMES
+from .constants import FRAMES
 from .files import atomic_path, atomic_write_bytes
 from .models import MDGAN
+from .pipeline import to_uint8_video
 from .trainconfig import SESSION_ONLY, TrainConfig, TrainError
 from .weights import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 
@@ -97,12 +98,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _uint8_frames(v: torch.Tensor) -> np.ndarray:
-    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
-    v = ((v.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return v.permute(1, 2, 3, 0).cpu().numpy()
 
 
 def _label(frames: np.ndarray, text: str) -> np.ndarray:
@@ -319,7 +314,7 @@ def write_preview(path: Path, videos: dict[str, torch.Tensor]) -> Path:
     """A GIF of labelled panels side by side, one per (3, T, H, W) video in [-1, 1] (label -> video)."""
     import imageio.v3 as iio
 
-    panels = [_label(_uint8_frames(v), text) for text, v in videos.items()]
+    panels = [_label(to_uint8_video(v[None])[0], text) for text, v in videos.items()]
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.concatenate(panels, axis=2), duration=125, loop=0)
     return path

@@ -201,3 +201,14 @@ def test_multi_worker_loader_gives_the_same_batches(real_sky_dev: Path, tmp_path
 
     single, multi = batches(0), batches(2)
     assert len(single) == 2 and all(torch.equal(a, b) for a, b in zip(single, multi, strict=True))
+
+
+def test_frames_in_any_photo_format_predict_reads_are_a_sequence(tmp_path: Path):
+    # one suffix set for predict and training (constants.IMAGE_SUFFIXES): .ppm frames were ignored before
+    _write_frames(tmp_path / "seq", 32, fmt="ppm")
+    index = discover_clips(tmp_path)
+    assert len(index.clips) == 1
+    clip = ClipDataset(index)[0]
+    assert clip.shape == (3, 32, 128, 128)
+    red = clip[0, :, 64, 64]  # frame i has red level 7 i: read in order
+    assert torch.allclose(red, torch.tensor([7 * i for i in range(32)], dtype=red.dtype), atol=2)

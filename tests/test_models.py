@@ -297,3 +297,18 @@ def test_framewise_training_convolutions_match_native_3d_kernels(
     ref = torch.autograd.grad(native, (x, layer.weight), g)
     for a, b in zip(ours, ref, strict=True):
         assert (a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-6
+
+
+def test_to_uint8_video_leaves_its_input_alone():
+    # training's previews pass tensors still in use, some of them expanded views of one frame
+    import torch
+
+    from skyforecast.pipeline import to_uint8_video
+
+    frame = torch.linspace(-1.5, 1.5, 3 * 4 * 4).reshape(1, 3, 1, 4, 4)
+    video = frame.expand(1, 3, 5, 4, 4)
+    before = video.clone()
+    out = to_uint8_video(video)
+    assert torch.equal(video, before)
+    assert out.shape == (1, 5, 4, 4, 3) and out.dtype.name == "uint8"
+    assert out.min() == 0 and out.max() == 255
