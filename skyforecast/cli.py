@@ -55,6 +55,11 @@ def _fail(message: str, code: int = 1) -> None:
 # ---- predict ----
 
 
+def _beyond(*names: str, text: str, **extra):
+    """An option of predict's "Beyond the paper" group (what turns a prediction into a video to post)."""
+    return typer.Option(*names, help=text, rich_help_panel="Beyond the paper", **extra)
+
+
 @app.command(no_args_is_help=True)
 def predict(
     inputs: Annotated[
@@ -112,85 +117,56 @@ def predict(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
     resolution: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(
-            help="Default: the photo itself animated with the predicted motion at its own size, scaled down "
+        _beyond(
+            text="Default: the photo itself animated with the predicted motion at its own size, scaled down "
             "to fit 1920x1080 (GIF: 480 px high). native (the photo's size, capped at 4K worth of pixels), a "
             "height such as 1080, or model (the prediction's own 128 px pixels, for research).",
-            rich_help_panel="Beyond the paper",
             metavar="RES",
         ),
     ] = None,
     mask: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(
-            help="What may move: a mask image (white = sky, black = still), auto (the photo's sky, found "
+        _beyond(
+            text="What may move: a mask image (white = sky, black = still), auto (the photo's sky, found "
             "from the photo) or none. Default: auto, none with --resolution model.",
-            rich_help_panel="Beyond the paper",
             metavar="MASK",
         ),
     ] = None,
-    loop: Annotated[
-        bool,
-        typer.Option(
-            "--loop", help="A seamless loop (for GIFs, wallpapers).", rich_help_panel="Beyond the paper"
-        ),
-    ] = False,
+    loop: Annotated[bool, _beyond("--loop", text="A seamless loop (for GIFs, wallpapers).")] = False,
     loop_style: Annotated[
-        str,
-        typer.Option(
-            help="fade (cross-fade the end into the start) or pingpong.",
-            rich_help_panel="Beyond the paper",
-            metavar="STYLE",
-        ),
+        str, _beyond(text="fade (cross-fade the end into the start) or pingpong.", metavar="STYLE")
     ] = "fade",
     frames: Annotated[
         int,
-        typer.Option(
+        _beyond(
+            text="Frames to write: the steady sky motion goes on as long as asked (with --resolution model "
+            "predictions are chained).",
+            metavar="N",
             min=1,
             max=960,
-            help="Frames to write: the steady sky motion goes on as long as asked (with --resolution model "
-            "predictions are chained).",
-            rich_help_panel="Beyond the paper",
-            metavar="N",
         ),
     ] = 32,
-    compare: Annotated[
-        bool,
-        typer.Option(
-            "--compare", help="Side by side: photo | Stage I | Stage II.", rich_help_panel="Beyond the paper"
-        ),
-    ] = False,
+    compare: Annotated[bool, _beyond("--compare", text="Side by side: photo | Stage I | Stage II.")] = False,
     flow: Annotated[
-        str,
-        typer.Option(
-            help="Optical flow for --resolution: dis or farneback.",
-            rich_help_panel="Beyond the paper",
-            metavar="METHOD",
-        ),
+        str, _beyond(text="Optical flow for --resolution: dis or farneback.", metavar="METHOD")
     ] = "dis",
     speed: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(
-            help="Sky speed: a factor of real time-lapse speed (1.5 or 1.5x) or pixels per frame at the "
-            "output size (3px). Default 1x.",
-            rich_help_panel="Beyond the paper",
+        _beyond(
+            text="Sky speed: a factor of real time-lapse speed (1.5 or 1.5x) or pixels per frame at the "
+            "output size (3px). Default 1x."
         ),
     ] = None,
     direction: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(
-            help="Drift direction: auto (the prediction's when it is consistent, else to the right), left, "
-            "right, up, down, or degrees (0 = right, 90 = up).",
-            rich_help_panel="Beyond the paper",
+        _beyond(
+            text="Drift direction: auto (the prediction's when it is consistent, else to the right), left, "
+            "right, up, down, or degrees (0 = right, 90 = up)."
         ),
     ] = None,
     light: Annotated[
         bool,
-        typer.Option(
-            "--light",
-            help="Carry the prediction's global brightness/colour trend over (clamped to 8%).",
-            rich_help_panel="Beyond the paper",
-        ),
+        _beyond("--light", text="Carry the prediction's global brightness/colour trend over (at most 8%)."),
     ] = False,
 ) -> None:
     """Predict a sky time-lapse for each photo.
