@@ -63,6 +63,23 @@ def tail(path: Path, chars: int = 2000) -> str:
         return ""
 
 
+def start_logged(args: list, out, cwd: Path = REPO, new_session: bool = False) -> subprocess.Popen:
+    """Start a command writing its output to the open file ``out``, with the children's environment;
+    ``new_session``: in its own process group, remembered in GROUPS so a stopped driver ends it."""
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=child_env(),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=new_session,
+    )
+    if new_session:
+        GROUPS.add(proc.pid)
+    return proc
+
+
 def run_logged(
     args: list[str], log: Path, timeout: float, cwd: Path = REPO, new_session: bool = False
 ) -> tuple[int | None, float]:
@@ -75,17 +92,7 @@ def run_logged(
     with open(log, "ab") as f:
         f.write(("$ " + " ".join(map(str, args)) + "\n").encode())
         f.flush()
-        proc = subprocess.Popen(
-            [str(a) for a in args],
-            cwd=cwd,
-            env=child_env(),
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=new_session,
-        )
-        if new_session:
-            GROUPS.add(proc.pid)
+        proc = start_logged(args, f, cwd=cwd, new_session=new_session)
         try:
             rc = proc.wait(timeout=max(1.0, timeout))
         except subprocess.TimeoutExpired:

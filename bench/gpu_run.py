@@ -43,11 +43,11 @@ from gpu_common import (  # noqa: E402
     PHASES,
     REPO,
     PhaseFailed,
-    child_env,
     cli,
     end_groups,
     read_json,
     run_logged,
+    start_logged,
     stop_group,
     tail,
     write_json,
@@ -240,19 +240,9 @@ class Driver:
             "--seed",
             str(seed),
         ]
-        log = open(self.details / f"synth-{name}.log", "wb")  # noqa: SIM115 - the child holds it
-        self.synth[name] = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=child_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.details / f"synth-{name}.log", "wb") as log:  # the child keeps its own handle
+            self.synth[name] = start_logged(args, log, new_session=True)
         self.synth[name].started = time.monotonic()  # type: ignore[attr-defined]
-        GROUPS.add(self.synth[name].pid)
 
     def wait_synth(self, until: float) -> dict:
         """Wait for the synthetic data (at most until ``until`` on the run's clock); what each run took."""
