@@ -358,23 +358,41 @@ def _cloud_colours(rng: np.random.Generator, family: str) -> tuple[tuple, tuple,
 _Colours = tuple[tuple, tuple, float]
 
 
-def _cumulus_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
-    """Puffy heaps: turbulent octaves from the third on give the cauliflower tops."""
+def _deck_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours, r: dict) -> CloudLayer:
+    """A turbulent deck: cumulus heaps and overcast share the recipe and differ in the ranges ``r`` draws
+    from (in this order: frequency, stretch, speed, roughness, cover, softness, relief, shading, detail)."""
     lit, shade, relief_sign = colours
     u = rng.uniform
-    f = u(0.9, 2.4)
-    fld = _field(rng, key, (f, f * u(0.8, 1.3)), motion * u(0.5, 1.0), 7, u(0.58, 0.68), turbulence=2)
+    f = u(*r["freq"])
+    fld = _field(
+        rng, key, (f, f * u(*r["stretch"])), motion * u(*r["speed"]), 7, u(*r["rough"]), turbulence=r["turb"]
+    )
     return CloudLayer(
         fld,
-        u(0.25, 0.6),
-        u(0.1, 0.3),
-        0.97,
+        u(*r["cover"]),
+        u(*r["soft"]),
+        r["opacity"],
         lit,
         shade,
-        relief_sign * u(1.5, 3.0),
+        relief_sign * u(*r["relief"]),
         u(0.5, 1.0),
-        detail=u(1.0, 2.0),
+        detail=u(*r["detail"]),
     )
+
+
+_CUMULUS = dict(
+    freq=(0.9, 2.4), stretch=(0.8, 1.3), speed=(0.5, 1.0), rough=(0.58, 0.68), turb=2,
+    cover=(0.25, 0.6), soft=(0.1, 0.3), opacity=0.97, relief=(1.5, 3.0), detail=(1.0, 2.0),
+)  # fmt: skip
+_OVERCAST = dict(
+    freq=(0.6, 1.6), stretch=(0.8, 1.5), speed=(0.5, 1.2), rough=(0.5, 0.62), turb=3,
+    cover=(0.8, 0.99), soft=(0.5, 1.2), opacity=1.0, relief=(0.8, 2.0), detail=(0.6, 1.4),
+)  # fmt: skip
+
+
+def _cumulus_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
+    """Puffy heaps: turbulent octaves from the third on give the cauliflower tops."""
+    return _deck_layer(rng, key, motion, colours, _CUMULUS)
 
 
 def _altocumulus_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
@@ -438,21 +456,7 @@ def _cirrus_layer(rng: np.random.Generator, key: int, motion: float, colours: _C
 
 def _overcast_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
     """A deck covering (nearly) the whole sky, with soft edges where it breaks."""
-    lit, shade, relief_sign = colours
-    u = rng.uniform
-    f = u(0.6, 1.6)
-    fld = _field(rng, key, (f, f * u(0.8, 1.5)), motion * u(0.5, 1.2), 7, u(0.5, 0.62), turbulence=3)
-    return CloudLayer(
-        fld,
-        u(0.8, 0.99),
-        u(0.5, 1.2),
-        1.0,
-        lit,
-        shade,
-        relief_sign * u(0.8, 2.0),
-        u(0.5, 1.0),
-        detail=u(0.6, 1.4),
-    )
+    return _deck_layer(rng, key, motion, colours, _OVERCAST)
 
 
 def _scud_layer(rng: np.random.Generator, key: int, motion: float, colours: _Colours) -> CloudLayer:
