@@ -124,20 +124,41 @@ def test_loop_closes_with_an_ordinary_step():
     assert np.array_equal(frames[0], photo)
 
 
-def test_480_frames_keep_their_colour_and_never_jump():
-    photo, sky = sky_photo(72, 128)
-    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+def _long_video_stats(photo: np.ndarray, sky: np.ndarray, frames: int = 480) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mean colours (T, 3) and mean absolute frame steps (T - 1) of a long default rendering."""
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=frames)
     means, steps, prev = [], [], None
-    for t in range(480):
+    for t in range(frames):
         f = renderer[t].astype(np.float32)
         means.append(f.mean(axis=(0, 1)))
         if prev is not None:
             steps.append(np.abs(f - prev).mean())
         prev = f
-    means = np.array(means)
-    assert np.abs(means[-32:].mean(axis=0) - means[:32].mean(axis=0)).max() < 2.0
-    steps = np.array(steps)
+    return np.array(means), np.array(steps)
+
+
+def test_480_frames_never_jump():
+    photo, sky = sky_photo(72, 128)
+    _, steps = _long_video_stats(photo, sky)
     assert steps.max() <= 3 * np.median(steps)
+
+
+def test_480_frames_of_the_example_photo_keep_their_colour():
+    photo = np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB"))
+    small = cv2.resize(photo, (640, 360), interpolation=cv2.INTER_AREA)
+    means, steps = _long_video_stats(small, skymask.sky_mask(small))
+    assert np.abs(means[-32:].mean(axis=0) - means[:32].mean(axis=0)).max() < 2.0
+    assert steps.max() <= 3 * np.median(steps)
+
+
+def test_long_videos_cross_fade_their_phases_over_the_middle_of_the_cycle():
+    photo, sky = sky_photo(72, 128)
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+    weights = np.array([renderer._phases(t)[-1][1] for t in range(480)])
+    both = (weights > 0.2) & (weights < 0.8)
+    assert both.mean() < 0.3  # a double exposure in under a third of the frames (a whole-cycle fade: 0.6)
+    assert weights[0] == 0.0
+    assert np.all(np.diff(weights[: int(renderer.period)]) >= 0)
 
 
 def test_displacement_stays_bounded_in_long_videos():
