@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -129,6 +130,25 @@ def test_a_resumed_run_continues_the_log_without_showing_a_step_twice(tb_run: Pa
     new = {r["step"]: r for r in _metrics(run)}
     assert sorted(new) == [1, 2, 3, 4, 5]
     assert math.isclose(acc.Scalars("stage2/l1")[-1].value, new[5]["l1"], rel_tol=1e-5)
+
+
+@pytest.mark.slow
+def test_under_torchrun_rank_0_alone_writes_the_log(clips: Path, tmp_path: Path):
+    """Two gloo processes: one event file, each step once. `--` after `-m skyforecast`: torchrun's own
+    parser would take `--log` for an abbreviation of its `--log-dir` (README says so)."""
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cmd += ["-m", "skyforecast", "--", "train", str(clips), "--out", str(run), "--stage", "1", "--steps", "2"]
+    cmd += [*TINY, "--log", "tensorboard"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert len(list((run / "tensorboard").iterdir())) == 1
+    acc = _events(run)
+    assert _steps(acc, "stage1/loss_g") == [1, 2] and _steps(acc, "lr/g1") == [1, 2]
+    assert [e.step for e in acc.Images("preview")] == [0, 2]
+    assert all(r["world_size"] == 2 for r in _metrics(run))
 
 
 def test_without_log_no_tensorboard_folder(clips: Path, tmp_path: Path):
