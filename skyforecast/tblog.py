@@ -74,7 +74,7 @@ class RunLog:
 
         self.folder = Path(run_dir) / FOLDER
         self.writer = SummaryWriter(log_dir=str(self.folder), purge_step=purge_step)
-        self._reference = None  # the preview clip is fixed: its real-clip measurement is made once
+        self._reference = None  # the run's preview clip is fixed: its real clip is measured once
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """``tag -> value`` at ``step``; None values are left out."""
@@ -83,7 +83,9 @@ class RunLog:
                 self.writer.add_scalar(tag, float(value), global_step=step)
         self.writer.flush()
 
-    def losses(self, step: int, stage: int, values: dict[str, float], rate: float, lrs: dict[str, float]):
+    def losses(
+        self, step: int, stage: int, values: dict[str, float], rate: float, lrs: dict[str, float]
+    ) -> None:
         """One metrics line: the stage's losses, the clips/s rate and each trained network's learning rate."""
         tags = {f"stage{stage}/{name}": v for name, v in values.items()}
         tags["train/samples_per_s"] = rate
@@ -93,9 +95,9 @@ class RunLog:
     def preview(self, step: int, gif: Path, videos: dict[str, np.ndarray]) -> None:
         """The preview GIF as a video summary, and the motion scores of ``videos`` (``"Stage I"``,
         ``"Stage II"`` and ``"real"``: (T,H,W,3) uint8) as ``evaluate`` scores them."""
-        data = Path(gif).read_bytes()
         from PIL import Image
 
+        data = Path(gif).read_bytes()
         with Image.open(gif) as im:
             width, height = im.size
         self._add_gif("preview", data, width, height, step)
