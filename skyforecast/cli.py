@@ -11,7 +11,7 @@ import typer
 
 from . import __version__
 from .cli_style import PlainGroup
-from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, TrainConfig
+from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, LOGS, TrainConfig
 
 app = typer.Typer(
     name="skyforecast",
@@ -434,6 +434,29 @@ _Workers = Annotated[int, typer.Option("--num-workers", help="DataLoader worker 
 _Seed = Annotated[int, typer.Option("--seed", help="Seed for weights, shuffling and flips.")]
 _LogEvery = Annotated[int, typer.Option("--log-every", help="Steps between metrics.jsonl lines.")]
 _PreviewEvery = Annotated[int, typer.Option("--preview-every", help="Steps between preview GIFs.")]
+
+
+def _log_kind(value: str) -> str:
+    """``--log``: one of LOGS, with its package installed (a usage error before anything starts)."""
+    if value not in LOGS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOGS)}")
+    if value == "tensorboard":
+        from .tblog import missing_package
+
+        if missing := missing_package():
+            raise typer.BadParameter(missing)
+    return value
+
+
+_Log = Annotated[
+    str,
+    typer.Option(
+        "--log",
+        callback=_log_kind,
+        help="none, or tensorboard: also TensorBoard logs in RUN/tensorboard (losses, lr, previews and "
+        "their motion scores; needs skyforecast[tensorboard]). metrics.jsonl is always written.",
+    ),
+]
 _CkptEvery = Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints.")]
 _Keep = Annotated[int, typer.Option("--keep-checkpoints", help="How many recent checkpoints to keep.")]
 _Lr = Annotated[
@@ -535,6 +558,7 @@ _TRAIN_OPTIONS = {
     "seed": _Seed,
     "log_every": _LogEvery,
     "preview_every": _PreviewEvery,
+    "log": _Log,
     "checkpoint_every": _CkptEvery,
     "keep_checkpoints": _Keep,
     "lr": _Lr,

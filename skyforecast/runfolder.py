@@ -6,6 +6,7 @@
       previews/step_*.gif    input | Stage I | Stage II | real, for one fixed clip (labelled panels)
       checkpoints/step_*.pt  the last few full training states (atomic writes)
       model/                 the exported MDGAN (config.json + model.safetensors + README.md card)
+      tensorboard/           with ``--log tensorboard``: TensorBoard event files (``skyforecast.tblog``)
 
 Reading and writing checkpoints (with the RNG state that makes a resume exact), metrics, previews, the
 exported model folder, and ``export_checkpoint`` (any checkpoint -> a model folder). Every file is written

@@ -45,6 +45,7 @@ from .distributed import all_reduce_mean, dist_from_env, init_process_group, pic
 from .files import atomic_write_bytes
 from .losses import adversarial_loss, content_loss, frame_difference_loss, ranking_loss_layers
 from .models import MDGAN, Discriminator, Generator, _batch_statistics, widened_state
+from .pipeline import to_uint8_video
 from .runfolder import (
     CHECKPOINT_FORMAT,
     atomic_torch_save,
@@ -62,6 +63,7 @@ from .runfolder import (
     write_model_folder,
     write_preview,
 )
+from .tblog import missing_package, open_log
 from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, SESSION_ONLY, TrainConfig, TrainError
 
 __all__ = [
@@ -143,6 +145,9 @@ class Trainer:
         self.out = Path(config.out)
         self.console = console
         self.is_setup = False
+        self._tb = None  # the TensorBoard log (--log tensorboard), open while run() runs, on rank 0
+        if config.log == "tensorboard" and (missing := missing_package()):
+            raise TrainError(f"--log tensorboard: {missing}")  # before anything is loaded or written
 
     # -- printing
     def log(self, message: str) -> None:
@@ -541,7 +546,11 @@ class Trainer:
             g1.train(modes[0])
             g2.train(modes[1])
         path = self.out / "previews" / f"step_{self.global_step:08d}.gif"
-        return write_preview(path, {"input": x[0], "Stage I": y1[0], "Stage II": y2[0], "real": real[0]})
+        write_preview(path, {"input": x[0], "Stage I": y1[0], "Stage II": y2[0], "real": real[0]})
+        if self._tb is not None:
+            videos = {"Stage I": y1, "Stage II": y2, "real": real}
+            self._tb.preview(self.global_step, path, {k: to_uint8_video(v)[0] for k, v in videos.items()})
+        return path
 
     def checkpoint_state(self) -> dict:
         return {
@@ -623,6 +632,8 @@ class Trainer:
         cfg = self.cfg
         self._loader_obj = self._loader()
         self.session_steps = 0
+        if self.d.main:  # a resumed session redoes the steps after its checkpoint: hide their old events
+            self._tb = open_log(cfg.log, self.out, self.global_step + 1 if cfg.resume else None)
         self._metrics_file = open(self.out / "metrics.jsonl", "a") if self.d.main else None  # noqa: SIM115
         if self.global_step == 0 and self.step == 0:
             self.write_preview()
@@ -647,6 +658,9 @@ class Trainer:
         finally:
             if self._metrics_file is not None:
                 self._metrics_file.close()
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
         model_dir = self.export()
         if self.d.main:
             where = (
@@ -841,6 +855,9 @@ class Trainer:
         }
         self._metrics_file.write(json.dumps(record) + "\n")
         self._metrics_file.flush()
+        if self._tb is not None:
+            lrs = {n: self.opt[n].param_groups[0]["lr"] for n in (f"g{self.stage}", f"d{self.stage}")}
+            self._tb.losses(self.global_step, self.stage, values, rate, lrs)
 
 
 def start_weights(spec: str | None) -> tuple[str, str]:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 DEFAULT_LR = 2e-4
 FINETUNE_LR = 5e-5
 DEFAULT_EPOCHS = 10
+LOGS = ("none", "tensorboard")  # --log: what watches a run besides metrics.jsonl (always written)
 # settings that describe one session, not the run: `--resume` does not carry them over
 SESSION_ONLY = ("resume", "stop_after", "progress")
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_LR", "FINETUNE_LR", "SESSION_ONLY", "TrainConfig", "TrainError"]
+__all__ = ["DEFAULT_EPOCHS", "DEFAULT_LR", "FINETUNE_LR", "LOGS", "SESSION_ONLY", "TrainConfig", "TrainError"]
 
 
 class TrainError(Exception):
@@ -66,6 +67,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     preview_every: int = 200
+    log: str = "none"  # "tensorboard": also TensorBoard event files under RUN/tensorboard (skyforecast.tblog)
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     crop: str = "squash"
@@ -84,6 +86,8 @@ class TrainConfig:
             raise TrainError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.d_rank not in ("bounded", "negate"):
             raise TrainError(f"d_rank must be bounded or negate, got {self.d_rank!r}")
+        if self.log not in LOGS:
+            raise TrainError(f"--log must be {' or '.join(LOGS)}, got {self.log!r}")
         if self.refine_init not in (None, "base", "weights", "random"):
             raise TrainError(f"--refine-init must be base, weights or random, got {self.refine_init!r}")
         if self.refine_init == "weights" and not self.weights:
