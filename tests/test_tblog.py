@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from runs import read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
@@ -45,10 +46,6 @@ def _steps(acc, tag: str) -> list[int]:
     return [e.step for e in acc.Scalars(tag)]
 
 
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("clips") / "data"
@@ -67,7 +64,7 @@ def tb_run(clips: Path, tmp_path_factory) -> Path:
 
 def test_losses_and_learning_rates_at_the_runs_steps(tb_run: Path):
     acc = _events(tb_run)
-    records = _metrics(tb_run)
+    records = read_metrics(tb_run)
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     for record in records:
         for name in LOSSES + (("rank", "rank_d") if record["stage"] == 2 else ()):
@@ -127,7 +124,7 @@ def test_a_resumed_run_continues_the_log_without_showing_a_step_twice(tb_run: Pa
     assert _steps(acc, "lr/g2") == [3, 4, 5]
     assert [e.step for e in acc.Images("preview")] == [0, 2, 5]
     assert _steps(acc, "preview_stage2/speed") == [0, 2, 5]
-    new = {r["step"]: r for r in _metrics(run)}
+    new = {r["step"]: r for r in read_metrics(run)}
     assert sorted(new) == [1, 2, 3, 4, 5]
     assert math.isclose(acc.Scalars("stage2/l1")[-1].value, new[5]["l1"], rel_tol=1e-5)
 
@@ -148,7 +145,7 @@ def test_under_torchrun_rank_0_alone_writes_the_log(clips: Path, tmp_path: Path)
     acc = _events(run)
     assert _steps(acc, "stage1/loss_g") == [1, 2] and _steps(acc, "lr/g1") == [1, 2]
     assert [e.step for e in acc.Images("preview")] == [0, 2]
-    assert all(r["world_size"] == 2 for r in _metrics(run))
+    assert all(r["world_size"] == 2 for r in read_metrics(run))
 
 
 def test_without_log_no_tensorboard_folder(clips: Path, tmp_path: Path):

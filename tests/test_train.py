@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from runs import read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
@@ -28,10 +29,6 @@ def _clips(real_sky_dev: Path, dest: Path, names=("grid00", "grid03")) -> Path:
     for name in names:
         (dest / name).symlink_to(real_sky_dev / name)
     return dest
-
-
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def _first_clip(data: Path) -> torch.Tensor:
@@ -57,7 +54,7 @@ def trained_run(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.slow
 def test_stage1_l1_falls_and_run_folder_is_complete(trained_run):
     data, run = trained_run
-    records = _metrics(run)
+    records = read_metrics(run)
     stage1 = [r["l1"] for r in records if r["stage"] == 1]
     stage2 = [r for r in records if r["stage"] == 2]
     assert len(stage1) == 6 and len(stage2) == 2
@@ -196,8 +193,8 @@ def test_resume_is_exact(real_sky_dev: Path, tmp_path: Path):
             assert torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"])
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
     strip = ("time", "samples_per_s")
-    ma = [{k: v for k, v in r.items() if k not in strip} for r in _metrics(straight)]
-    mb = [{k: v for k, v in r.items() if k not in strip} for r in _metrics(parts)]
+    ma = [{k: v for k, v in r.items() if k not in strip} for r in read_metrics(straight)]
+    mb = [{k: v for k, v in r.items() if k not in strip} for r in read_metrics(parts)]
     assert ma == mb
 
 
@@ -277,7 +274,7 @@ def test_ddp_two_processes_gloo_rank0_writes(real_sky_dev: Path, tmp_path: Path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    records = _metrics(run)
+    records = read_metrics(run)
     assert [r["step"] for r in records] == [1, 2]  # one writer, not two interleaved
     assert all(r["world_size"] == 2 for r in records)
     assert proc.stdout.count("model exported") == 1
@@ -322,7 +319,7 @@ def test_cli_counts_corrupt_clips_and_refuses_to_mix_runs(real_sky_dev: Path, tm
         str(data), "--out", str(run), "--stage", "1", "--steps", "2", "--batch-size", "1", "--log-every", "1"
     )
     assert code == 0, out
-    records = _metrics(run)
+    records = read_metrics(run)
     assert len(records) == 2 and records[-1]["skipped_clips"] >= 1
 
     code, out = _cli_train(str(data), "--out", str(run), "--steps", "1")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from runs import read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
@@ -29,10 +30,6 @@ WIDE = {"COLUMNS": "200"}  # help texts on one line each
 def _invoke(*args: str, env: dict | None = None) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args), env={**WIDE, **(env or {})})
     return result.exit_code, result.output
-
-
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +70,7 @@ def test_resume_carries_every_stored_setting_and_names_the_changed_ones(two_stag
 
 def test_one_step_numbering_in_metrics_checkpoints_and_previews(two_stage_run):
     run, _ = two_stage_run
-    records = _metrics(run)
+    records = read_metrics(run)
     assert [(r["step"], r["stage"], r["stage_step"]) for r in records] == [(1, 1, 1), (2, 2, 1)]
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
         "step_00000001.pt",
@@ -105,7 +102,7 @@ def test_stage_boundary_stop_then_larger_steps_extends_the_stage_in_progress(cli
     ck = torch.load(latest_checkpoint(tmp_path / "run"), weights_only=True)
     assert (ck["stage"], ck["step"], ck["global_step"]) == (2, 0, 1)
     train(TrainConfig(steps=2, resume=True, **common))
-    records = _metrics(tmp_path / "run")
+    records = read_metrics(tmp_path / "run")
     assert [(r["step"], r["stage"], r["stage_step"]) for r in records] == [(1, 1, 1), (2, 2, 1), (3, 2, 2)]
 
 
