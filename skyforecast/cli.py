@@ -84,6 +84,24 @@ def predict(
     fps: Annotated[
         float, typer.Option(min=0.5, max=120, help="Frames per second of written videos.", metavar="FPS")
     ] = 8,
+    crf: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=0,
+            max=51,
+            help="MP4 quality, 0-51: lower is better and larger. Default 18 (h264), 23 (h265). GIF and "
+            "frames outputs ignore it.",
+            metavar="N",
+        ),
+    ] = None,
+    codec: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="MP4 codec: h264 (default, plays everywhere) or h265 (smaller files; needs ffmpeg with "
+            "libx265). GIF and frames outputs ignore it.",
+            metavar="CODEC",
+        ),
+    ] = None,
     stage: Annotated[
         int, typer.Option(min=1, max=2, help="2: Refine-Net (final); 1: Base-Net only.", metavar="1|2")
     ] = 2,
@@ -185,6 +203,7 @@ def predict(
 
     from .batch import UsageError, plan
     from .constants import ArgumentError
+    from .media import Encoding
 
     # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
     # the cores (our own video encoders, other programs) the spinning stalled the model: one photo at
@@ -205,7 +224,10 @@ def predict(
             direction=direction,
             light=light,
         )
+        encoding = Encoding(codec or "h264", crf)
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
+        if any("mp4" in job.outputs for job in jobs if not job.skip):
+            encoding.check()  # an ffmpeg without libx265: say so before the model loads
     except ArgumentError as e:  # named as the library spells it: worded with predict's flags
         _fail(e.worded(_flag), code=2)
     except (UsageError, ValueError) as e:
@@ -213,6 +235,7 @@ def predict(
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
     _note_gif_fps(console, fps, jobs)
+    _note_encoding(console, crf is not None or codec is not None, jobs)
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
         from .batch import BatchResult
 
@@ -239,6 +262,7 @@ def predict(
             batch_size=batch_size,
             overwrite=overwrite,
             post=post,
+            encoding=encoding,
         )
     except KeyboardInterrupt:  # a second Ctrl-C while the videos in progress were being finished
         _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
@@ -271,6 +295,13 @@ def _note_gif_fps(console, fps: float, jobs) -> None:
             f"down); the GIFs get {GIF_MAX_FPS} fps, other formats {fps:g}",
             soft_wrap=True,
         )
+
+
+def _note_encoding(console, given: bool, jobs) -> None:
+    """--crf/--codec with only GIFs or PNG frames to write: they are ignored, and the user should know."""
+    if given and jobs and not any("mp4" in job.outputs for job in jobs):
+        note = "--crf and --codec apply to MP4s only; no MP4 is written"
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
 
 
 def _load_model(weights: str | None, device: str, photos: int):
