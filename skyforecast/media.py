@@ -230,8 +230,15 @@ def _srgb_transform(icc: bytes, mode: str):
         return space, None, f"a {space or 'unknown'} profile on a {mode} image"
     in_mode = "RGB" if space == "RGB" else mode
     try:
+        # no 1-pixel cache: LittleCMS needs that for one transform used by several threads (the decoding
+        # thread and the writers share the cached transform)
         transform = ImageCms.buildTransform(
-            source, ImageCms.createProfile("sRGB"), in_mode, "RGB", ImageCms.Intent.PERCEPTUAL
+            source,
+            ImageCms.createProfile("sRGB"),
+            in_mode,
+            "RGB",
+            ImageCms.Intent.PERCEPTUAL,
+            flags=ImageCms.Flags.NOCACHE,
         )
         if space == "RGB":
             levels = np.arange(0, 256, 51, dtype=np.uint8)
