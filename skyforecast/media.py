@@ -226,6 +226,8 @@ def _srgb_transform(icc: bytes, mode: str):
     except Exception as e:  # LittleCMS refuses damaged profiles in several ways
         return "", None, f"unreadable: {_first_line(e)}"
     modes = _ICC_MODES.get(space, ())
+    if space == "GRAY" and mode not in modes:
+        return space, None, ""  # grey with alpha or 16 bits: grey in any profile, only its tones would move
     if modes is not None and mode not in modes:
         return space, None, f"a {space or 'unknown'} profile on a {mode} image"
     in_mode = "RGB" if space == "RGB" else mode
@@ -297,8 +299,8 @@ from .files import atomic_path  # noqa: E402  (kept importable as media.atomic_p
 
 # RGB -> YUV with the BT.709 matrix into TV range (ffmpeg's default conversion uses BT.601's), and tags that
 # say so: a player reads the tags to pick the matrix back, and players that meet untagged video guess, and
-# guess differently (many take video below HD size for BT.601), shifting reds and greens. BT.709 shares
-# sRGB's primaries, so sRGB photos (``load_photo`` converts others) keep their colours.
+# guess differently (mpv, for one, takes video below HD size for BT.601), shifting reds and greens. BT.709
+# shares sRGB's primaries, so sRGB photos (``load_photo`` converts others) keep their colours.
 BT709_CONVERSION = (
     "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
     "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
@@ -314,9 +316,10 @@ MAX_CRF = 51
 
 @dataclass(frozen=True)
 class Encoding:
-    """How MP4s are encoded: ``codec`` "h264" (plays everywhere) or "h265" (about half the size for the same
-    quality; Safari, recent Chrome/Edge, phones), ``crf`` 0-51 (lower: better and larger; None: 18 for
-    H.264, 23 for H.265). GIFs and PNG frames are not encoded with a codec and ignore it.
+    """How MP4s are encoded: ``codec`` "h264" (plays everywhere) or "h265" (a half to a third of the size;
+    plays in Safari, on phones and in most players, not in every browser), ``crf`` 0-51 (lower: better and
+    larger; None: 18 for H.264, 23 for H.265). GIFs and PNG frames are not encoded with a codec and ignore
+    it.
     Raises ``ArgumentError`` for a value out of range."""
 
     codec: str = "h264"
@@ -337,12 +340,14 @@ class Encoding:
 
     def check(self, exe: str | None = None) -> None:
         """Raise ``ArgumentError`` (one line) when ffmpeg (``exe``, default: the bundled one) lacks the
-        encoder: not every ffmpeg build has libx265."""
+        encoder: not every ffmpeg build has libx265. An ffmpeg that cannot list its encoders passes here
+        and fails when it encodes, with its own reason."""
         if exe is None:
             import imageio_ffmpeg
 
             exe = imageio_ffmpeg.get_ffmpeg_exe()
-        if CODECS[self.codec] not in ffmpeg_encoders(exe):
+        encoders = ffmpeg_encoders(exe)
+        if encoders and CODECS[self.codec] not in encoders:
             raise ArgumentError(
                 "codec",
                 f"{self.codec} needs an ffmpeg with {CODECS[self.codec]}, which {exe} lacks; use h264",
@@ -351,7 +356,8 @@ class Encoding:
 
 @functools.lru_cache(maxsize=4)
 def ffmpeg_encoders(exe: str) -> frozenset[str]:
-    """The names of the encoders an ffmpeg binary was built with (``ffmpeg -encoders``), asked once."""
+    """The names of the encoders an ffmpeg binary was built with (``ffmpeg -encoders``), asked once; empty
+    when it cannot say."""
     import subprocess
 
     try:
@@ -382,8 +388,8 @@ def _x265_params(pixels: int) -> str:
 def write_mp4(
     frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8, encoding: Encoding | None = None
 ) -> None:
-    """H.264 (or H.265: ``encoding``) yuv420p with the index at the front (faststart), which every browser
-    plays, converted from RGB with the BT.709 matrix and tagged BT.709 (``Encoding``).
+    """H.264 yuv420p with the index at the front (faststart), which every browser plays (or H.265:
+    ``encoding``), converted from RGB with the BT.709 matrix and tagged BT.709 (``BT709_CONVERSION``).
 
     ``frames`` is any iterable of (H, W, 3) uint8 frames, consumed one at a time while ffmpeg encodes:
     a generator that renders each frame on demand keeps only a frame or two in memory, whatever the
