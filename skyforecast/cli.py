@@ -203,7 +203,6 @@ def predict(
 
     from .batch import UsageError, plan
     from .constants import ArgumentError
-    from .media import Encoding
 
     # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
     # the cores (our own video encoders, other programs) the spinning stalled the model: one photo at
@@ -224,18 +223,15 @@ def predict(
             direction=direction,
             light=light,
         )
-        encoding = Encoding(codec or "h264", crf)
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
-        if any("mp4" in job.outputs for job in jobs if not job.skip):
-            encoding.check()  # an ffmpeg without libx265: say so before the model loads
+        encoding = _encoding(codec, crf, jobs)
     except ArgumentError as e:  # named as the library spells it: worded with predict's flags
         _fail(e.worded(_flag), code=2)
     except (UsageError, ValueError) as e:
         _fail(str(e), code=2)
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
-    _note_gif_fps(console, fps, jobs)
-    _note_encoding(console, crf is not None or codec is not None, jobs)
+    _note_outputs(console, jobs, fps, mp4_options=crf is not None or codec is not None)
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
         from .batch import BatchResult
 
@@ -297,9 +293,22 @@ def _note_gif_fps(console, fps: float, jobs) -> None:
         )
 
 
-def _note_encoding(console, given: bool, jobs) -> None:
-    """--crf/--codec with only GIFs or PNG frames to write: they are ignored, and the user should know."""
-    if given and jobs and not any("mp4" in job.outputs for job in jobs):
+def _encoding(codec: str | None, crf: int | None, jobs):
+    """predict's ``media.Encoding``; raises ``ArgumentError`` for a bad value, or before the model loads
+    when MP4s are to be written and ffmpeg lacks the encoder (libx265)."""
+    from .media import Encoding
+
+    encoding = Encoding(codec or "h264", crf)
+    if any("mp4" in job.outputs for job in jobs if not job.skip):
+        encoding.check()
+    return encoding
+
+
+def _note_outputs(console, jobs, fps: float, mp4_options: bool) -> None:
+    """Notes on options that some formats cannot follow: GIF's top rate; --crf/--codec with only GIFs or
+    PNG frames to write (they are ignored, and the user should know)."""
+    _note_gif_fps(console, fps, jobs)
+    if mp4_options and jobs and not any("mp4" in job.outputs for job in jobs):
         note = "--crf and --codec apply to MP4s only; no MP4 is written"
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
 
