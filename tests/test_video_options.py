@@ -76,6 +76,7 @@ def test_colours_come_back_through_bt709(tmp_path, codec):
     # as a player that honours the tags decodes it, and as ffmpeg itself does from the tags
     assert np.abs(patch_colours(decode(path)) - expected).max() <= 3
     assert np.abs(patch_colours(decode(path, None)) - expected).max() <= 3
+    assert np.abs(patch_colours(read_video(path)) - expected).max() <= 3  # imageio, as the other tests read
     # the matrix matters: read as BT.601 (what the old conversion wrote) the red loses 20 levels
     assert np.abs(patch_colours(decode(path, "bt601")) - expected).max() >= 15
 
