@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .media import FORMATS, InputError, Photo, list_images, load_photo, output_name, squash
+from .media import FORMATS, Encoding, InputError, Photo, list_images, load_photo, output_name, squash
 from .postprocess import Output, PlainOutput
 
 if TYPE_CHECKING:
@@ -245,6 +245,7 @@ def run(
     on_event: Callback | None = None,
     io_workers: int = 2,
     post: Output | None = None,
+    encoding: Encoding | None = None,
 ) -> BatchResult:
     """Predict and write every job. Decoding of the next batch and encoding of finished videos run in
     worker threads while the model computes. ``on_event(kind, job, detail)`` is called with kind in
@@ -264,6 +265,7 @@ def run(
         batch_size=max(1, batch_size),
         overwrite=overwrite,
         emit=on_event or (lambda kind, job, detail: None),
+        encoding=encoding,
     )
     todo = batch.skip_finished(jobs)
     chunks = [todo[i : i + batch.batch_size] for i in range(0, len(todo), batch.batch_size)]
@@ -288,8 +290,10 @@ class _Batch:
         batch_size: int,
         overwrite: bool,
         emit: Callback,
+        encoding: Encoding | None = None,
     ):
         self.pipe, self.post, self.stage, self.fps = pipe, post, stage, fps
+        self.encoding = encoding
         self.batch_size, self.overwrite, self.emit = batch_size, overwrite, emit
         self.result = BatchResult()
         self.pending_writes: list[tuple[Job, Future]] = []
@@ -385,7 +389,9 @@ class _Batch:
         def on_frame(done: int, total: int) -> None:
             self.emit("frame", job, f"{done}/{total}")
 
-        return self.post.write(photo, videos, targets, out_size, fps=self.fps, on_frame=on_frame)
+        return self.post.write(
+            photo, videos, targets, out_size, fps=self.fps, on_frame=on_frame, encoding=self.encoding
+        )
 
     def _settle_writes(self, block: bool) -> None:
         """Count the finished writes (all of them with ``block``): done, or that photo's failure."""

@@ -84,6 +84,24 @@ def predict(
     fps: Annotated[
         float, typer.Option(min=0.5, max=120, help="Frames per second of written videos.", metavar="FPS")
     ] = 8,
+    crf: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=0,
+            max=51,
+            help="MP4 quality, 0-51: lower is better and larger. Default 18 (h264), 23 (h265). GIF and "
+            "frames outputs ignore it.",
+            metavar="N",
+        ),
+    ] = None,
+    codec: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="MP4 codec: h264 (default, plays everywhere) or h265 (smaller files; needs ffmpeg with "
+            "libx265). GIF and frames outputs ignore it.",
+            metavar="CODEC",
+        ),
+    ] = None,
     stage: Annotated[
         int, typer.Option(min=1, max=2, help="2: Refine-Net (final); 1: Base-Net only.", metavar="1|2")
     ] = 2,
@@ -206,13 +224,14 @@ def predict(
             light=light,
         )
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
+        encoding = _encoding(codec, crf, jobs)
     except ArgumentError as e:  # named as the library spells it: worded with predict's flags
         _fail(e.worded(_flag), code=2)
     except (UsageError, ValueError) as e:
         _fail(str(e), code=2)
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
-    _note_gif_fps(console, fps, jobs)
+    _note_outputs(console, jobs, fps, mp4_options=crf is not None or codec is not None)
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
         from .batch import BatchResult
 
@@ -239,6 +258,7 @@ def predict(
             batch_size=batch_size,
             overwrite=overwrite,
             post=post,
+            encoding=encoding,
         )
     except KeyboardInterrupt:  # a second Ctrl-C while the videos in progress were being finished
         _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
@@ -271,6 +291,26 @@ def _note_gif_fps(console, fps: float, jobs) -> None:
             f"down); the GIFs get {GIF_MAX_FPS} fps, other formats {fps:g}",
             soft_wrap=True,
         )
+
+
+def _encoding(codec: str | None, crf: int | None, jobs):
+    """predict's ``media.Encoding``; raises ``ArgumentError`` for a bad value, or before the model loads
+    when MP4s are to be written and ffmpeg lacks the encoder (libx265)."""
+    from .media import Encoding
+
+    encoding = Encoding(codec or "h264", crf)
+    if any("mp4" in job.outputs for job in jobs if not job.skip):
+        encoding.check()
+    return encoding
+
+
+def _note_outputs(console, jobs, fps: float, mp4_options: bool) -> None:
+    """Notes on options that some formats cannot follow: GIF's top rate; --crf/--codec with only GIFs or
+    PNG frames to write (they are ignored, and the user should know)."""
+    _note_gif_fps(console, fps, jobs)
+    if mp4_options and jobs and not any("mp4" in job.outputs for job in jobs):
+        note = "--crf and --codec apply to MP4s only; no MP4 is written"
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
 
 
 def _load_model(weights: str | None, device: str, photos: int):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import io
 import os
 import re
 import shutil
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .constants import IMAGE_SUFFIXES, SIZE, parse_wxh
+from .constants import IMAGE_SUFFIXES, SIZE, ArgumentError, parse_wxh
 
 # Pillow refuses images above 2x this many pixels as decompression bombs; we set the limit explicitly so
 # a 12000x8000 photo (96 MP) opens while a forged 100000x100000 header is refused before decoding.
@@ -66,6 +68,8 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     (DCT draft mode: a 12000x8000 photo costs ~18 MB instead of 288 MB); other formats are decoded in
     full once (their decoders cannot scale) and reduced before any conversion copies them.
     ``None`` decodes and returns the full resolution.
+    An embedded ICC colour profile (Adobe RGB, Display P3 ...) is applied: the pixels come back in sRGB,
+    what the model was trained on and what videos are tagged as (``_to_srgb8``).
     Raises ``InputError`` with a one-line reason for anything unreadable.
     """
     path = str(path)
@@ -84,6 +88,7 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
                 kind = "animated image" if im.format in {"GIF", "PNG", "WEBP"} else "multi-page image"
                 notes.append(f"{kind} with {n_frames} frames; using the first")
             orientation = _exif_orientation(im)
+            icc = im.info.get("icc_profile")
             full = im.size if orientation not in (5, 6, 7, 8) else im.size[::-1]
             if full[0] * full[1] > MAX_PIXELS:
                 raise InputError(path, f"image too large ({full[0]}x{full[1]} pixels; limit {MAX_PIXELS:,})")
@@ -95,7 +100,7 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
             small = _reduce(im, min_side) if min_side else im
             if orientation not in (None, 1):
                 small = ImageOps.exif_transpose(small if small is not im else im.copy())
-            rgb = _to_rgb8(small)
+            rgb = _to_srgb8(small, icc, notes)
             if rgb is im:
                 rgb = im.copy()  # detach from the file that the with-block closes
     except InputError:
@@ -122,16 +127,18 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
 
 def photo_from_image(image: Image.Image | np.ndarray) -> Photo:
     """A photo given in memory (a PIL image of any mode, or an (H, W, 3) uint8 RGB array) as a ``Photo``:
-    its model input reduced as ``load_photo`` reduces a file's, the whole image kept for rendering.
+    its model input reduced as ``load_photo`` reduces a file's, the whole image kept for rendering. A PIL
+    image's ICC profile (``image.info["icc_profile"]``) is applied as ``load_photo`` applies a file's.
     Raises ``ValueError`` for an array of another shape or type."""
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"an array photo must be (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
         image = Image.fromarray(image)
-    rgb = _to_rgb8(image)
+    notes: list[str] = []
+    rgb = _to_srgb8(image, image.info.get("icc_profile"), notes)
     if rgb is image:
         rgb = image.copy()  # the caller may change theirs later
-    return Photo(path="", image=_reduce(rgb, 2 * SIZE), size=rgb.size, full=rgb)
+    return Photo(path="", image=_reduce(rgb, 2 * SIZE), size=rgb.size, full=rgb, notes=notes)
 
 
 def _reduce(im: Image.Image, min_side: int) -> Image.Image:
@@ -176,6 +183,81 @@ def _to_rgb8(im: Image.Image) -> Image.Image:
     return im
 
 
+def _to_srgb8(im: Image.Image, icc: bytes | None, notes: list[str]) -> Image.Image:
+    """``_to_rgb8``, with the colours of an embedded ICC profile converted to sRGB.
+
+    Photos from phones (Display P3) and cameras set to Adobe RGB store other colours than sRGB for the same
+    numbers: read as sRGB they come out dull, and the videos (tagged BT.709, which shares sRGB's primaries)
+    would show them so. No profile means sRGB, and the pixels are left exactly as stored; so are those of a
+    profile that maps colours onto themselves (an embedded sRGB profile). A profile that cannot be read or
+    does not fit the image (a CMYK profile on an RGB image) adds a note and leaves the pixels as stored."""
+    if not icc:
+        return _to_rgb8(im)
+    space, transform, problem = _srgb_transform(bytes(icc), im.mode)
+    if problem:
+        notes.append(f"embedded colour profile not used ({problem}); colours taken as sRGB")
+    if transform is None:
+        return _to_rgb8(im)
+    from PIL import ImageCms
+
+    try:
+        if space == "RGB":  # flatten (alpha, palettes, 16-bit) first: white stays white in any profile
+            return ImageCms.applyTransform(_to_rgb8(im), transform)
+        return ImageCms.applyTransform(im, transform)  # CMYK or L straight to RGB
+    except (ImageCms.PyCMSError, OSError, ValueError) as e:
+        notes.append(f"embedded colour profile not used ({_first_line(e)}); colours taken as sRGB")
+        return _to_rgb8(im)
+
+
+# the image modes a profile's colour space converts from ("RGB" covers every mode _to_rgb8 makes RGB)
+_ICC_MODES = {"RGB": None, "CMYK": ("CMYK",), "GRAY": ("L",)}
+
+
+@functools.lru_cache(maxsize=16)
+def _srgb_transform(icc: bytes, mode: str):
+    """(profile colour space, transform to sRGB or None, problem or "") for an embedded profile and the
+    image mode it came with. Cached: photos from one camera share their profile. The transform is None for
+    a profile that maps a cube of test colours within one level of themselves: sRGB under another name."""
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = source.profile.xcolor_space.strip().upper()
+    except Exception as e:  # LittleCMS refuses damaged profiles in several ways
+        return "", None, f"unreadable: {_first_line(e)}"
+    modes = _ICC_MODES.get(space, ())
+    if space == "GRAY" and mode not in modes:
+        return space, None, ""  # grey with alpha or 16 bits: grey in any profile, only its tones would move
+    if modes is not None and mode not in modes:
+        return space, None, f"a {space or 'unknown'} profile on a {mode} image"
+    in_mode = "RGB" if space == "RGB" else mode
+    try:
+        # no 1-pixel cache: LittleCMS needs that for one transform used by several threads (the decoding
+        # thread and the writers share the cached transform)
+        transform = ImageCms.buildTransform(
+            source,
+            ImageCms.createProfile("sRGB"),
+            in_mode,
+            "RGB",
+            ImageCms.Intent.PERCEPTUAL,
+            flags=ImageCms.Flags.NOCACHE,
+        )
+        if space == "RGB":
+            levels = np.arange(0, 256, 51, dtype=np.uint8)
+            cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(1, -1, 3)
+            out = np.asarray(ImageCms.applyTransform(Image.fromarray(cube), transform))
+            if np.abs(out.astype(int) - cube).max() <= 1:
+                return space, None, ""
+    except Exception as e:
+        return space, None, f"unusable: {_first_line(e)}"
+    return space, transform, ""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def squash(image: Image.Image, size: int = SIZE) -> np.ndarray:
     """Resize to size x size ignoring aspect ratio, as the Sky Timelapse frames were for training.
     Returns (size, size, 3) uint8."""
@@ -215,9 +297,99 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 from .files import atomic_path  # noqa: E402  (kept importable as media.atomic_path)
 
+# RGB -> YUV with the BT.709 matrix into TV range (ffmpeg's default conversion uses BT.601's), and tags that
+# say so: a player reads the tags to pick the matrix back, and players that meet untagged video guess, and
+# guess differently (mpv, for one, takes video below HD size for BT.601), shifting reds and greens. BT.709
+# shares sRGB's primaries, so sRGB photos (``load_photo`` converts others) keep their colours.
+BT709_CONVERSION = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+)
+BT709_TAGS = "-colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv".split()
+CODECS = {"h264": "libx264", "h265": "libx265"}
+# x264 CRF 18 is close to visually lossless; x265's scale sits about 5 higher for the same look (ffmpeg's
+# guide: x265 28 ~ x264 23). On a 1080p render x265 23 measured 0.5 dB PSNR below x264 18 at a third of the
+# size (README, "Video options")
+DEFAULT_CRF = {"h264": 18, "h265": 23}
+MAX_CRF = 51
 
-def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8) -> None:
-    """H.264 yuv420p with the index at the front (faststart), which every browser plays.
+
+@dataclass(frozen=True)
+class Encoding:
+    """How MP4s are encoded: ``codec`` "h264" (plays everywhere) or "h265" (a half to a third of the size;
+    plays in Safari, on phones and in most players, not in every browser), ``crf`` 0-51 (lower: better and
+    larger; None: 18 for H.264, 23 for H.265). GIFs and PNG frames are not encoded with a codec and ignore
+    it.
+    Raises ``ArgumentError`` for a value out of range."""
+
+    codec: str = "h264"
+    crf: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise ArgumentError("codec", f"must be {' or '.join(CODECS)}, got {self.codec!r}")
+        if self.crf is not None and (
+            isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= MAX_CRF
+        ):
+            raise ArgumentError("crf", f"must be a whole number from 0 to {MAX_CRF}, got {self.crf!r}")
+
+    @property
+    def quality(self) -> int:
+        """The CRF given to the encoder."""
+        return DEFAULT_CRF[self.codec] if self.crf is None else self.crf
+
+    def check(self, exe: str | None = None) -> None:
+        """Raise ``ArgumentError`` (one line) when ffmpeg (``exe``, default: the bundled one) lacks the
+        encoder: not every ffmpeg build has libx265. An ffmpeg that cannot list its encoders passes here
+        and fails when it encodes, with its own reason."""
+        if exe is None:
+            import imageio_ffmpeg
+
+            exe = imageio_ffmpeg.get_ffmpeg_exe()
+        encoders = ffmpeg_encoders(exe)
+        if encoders and CODECS[self.codec] not in encoders:
+            raise ArgumentError(
+                "codec",
+                f"{self.codec} needs an ffmpeg with {CODECS[self.codec]}, which {exe} lacks; use h264",
+            )
+
+
+@functools.lru_cache(maxsize=4)
+def ffmpeg_encoders(exe: str) -> frozenset[str]:
+    """The names of the encoders an ffmpeg binary was built with (``ffmpeg -encoders``), asked once; empty
+    when it cannot say."""
+    import subprocess
+
+    try:
+        listing = subprocess.run(
+            [exe, "-hide_banner", "-nostdin", "-encoders"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    names = set()
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] == "V":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+def _x265_params(pixels: int) -> str:
+    """x265's own settings (it ignores ffmpeg's ``-threads``): one thread for small frames, as x264 gets in
+    ``write_mp4`` (batches run an encoder per core); its log kept to errors so that a failure's last line is
+    the reason. Big frames keep x265's defaults: a shorter lookahead with fewer threads did not lower its
+    peak memory at 3000x2000 (about 0.8 GB either way)."""
+    params = ["log-level=error"]
+    if pixels <= SMALL_FRAME:
+        params += ["pools=1", "frame-threads=1"]
+    return ":".join(params)
+
+
+def write_mp4(
+    frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8, encoding: Encoding | None = None
+) -> None:
+    """H.264 yuv420p with the index at the front (faststart), which every browser plays (or H.265:
+    ``encoding``), converted from RGB with the BT.709 matrix and tagged BT.709 (``BT709_CONVERSION``).
 
     ``frames`` is any iterable of (H, W, 3) uint8 frames, consumed one at a time while ffmpeg encodes:
     a generator that renders each frame on demand keeps only a frame or two in memory, whatever the
@@ -231,9 +403,13 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float 
     - above ``BIG_FRAME``, 2 threads and a 4-frame lookahead: x264 holds ~30 bytes per pixel for every
       frame in flight (measured at 3000x2000: 0.80 GB with the defaults, 0.55 GB so, 30% less CPU,
       0.3 dB lower PSNR at CRF 18);
-    - in between, x264's defaults."""
+    - in between, x264's defaults.
+    x265 runs one thread up to ``SMALL_FRAME`` too, and its defaults above (``_x265_params``)."""
     import imageio_ffmpeg
 
+    encoding = encoding or Encoding()
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    encoding.check(exe)
     with atomic_path(path) as tmp, tempfile.TemporaryFile() as log:
         proc = None
         shape = None
@@ -244,7 +420,7 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float 
                     shape = (h - h % 2, w - w % 2, 3)  # yuv420p needs even sides
                     if frame.dtype != np.uint8 or frame.shape[2:] != (3,) or min(shape[:2]) < 2:
                         raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
-                    proc = _start_x264(imageio_ffmpeg.get_ffmpeg_exe(), tmp, shape, fps, log)
+                    proc = _start_encoder(exe, tmp, shape, fps, log, encoding)
                 frame = frame[: shape[0], : shape[1]]
                 if frame.shape != shape or frame.dtype != np.uint8:
                     raise ValueError(f"frame of shape {frame.shape} in a video of {shape} frames")
@@ -281,21 +457,23 @@ def _exit_reason(code: int) -> str:
     return f"exit code {code}"
 
 
-def _start_x264(exe: str, path: Path, shape: tuple[int, int, int], fps: float, log):
+def _start_encoder(exe: str, path: Path, shape: tuple[int, int, int], fps: float, log, encoding: Encoding):
     import subprocess
 
     h, w = shape[:2]
-    if w * h <= SMALL_FRAME:
-        threads = ["-threads", "1"]
+    if encoding.codec == "h265":
+        codec = ["-c:v", "libx265", "-x265-params", _x265_params(w * h), "-tag:v", "hvc1"]
+    elif w * h <= SMALL_FRAME:
+        codec = ["-c:v", "libx264", "-threads", "1"]
     elif w * h > BIG_FRAME:
-        threads = ["-threads", "2", "-rc-lookahead", "4"]
+        codec = ["-c:v", "libx264", "-threads", "2", "-rc-lookahead", "4"]
     else:
-        threads = []
+        codec = ["-c:v", "libx264"]
     cmd = [
         exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", f"{fps:g}", "-i", "pipe:0",
-        "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", *threads,
-        "-movflags", "+faststart", "-f", "mp4", str(path),
+        "-an", "-vf", BT709_CONVERSION, *codec, "-preset", "veryfast", "-crf", str(encoding.quality),
+        "-pix_fmt", "yuv420p", *BT709_TAGS, "-movflags", "+faststart", "-f", "mp4", str(path),
     ]  # fmt: skip
     # its own session: a Ctrl-C in the terminal goes to our process group and must not cut this video
     # short; the batch finishes the videos in flight before it stops (ffmpeg ends anyway at end of input)
@@ -366,10 +544,12 @@ def gif_delays(fps: float) -> Iterator[int]:
         shown = end
 
 
-def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8) -> None:
+def write_gif(
+    frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8, encoding: Encoding | None = None
+) -> None:
     """An animated GIF that loops forever, timed by ``gif_delays``. Frames are converted as Pillow reaches
     them; Pillow itself keeps every frame as 8-bit palette images until the file is complete (a third of the
-    RGB size)."""
+    RGB size). ``encoding`` (MP4 only) is ignored."""
 
     def images() -> Iterator[Image.Image]:
         for frame, delay in zip(frames, gif_delays(fps), strict=False):  # delays never run out
@@ -401,10 +581,11 @@ def write_frames(frames: Iterable[np.ndarray], folder: str | os.PathLike) -> Non
             Image.fromarray(f).save(tmp / f"frame_{i:03d}.png", compress_level=1)
 
 
+# every writer takes (frames, path, fps=, encoding=); only MP4 uses the encoding
 WRITERS = {
     "mp4": write_mp4,
     "gif": write_gif,
-    "frames": lambda frames, path, fps=8: write_frames(frames, path),
+    "frames": lambda frames, path, fps=8, encoding=None: write_frames(frames, path),
 }
 
 

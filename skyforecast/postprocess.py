@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import motion, skymask, steady
 from .constants import FRAMES, ArgumentError
-from .media import WRITERS, Photo, output_size, resize_frames
+from .media import WRITERS, Encoding, Photo, output_size, resize_frames
 
 if TYPE_CHECKING:
     from .pipeline import SkyPipeline
@@ -205,6 +205,7 @@ class Output(Protocol):
         size: tuple[int, int] | None = None,
         fps: float = 8,
         on_frame: Callable[[int, int], None] | None = None,
+        encoding: Encoding | None = None,
     ) -> list[str]: ...
 
 
@@ -234,12 +235,14 @@ class PlainOutput:
         size: tuple[int, int] | None = None,
         fps: float = 8,
         on_frame: Callable[[int, int], None] | None = None,
+        encoding: Encoding | None = None,
     ) -> list[str]:
         """Resize the prediction once and write it to each of ``targets`` ({format: path}); small enough to
-        hold whole, so no progress within the photo (``on_frame`` is not called). No notes."""
+        hold whole, so no progress within the photo (``on_frame`` is not called). No notes. ``encoding``: how
+        MP4s are encoded (``media.Encoding``; default H.264 at CRF 18)."""
         frames = resize_frames(videos[0], size or self.output_size(photo.size)[0])
         for fmt, path in targets.items():
-            WRITERS[fmt](frames, path, fps=fps)
+            WRITERS[fmt](frames, path, fps=fps, encoding=encoding)
         return []
 
 
@@ -355,12 +358,13 @@ class PostProcess:
         size: tuple[int, int] | None = None,
         fps: float = 8,
         on_frame: Callable[[int, int], None] | None = None,
+        encoding: Encoding | None = None,
     ) -> list[str]:
         """Render one photo's video and write it to ``targets`` ({format: path}), frame by frame (runs in a
         writer thread). Big frames are rendered one photo at a time: each render holds ~50 bytes per pixel of
         buffers and an encoder. ``on_frame(done, total)`` is called after each rendered frame (all formats
-        counted: a full-resolution photo can take a minute, and progress should show it). Returns notes for
-        the user."""
+        counted: a full-resolution photo can take a minute, and progress should show it). ``encoding``: how
+        MP4s are encoded (``media.Encoding``). Returns notes for the user."""
         notes: list[str] = []
         for k, (fmt, path) in enumerate(targets.items()):
             fmt_size = size
@@ -371,7 +375,8 @@ class PostProcess:
                 if on_frame is not None:
                     n, formats = len(frames), len(targets)
                     frames = frames.counted(lambda done, _n, b=k * n, t=n * formats: on_frame(b + done, t))
-                WRITERS[fmt](frames, path, fps=fps)  # each format renders again: nothing is kept
+                # each format renders again: nothing is kept
+                WRITERS[fmt](frames, path, fps=fps, encoding=encoding)
             notes.extend(n for n in more if n not in notes)
         return notes
 
