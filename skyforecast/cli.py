@@ -89,7 +89,7 @@ def predict(
         typer.Option(
             min=0,
             max=51,
-            help="MP4 quality, 0-51: lower is better and larger. Default 18 (h264), 23 (h265). GIF and "
+            help="MP4 quality, 0-51: lower is better and larger. Default 18 (h264), 20 (h265). GIF and "
             "frames outputs ignore it.",
             metavar="N",
         ),

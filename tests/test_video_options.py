@@ -107,11 +107,11 @@ def textured(t: int = 8) -> list[np.ndarray]:
     return [np.roll(base, i, axis=1) for i in range(t)]
 
 
-def test_default_crf_is_18_for_h264_and_23_for_h265(tmp_path):
+def test_default_crf_is_18_for_h264_and_20_for_h265(tmp_path):
     write_mp4(textured(2), tmp_path / "a.mp4")
     write_mp4(textured(2), tmp_path / "b.mp4", encoding=Encoding("h265"))
     assert encoder_settings(tmp_path / "a.mp4") == "18.0"
-    assert encoder_settings(tmp_path / "b.mp4") == "23.0"
+    assert encoder_settings(tmp_path / "b.mp4") == "20.0"
     assert b"x264" in (tmp_path / "a.mp4").read_bytes() and b"x265" in (tmp_path / "b.mp4").read_bytes()
 
 
