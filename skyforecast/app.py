@@ -94,6 +94,7 @@ class Studio:
         self.weights = None if weights is None else os.fspath(weights)
         self.device = device
         self.folder = Path(folder or tempfile.mkdtemp(prefix="skyforecast-app-")).resolve()
+        self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._served = 0
         try:
@@ -223,6 +224,16 @@ def require_gradio():
     return gradio
 
 
+def _gradio_installed() -> bool:
+    """Whether ``import gradio`` can work, without the seconds it takes."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("gradio") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def build_page(studio: Studio):
     """The Gradio Blocks page over ``studio``: inputs on the left, the video on the right."""
     gr = require_gradio()
@@ -300,7 +311,8 @@ def serve(
         os.environ["GRADIO_TEMP_DIR"] = str(root)
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         tempfile.tempdir = str(root)  # nothing of this process lands in the system's temporary folder
-        require_gradio()
+        if not _gradio_installed():  # said before the model loads
+            raise AppError(INSTALL_HINT)
         try:
             studio = Studio(weights, device, folder=str(root))
         except (WeightsError, ValueError) as e:
