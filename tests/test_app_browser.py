@@ -172,6 +172,18 @@ def test_a_text_file_as_the_photo_shows_an_error_in_the_page(server, browser, tm
     assert browser.find_elements(By.CSS_SELECTOR, "#video video[src]") == []
 
 
+def test_a_photo_over_the_size_limit_is_refused_by_the_page(server, browser, tmp_path):
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(210 * 1024 * 1024)  # sparse: 210 MB that cost no disk
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#photo input[type=file]")).send_keys(str(huge))
+    message = 'exceed the maximum allowed size of 200.0 Mb: "huge.jpg"'
+    wait.until(lambda d: message in d.find_element(By.TAG_NAME, "body").text)
+    assert list(server.tmp.glob("*/*/huge.jpg")) == []  # never uploaded
+
+
 def test_stopping_the_app_leaves_no_files(server):
     """Last in this file: SIGTERM ends the app cleanly, and neither its temporary folder nor its working
     folder keeps anything (uploads, videos, Gradio's cache)."""
