@@ -58,7 +58,7 @@ class AppError(Exception):
 @dataclass
 class Result:
     """What one request gives the page: an MP4 to play or a GIF to show, the file to download (None after
-    a failure) and a status line (the error, or what was made)."""
+    a failure), a status line (the error, or what was made) and whether it worked."""
 
     video: str | None
     gif: str | None
@@ -97,6 +97,7 @@ class Studio:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._served = 0
+        self._last_end = time.time()  # when the previous request ended
         try:
             load_pipeline(self.weights, device)  # the one model: animate finds it in the same cache
         except BaseException:
@@ -113,22 +114,24 @@ class Studio:
     ) -> Result:  # fmt: skip
         """Animate ``photo`` (an uploaded file's path) and write the video into the app's folder. Every
         problem with the upload or the options becomes the status line, never an exception. Afterwards
-        only this request's files stay in the app's folder (the photo and mask still on the page, the
-        video it shows)."""
+        the files of earlier requests are removed (``_prune``)."""
         options = options or Options()
         with self._lock:
-            started = time.time()
             result = self._render(photo, mask, options, progress or _no_progress)
-            self._prune([p for p in (photo, mask, result.download) if p], started)
+            self._prune([p for p in (photo, mask, result.download) if p])
+            self._last_end = time.time()
             return result
 
     def _render(self, photo: str | None, mask: str | None, options: Options, progress: Progress) -> Result:
         if not photo:
             return _failed("choose a photo first (drop it on the photo box or click to pick one)")
         name = Path(photo).name
+        for path in (photo, mask):
+            if path and not Path(path).exists():  # removed after another tab's request: see _prune
+                return _failed(f"{Path(path).name}: no longer on the server; drop it on the page again")
         try:
             progress(0.0, desc="reading the photo")
-            source = load_photo(photo)
+            source = load_photo(photo)  # predict's reader and reasons; animate takes the decoded photo
             resolution = _resolution(source, options)
             progress(0.05, desc=f"predicting the sky and rendering {options.frames} frames")
             with warnings.catch_warnings(record=True) as caught:
@@ -168,18 +171,22 @@ class Studio:
         writer(_counted(frames, progress, f"writing the {fmt.upper()}"), out, fps=FPS)
         return out
 
-    def _prune(self, keep: list[str], started: float) -> None:
-        """Remove what earlier requests left in the app's folder: everything but the entries holding
-        ``keep`` and those made since ``started`` (an upload that arrived during this request)."""
+    def _prune(self, keep: list[str]) -> None:
+        """Remove what earlier requests left in the app's folder. Kept: the entries holding ``keep`` (this
+        request's photo and mask, still on the page, and the video it shows) and the uploads made since
+        the previous request ended (a photo another tab dropped, waiting in the queue, or one dropped
+        during this request). Gradio puts each upload in a folder of its own."""
         kept = set()
         for path in keep:
             with contextlib.suppress(ValueError):
                 kept.add(Path(path).resolve().relative_to(self.folder).parts[0])
         for entry in list(self.folder.iterdir()):
             try:
-                if entry.name in kept or entry.stat().st_mtime >= started:
-                    continue
+                recent = entry.stat().st_mtime >= self._last_end
             except FileNotFoundError:
+                continue
+            recent_upload = recent and not entry.name.startswith("video-")
+            if entry.name in kept or recent_upload:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -331,7 +338,8 @@ def _launch(page, host: str, port: int, share: bool) -> None:
             max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False, mcp_server=False,
         )  # fmt: skip
     except OSError as e:
-        raise AppError(f"cannot serve on {host}:{port}: {e}") from None
+        reason = "the port is in use or not allowed; choose another with --port" if "port" in str(e) else e
+        raise AppError(f"cannot serve on {host}:{port}: {reason}") from None
     where = f"http://{'127.0.0.1' if host in ('127.0.0.1', 'localhost') else host}:{port}/"
     print(f"skyforecast app: {where}  (Ctrl-C stops it)", flush=True)
     if share and getattr(page, "share_url", None):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +184,34 @@ def test_an_upload_made_during_a_request_is_kept(studio):
     assert not Path(first).exists()  # an earlier request's upload is gone
 
 
+def test_two_requests_at_once_run_one_after_the_other(studio):
+    """Two tabs: both photos uploaded, both Animate pressed. One model: the second request waits until the
+    first is written, and the first one's clean-up keeps the photo waiting in the queue."""
+    events: list[str] = []
+    photos = {name: upload(studio, PHOTOS / "cumulus.jpg", f"{name}.jpg") for name in ("a", "b")}
+
+    def request(name: str) -> None:
+        result = studio.render(photos[name], progress=lambda p, desc="": events.append(name))
+        events.append(result.status)
+
+    threads = [threading.Thread(target=request, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    first, second = events[0], "b" if events[0] == "a" else "a"
+    done = "{}.mp4: 32 frames of 320x180 at 8 fps"
+    # reading, predicting, 33 steps of writing: never interleaved
+    assert events == [first] * 35 + [done.format(first)] + [second] * 35 + [done.format(second)]
+
+
+def test_a_photo_removed_since_it_was_dropped_is_a_message(studio):
+    photo = upload(studio, PHOTOS / "hills.jpg")
+    shutil.rmtree(Path(photo).parent)
+    result = studio.render(photo)
+    assert result.status == "error: hills.jpg: no longer on the server; drop it on the page again"
+
+
 def test_help_is_plain_at_80_columns():
     check_help(["app"])
 
@@ -207,6 +237,19 @@ def test_bad_weights_stop_the_app_with_one_line(tmp_path):
     assert result.returncode == 1
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "nothing-here" in lines[0], lines
+
+
+def test_a_port_in_use_is_one_line(tiny_weights):
+    pytest.importorskip("gradio")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _skyforecast("", "app", "--port", str(port), "--weights", str(tiny_weights))
+    assert result.returncode == 1
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    reason = "the port is in use or not allowed; choose another with --port"
+    assert lines == [f"error: cannot serve on 127.0.0.1:{port}: {reason}"]
 
 
 def test_the_package_and_the_command_line_do_not_import_gradio():
