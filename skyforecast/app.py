@@ -130,6 +130,7 @@ class Studio:
             if path and not Path(path).exists():  # removed after another tab's request: see _prune
                 return _failed(f"{Path(path).name}: no longer on the server; drop it on the page again")
         try:
+            _check(options)
             progress(0.0, desc="reading the photo")
             source = load_photo(photo)  # predict's reader and reasons; animate takes the decoded photo
             resolution = _resolution(source, options)
@@ -162,8 +163,6 @@ class Studio:
 
     def _write(self, frames: np.ndarray, stem: str, fmt: str, progress: Progress) -> Path:
         """The video in a new folder of the app's (so a download keeps the photo's name)."""
-        if fmt not in ("mp4", "gif"):
-            raise ArgumentError("format", f"must be mp4 or gif, got {fmt!r}")
         self._served += 1
         out = self.folder / f"video-{self._served:05d}" / f"{stem}.{fmt}"
         out.parent.mkdir()
@@ -200,6 +199,18 @@ def _no_progress(*args, **kwargs) -> None:
 
 def _failed(message: str) -> Result:
     return Result(None, None, None, f"error: {message}", False)
+
+
+def _check(options: Options) -> None:
+    """The page's own limits, which a call through Gradio's API could otherwise pass (animate checks the
+    rest): the page renders in memory, so at most ``MAX_FRAMES`` frames and its listed sizes."""
+    if not 1 <= int(options.frames) <= MAX_FRAMES:
+        raise ArgumentError("frames", f"must be 1..{MAX_FRAMES} in the app, got {options.frames}")
+    sizes = [value for _, value in RESOLUTIONS]
+    if options.resolution not in sizes:
+        raise ArgumentError("resolution", f"must be one of {', '.join(sizes)}, got {options.resolution!r}")
+    if options.fmt not in ("mp4", "gif"):
+        raise ArgumentError("format", f"must be mp4 or gif, got {options.fmt!r}")
 
 
 def _resolution(photo: Photo, options: Options) -> str:

@@ -124,6 +124,17 @@ def test_bad_options_and_a_mask_for_another_photo_are_messages(studio, tmp_path)
     result = studio.render(upload(studio, PHOTOS / "dusk.jpg"), upload(studio, square))
     assert result.status == "error: square.png: mask is 64x64 but the photo is 320x180: aspect ratios differ"
     assert studio.render(None).status.startswith("error: choose a photo first")
+    # the page's own limits hold for calls through Gradio's API too (it renders in memory)
+    photo = upload(studio, PHOTOS / "dusk.jpg")
+    assert studio.render(photo, options=Options(frames=500)).status == (
+        "error: frames: must be 1..96 in the app, got 500"
+    )
+    assert studio.render(photo, options=Options(resolution="native")).status == (
+        "error: resolution: must be one of auto, 1080, 720, 480, model, got 'native'"
+    )
+    assert studio.render(photo, options=Options(fmt="webm")).status == (
+        "error: format: must be mp4 or gif, got 'webm'"
+    )
 
 
 def _rss_mb() -> float:
