@@ -1003,6 +1003,57 @@ def convert_official_cmd(
     typer.echo(f"wrote {folder} (use it with --weights {folder})")
 
 
+# ---- app ----
+
+
+@app.command("app")
+def app_command(
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port to serve the page on.", metavar="N")
+    ] = 7860,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. The default serves this computer only; 0.0.0.0 opens the page "
+            "to every computer that can reach this one.",
+            metavar="HOST",
+        ),
+    ] = "127.0.0.1",
+    share: Annotated[
+        bool,
+        typer.Option("--share", help="Also make a public link through Gradio's share servers (anyone with "
+                     "the link can use the app)."),
+    ] = False,  # fmt: skip
+    weights: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--weights",
+            "-w",
+            help="Model folder or Hub repo id with optional @revision. Default: "
+            "$SKYFORECAST_WEIGHTS, else the bundled model.",
+            metavar="SPEC",
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
+    ] = "auto",
+) -> None:
+    """A local web page: drop a photo, choose the options, watch its time-lapse and download it.
+
+    Needs the app extra: pip install "skyforecast[app]". Ctrl-C stops it.
+    """
+    import os
+
+    from .app import AppError, serve
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as predict (see there)
+    try:
+        serve(host=host, port=port, weights=weights, device=device, share=share)
+    except AppError as e:
+        _fail(str(e))
+
+
 _exit_without_teardown = False
 
 
