@@ -30,6 +30,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# Options several commands share: one declaration each.
+_Weights = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--weights",
+        "-w",
+        help="Model folder or Hub repo id (user/name or user/name@revision). Default: $SKYFORECAST_WEIGHTS, "
+        "else the bundled model.",
+        metavar="SPEC",
+    ),
+]
+_Device = Annotated[
+    str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE")
+]
+
+
 @app.callback()
 def _root(
     version: Annotated[
@@ -118,20 +134,8 @@ def predict(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip them).")
     ] = False,
-    weights: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--weights",
-            "-w",
-            help="Model folder or Hub repo id with optional @revision. Default: "
-            "$SKYFORECAST_WEIGHTS, else the bundled model.",
-            metavar="SPEC",
-        ),
-    ] = None,
-    device: Annotated[
-        str,
-        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
-    ] = "auto",
+    weights: _Weights = None,
+    device: _Device = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
     resolution: Annotated[
         Optional[str],  # noqa: UP045
@@ -811,26 +815,14 @@ def evaluate_command(
             show_default=False,
         ),
     ],
-    weights: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--weights",
-            "-w",
-            help="Model folder or Hub repo id (user/name or user/name@revision). Default: "
-            "$SKYFORECAST_WEIGHTS, else the bundled model.",
-            metavar="SPEC",
-        ),
-    ] = None,
+    weights: _Weights = None,
     per_clip: Annotated[bool, typer.Option("--per-clip", help="Also show one row per clip.")] = False,
     json_out: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--json", metavar="FILE", help="Write all numbers as JSON to FILE, or - for stdout."),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per model call.", metavar="N")] = 8,
-    device: Annotated[
-        str,
-        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
-    ] = "auto",
+    device: _Device = "auto",
     limit: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(min=1, help="Evaluate only the first N clips.", show_default=False, metavar="N"),
@@ -1024,20 +1016,8 @@ def app_command(
         typer.Option("--share", help="Also make a public link through Gradio's share servers (anyone with "
                      "the link can use the app)."),
     ] = False,  # fmt: skip
-    weights: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--weights",
-            "-w",
-            help="Model folder or Hub repo id with optional @revision. Default: "
-            "$SKYFORECAST_WEIGHTS, else the bundled model.",
-            metavar="SPEC",
-        ),
-    ] = None,
-    device: Annotated[
-        str,
-        typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.", metavar="DEVICE"),
-    ] = "auto",
+    weights: _Weights = None,
+    device: _Device = "auto",
 ) -> None:
     """A local web page: drop a photo, choose the options, watch its time-lapse and download it.
 
