@@ -4,6 +4,7 @@ heavy modules are imported inside each command so that `skyforecast --help` stay
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -250,7 +251,7 @@ def predict(
 
         for folder, reason in check_output_folders(todo):
             _fail(f"cannot write to output folder {folder}: {reason}")
-        pipe = _load_model(weights, device, len(todo))
+        pipe = _load_model(weights, device, len(todo), early=lambda: post.prefetch(todo))
     try:
         result = _run_with_progress(
             console,
@@ -317,9 +318,11 @@ def _note_outputs(console, jobs, fps: float, mp4_options: bool) -> None:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
 
 
-def _load_model(weights: str | None, device: str, photos: int):
+def _load_model(weights: str | None, device: str, photos: int, early: Callable[[], None] | None = None):
     """The ``SkyPipeline`` for ``--weights``/``--device``; a clear line and the exit code on failure or
-    Ctrl-C (``photos``: how many were waiting for it)."""
+    Ctrl-C (``photos``: how many were waiting for it). ``early`` starts work that needs no model first."""
+    if early is not None:
+        early()
     try:
         from .pipeline import SkyPipeline
         from .weights import WeightsError

@@ -155,6 +155,19 @@ def _reduce(im: Image.Image, min_side: int) -> Image.Image:
     return im.reduce(factor)
 
 
+def peek_jpeg_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) of a JPEG as ``load_photo`` will orient it, from its header alone (JPEG keeps its
+    EXIF before the pixels; a PNG's may follow them, and Pillow decodes the whole image to find it); None for
+    any other file or an unreadable header (``load_photo`` then says why)."""
+    try:
+        with Image.open(path) as im:
+            if im.format != "JPEG":
+                return None
+            return im.size[::-1] if _exif_orientation(im) in (5, 6, 7, 8) else im.size
+    except Exception:  # noqa: BLE001 - any unreadable header: the caller falls back to load_photo
+        return None
+
+
 def _exif_orientation(im: Image.Image) -> int | None:
     try:
         return im.getexif().get(0x0112)

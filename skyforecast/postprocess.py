@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -187,7 +188,8 @@ class Output(Protocol):
     """What ``batch.run`` asks of an output: the model's work for a batch of photos (in the model's thread),
     each photo's output size, and writing one photo's outputs (in a writer thread). ``PlainOutput`` and
     ``PostProcess`` are the two kinds. ``frame_by_frame``: the output is rendered frame by frame (progress
-    within a photo is reported, and the model waits for busy writers rather than queue big renders)."""
+    within a photo is reported, and the model waits for busy writers rather than queue big renders).
+    ``prefetch``: start the model-free part of the first jobs while the model loads."""
 
     frame_by_frame: ClassVar[bool]
 
@@ -196,6 +198,8 @@ class Output(Protocol):
     ) -> list[np.ndarray]: ...
 
     def output_size(self, photo_size: tuple[int, int]) -> tuple[tuple[int, int], str | None]: ...
+
+    def prefetch(self, jobs: Sequence, count: int = 2) -> None: ...
 
     def write(
         self,
@@ -226,6 +230,9 @@ class PlainOutput:
 
     def output_size(self, photo_size: tuple[int, int]) -> tuple[tuple[int, int], str | None]:
         return output_size(photo_size, self.size), None
+
+    def prefetch(self, jobs: Sequence, count: int = 2) -> None:
+        """Nothing to start early: the model's frames are all this output needs."""
 
     def write(
         self,
@@ -268,6 +275,7 @@ class PostProcess:
     direction: str | None = None
     light: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _early: dict[tuple[str, tuple[int, int]], Future] = field(default_factory=dict, repr=False)
     frame_by_frame: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -404,8 +412,12 @@ class PostProcess:
         then rendered on demand: the sky's motion, loop cross-fade and panels of ``--compare`` included."""
         if size is None:
             size, _ = self.output_size(photo.size)
+        early = self._early.pop((str(photo.path), tuple(size)), None) if photo.full is None else None
+        sky = None
         if self.resolution == "model":
             still = np.asarray(photo.image.resize(size, Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
+        elif early is not None and early.exception() is None:
+            still, sky = early.result()
         else:
             full = photo.full  # a photo given in memory (``skyforecast.animate``); else decoded at ``size``
             still = motion.load_photo_at(photo.path, size) if full is None else motion.photo_at(full, size)
@@ -414,7 +426,39 @@ class PostProcess:
             file_mask = motion.load_mask(self.mask, size, photo.size)
         if self.resolution == "model":
             return self._stream_model(still, videos, size, file_mask)
-        return self._stream_steady(still, videos, size, file_mask)
+        return self._stream_steady(still, videos, size, file_mask, sky)
+
+    def prefetch(self, jobs: Sequence, count: int = 2) -> None:
+        """Start the first ``count`` jobs' model-free work (the photo decoded at its output size and its sky
+        mask, ~0.3 s for a 1080p photo) in a background thread, for ``stream`` to pick up. ``predict`` calls
+        it before it loads the model: importing torch holds one core for a second while OpenCV's mask work
+        runs on the other, so one photo end to end is that much sooner. Results are identical to what
+        ``stream`` computes itself; a failure here is ignored (``stream`` then does the work and meets it).
+        JPEGs only (draft-mode decoding keeps even a 100 MP one small); other photos are left to ``stream``:
+        their decoders cannot scale, and a second full decode beside the batch's would double the memory."""
+        if self.resolution == "model" or self.mask != "auto":
+            return
+        work: list[tuple[Path, str, Future]] = []
+        for job in list(jobs)[:count]:
+            fut: Future = Future()
+            work.append((Path(job.source), next(iter(job.outputs)), fut))
+
+        def run() -> None:
+            from .media import peek_jpeg_size
+
+            for path, fmt, fut in work:
+                try:
+                    photo_size = peek_jpeg_size(path)
+                    if photo_size is None:
+                        continue  # not a JPEG: its full decode would sit in memory twice
+                    size, _ = self.format_size(photo_size, fmt)
+                    self._early[(str(path), tuple(size))] = fut
+                    still = motion.load_photo_at(path, size)
+                    fut.set_result((still, skymask.sky_mask(still)))
+                except Exception as e:  # noqa: BLE001 - the writer redoes the work and reports it
+                    fut.set_exception(e)
+
+        threading.Thread(target=run, name="skyforecast-prefetch", daemon=True).start()
 
     def _stream_model(
         self, still: np.ndarray, videos: np.ndarray, size: tuple[int, int], file_mask: np.ndarray | None
@@ -447,12 +491,18 @@ class PostProcess:
         return Frames(self.frames, size, panels[0]), list(dict.fromkeys(notes))
 
     def _stream_steady(
-        self, still: np.ndarray, videos: np.ndarray, size: tuple[int, int], file_mask: np.ndarray | None
+        self,
+        still: np.ndarray,
+        videos: np.ndarray,
+        size: tuple[int, int],
+        file_mask: np.ndarray | None,
+        sky: np.ndarray | None = None,
     ) -> tuple[Frames, list[str]]:
-        """The photo moved by the steady field of each prediction (``skyforecast.steady``)."""
+        """The photo moved by the steady field of each prediction (``skyforecast.steady``); ``sky``: the
+        auto mask when ``prefetch`` made it already."""
         notes: list[str] = []
         if self.mask == "auto":
-            sky = skymask.sky_mask(still)
+            sky = skymask.sky_mask(still) if sky is None else sky
             if not sky.any():
                 notes.append(
                     "no sky found (--mask auto): the video stands still; draw a mask file (white = sky)"

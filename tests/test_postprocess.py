@@ -5,6 +5,7 @@ blending would show)."""
 from __future__ import annotations
 
 import glob
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,48 @@ def test_loop_cli_at_180_px(tmp_path, sample_photos, tiny_weights):
 def test_loop_needs_a_few_frames(tmp_path, sample_photos):
     result = runner.invoke(app, ["predict", str(sample_photos / "cirrus.png"), "--loop", "--frames", "3"])
     assert result.exit_code == 2 and "--frames 4" in result.output
+
+
+def test_prefetched_still_and_mask_give_the_same_video_and_are_used(tmp_path):
+    """``predict`` starts the first photos' decode and sky mask while the model loads (``prefetch``); the
+    video must be exactly what the writer makes without it, and the early work must be the one used."""
+    from skyforecast.batch import Job
+    from skyforecast.media import load_photo
+    from skyforecast.postprocess import PostProcess
+
+    source = Path(__file__).parent / "data" / "photos" / "cumulus.jpg"
+    photo = load_photo(source)
+    rng = np.random.default_rng(0)
+    videos = rng.integers(0, 256, (1, 32, 128, 128, 3), dtype=np.uint8)
+    plain, _ = PostProcess().render(photo, videos)
+
+    early = PostProcess()
+    early.prefetch([Job(source, {"mp4": tmp_path / "a.mp4"})])
+    size, _ = early.format_size(photo.size, "mp4")
+    deadline = 50
+    while (str(source), tuple(size)) not in early._early and deadline:
+        deadline -= 1
+        time.sleep(0.1)
+    assert (str(source), tuple(size)) in early._early  # the background work started for this photo
+    ahead, _ = early.render(photo, videos)
+    assert not early._early  # taken by the render, not left behind
+    assert np.array_equal(ahead, plain)
+    assert not np.array_equal(ahead[31], ahead[0])  # the sky moved: the mask was not empty
+
+    PostProcess(mask="none").prefetch([Job(source, {"mp4": tmp_path / "b.mp4"})])  # nothing to do: no error
+
+
+def test_prefetch_reads_only_jpeg_headers(tmp_path):
+    """The early start takes only JPEGs, sized as load_photo orients them (EXIF 6: rotated a quarter turn):
+    a PNG's EXIF may follow its pixels, and reading it would decode the whole image beside the batch."""
+    from skyforecast.media import peek_jpeg_size
+
+    im = Image.new("RGB", (60, 40), (90, 140, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "turned.jpg", exif=exif)
+    im.save(tmp_path / "flat.png")
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
+    assert peek_jpeg_size(tmp_path / "turned.jpg") == (40, 60)
+    assert peek_jpeg_size(tmp_path / "flat.png") is None
+    assert peek_jpeg_size(tmp_path / "junk.jpg") is None
