@@ -413,11 +413,11 @@ class PostProcess:
         if size is None:
             size, _ = self.output_size(photo.size)
         early = self._early.pop((str(photo.path), tuple(size)), None) if photo.full is None else None
-        sky = None
+        layer = None
         if self.resolution == "model":
             still = np.asarray(photo.image.resize(size, Image.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
         elif early is not None and early.exception() is None:
-            still, sky = early.result()
+            still, layer = early.result()
         else:
             full = photo.full  # a photo given in memory (``skyforecast.animate``); else decoded at ``size``
             still = motion.load_photo_at(photo.path, size) if full is None else motion.photo_at(full, size)
@@ -426,7 +426,7 @@ class PostProcess:
             file_mask = motion.load_mask(self.mask, size, photo.size)
         if self.resolution == "model":
             return self._stream_model(still, videos, size, file_mask)
-        return self._stream_steady(still, videos, size, file_mask, sky)
+        return self._stream_steady(still, videos, size, file_mask, layer)
 
     def prefetch(self, jobs: Sequence, count: int = 2) -> None:
         """Start the first ``count`` jobs' model-free work (the photo decoded at its output size and its sky
@@ -454,7 +454,7 @@ class PostProcess:
                     size, _ = self.format_size(photo_size, fmt)
                     self._early[(str(path), tuple(size))] = fut
                     still = motion.load_photo_at(path, size)
-                    fut.set_result((still, skymask.sky_mask(still)))
+                    fut.set_result((still, steady.sky_layer(still, skymask.sky_mask(still))))
                 except Exception as e:  # noqa: BLE001 - the writer redoes the work and reports it
                     fut.set_exception(e)
 
@@ -496,21 +496,19 @@ class PostProcess:
         videos: np.ndarray,
         size: tuple[int, int],
         file_mask: np.ndarray | None,
-        sky: np.ndarray | None = None,
+        layer: steady.SkyLayer | None = None,
     ) -> tuple[Frames, list[str]]:
-        """The photo moved by the steady field of each prediction (``skyforecast.steady``); ``sky``: the
-        auto mask when ``prefetch`` made it already."""
+        """The photo moved by the steady field of each prediction (``skyforecast.steady``); ``layer``: the
+        auto mask's ``SkyLayer`` when ``prefetch`` made it already."""
         notes: list[str] = []
         if self.mask == "auto":
-            sky = skymask.sky_mask(still) if sky is None else sky
-            if not sky.any():
+            layer = layer or steady.sky_layer(still, skymask.sky_mask(still))
+            if not layer.sky.any():
                 notes.append(
                     "no sky found (--mask auto): the video stands still; draw a mask file (white = sky)"
                 )
-        elif self.mask == "none":
-            sky = None
-        else:
-            sky = file_mask
+        else:  # made once for every panel of --compare
+            layer = steady.sky_layer(still, None if self.mask == "none" else file_mask)
         pingpong = self.loop == "pingpong"
         count = frames_needed(self.frames, "pingpong") if pingpong else self.frames
         panels: list[Callable[[int], np.ndarray]] = []
@@ -518,7 +516,7 @@ class PostProcess:
             renderer, _ = steady.animate_frames(
                 still,
                 video,
-                sky,
+                layer,
                 frames=count,
                 speed=self._speed,
                 direction=self._direction,

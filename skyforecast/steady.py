@@ -306,7 +306,8 @@ class SteadyRenderer:
     ``alpha`` (H, W) float32 in [0, 1] (``motion.soft_alpha``): 0 = the photo's own pixels, bit for bit;
     None = everything moves. ``loop``: frame ``frames`` equals frame 0 (two phases blended); a video longer
     than ``CYCLE`` frames is a loop of a cycle that divides it, so displacement stays bounded.
-    ``gain``: optional (frames, 3) per-channel light factors for the moving part.
+    ``gain``: optional (frames, 3) per-channel light factors for the moving part. ``source``: the
+    ``sky_source`` of ``photo`` and ``alpha > 0`` when it was made already (``SkyLayer``).
 
     The displacement D_t is integrated on a small grid (the field is smooth) and upsampled per frame; each
     frame is one ``cv2.remap`` per phase from the *original* photo (never a re-warp of a warped frame)."""
@@ -321,13 +322,14 @@ class SteadyRenderer:
         alpha: np.ndarray | None = None,
         loop: bool = False,
         gain: np.ndarray | None = None,
+        source: np.ndarray | None = None,
     ):
         ph, pw = photo.shape[:2]
         self.photo, self.frames, self.alpha, self.gain = photo, int(frames), alpha, gain
         if alpha is not None:
             binary = alpha > 0
             self.box = bounding_box(binary)
-            self.source = sky_source(photo, binary)
+            self.source = sky_source(photo, binary) if source is None else source
         else:
             self.box = (0, ph, 0, pw)
             self.source = photo
@@ -507,10 +509,31 @@ def light_trend(video: np.ndarray, frames: int, sky: np.ndarray | None = None) -
 # ---- one call --------------------------------------------------------------------------------------
 
 
+@dataclass
+class SkyLayer:
+    """What moves in one photo and what it is sampled from: the binary ``sky`` mask (None: everything
+    moves), its feathered ``alpha`` (``motion.soft_alpha``) and the sky-only ``source`` (``sky_source``).
+    None of it depends on the prediction, so ``predict`` makes it while the model loads."""
+
+    sky: np.ndarray | None
+    alpha: np.ndarray | None = None
+    source: np.ndarray | None = None
+
+
+def sky_layer(photo: np.ndarray, sky: np.ndarray | None) -> SkyLayer:
+    """The ``SkyLayer`` of ``photo`` (H, W, 3) uint8 for a binary ``sky`` mask at its size."""
+    from .motion import soft_alpha
+
+    if sky is None:
+        return SkyLayer(None)
+    alpha = soft_alpha(sky)
+    return SkyLayer(sky, alpha, sky_source(photo, alpha > 0))
+
+
 def animate_frames(
     photo: np.ndarray,
     video: np.ndarray,
-    sky: np.ndarray | None,
+    sky: np.ndarray | SkyLayer | None,
     *,
     frames: int = 32,
     speed: Speed | None = None,
@@ -520,15 +543,14 @@ def animate_frames(
     method: str = "dis",
 ) -> tuple[SteadyRenderer, SteadyField]:
     """The renderer (frame by frame) for ``photo`` at its own size, moved by the steady field of its
-    prediction ``video``; ``sky`` is a binary mask at the photo's size (None: everything moves)."""
-    from .motion import soft_alpha
-
+    prediction ``video``; ``sky`` is a binary mask at the photo's size (None: everything moves) or its
+    ``SkyLayer`` made beforehand."""
+    layer = sky if isinstance(sky, SkyLayer) else sky_layer(photo, sky)
     ph, pw = photo.shape[:2]
-    region = np.ones((ph, pw), np.float32) if sky is None else sky
+    region = np.ones((ph, pw), np.float32) if layer.sky is None else layer.sky
     field = fit_field(video, region, pw / ph, speed, direction, ph, method)
-    alpha = None if sky is None else soft_alpha(sky)
     gain = light_trend(video, frames, region) if light else None
-    return SteadyRenderer(photo, field, frames, alpha, loop, gain), field
+    return SteadyRenderer(photo, field, frames, layer.alpha, loop, gain, layer.source), field
 
 
 def animate(photo: np.ndarray, video: np.ndarray, sky: np.ndarray | None, **options) -> np.ndarray:
@@ -551,6 +573,7 @@ __all__ = [
     "CYCLE",
     "DEFAULT_DIRECTION",
     "REAL_SPEED",
+    "SkyLayer",
     "SteadyField",
     "SteadyRenderer",
     "Speed",
@@ -560,6 +583,7 @@ __all__ = [
     "fit_field",
     "inner_flows",
     "light_trend",
+    "sky_layer",
     "sky_source",
     "parse_direction",
     "parse_speed",
