@@ -28,6 +28,10 @@ from .constants import IMAGE_SUFFIXES, SIZE, ArgumentError, parse_wxh
 # a 12000x8000 photo (96 MP) opens while a forged 100000x100000 header is refused before decoding.
 MAX_PIXELS = 180_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+# Pillow also warns from MAX_IMAGE_PIXELS up, as early as Image.open: a photo we accept (a 96 MP PNG) would
+# print a stack line on every read. One process-wide filter (``warnings.catch_warnings`` is not safe across
+# the decoding and prefetch threads), as MAX_IMAGE_PIXELS above is process-wide.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 FORMATS = ("mp4", "gif", "frames")
 BIG_FRAME = 1920 * 1080  # pixels; bigger frames are encoded with bounded memory (see write_mp4)
 SMALL_FRAME = 640 * 480  # pixels; smaller frames are encoded on one thread (see write_mp4)
@@ -80,8 +84,7 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     except OSError as e:
         raise InputError(path, f"cannot read ({e.strerror or e})") from None
     try:
-        with warnings.catch_warnings(), Image.open(path) as im:
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
             n_frames = getattr(im, "n_frames", 1)
             if n_frames > 1:
                 im.seek(0)

@@ -274,6 +274,7 @@ def _predict_peak_mb(photo: Path, weights: Path, out: Path) -> int:
     env = {k: v for k, v in os.environ.items() if k != "SKYFORECAST_WEIGHTS"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr  # a 96 MP photo is one we accept: no Pillow bomb warning either
     return int(proc.stdout.strip().splitlines()[-1])
 
 
