@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from runs import read_metrics
+from runs import make_clips, read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
 from skyforecast.data import ClipDataset, discover_clips, to_model_range
 from skyforecast.evaluate import real_clip
 from skyforecast.pipeline import to_uint8_video
-from skyforecast.synth import write_dataset
 
 TINY = ["--ngf", "4", "--ndf", "4", "--num-workers", "0", "--batch-size", "1", "--log-every", "1", "-q"]
 LOSSES = ("loss_g", "loss_d", "adv", "l1", "flicker", "d_real", "d_fake")
@@ -48,9 +47,7 @@ def _steps(acc, tag: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("clips") / "data"
-    write_dataset(data, clips=2, seed=3, size=(128, 128), clips_per_video=1)
-    return data
+    return make_clips(tmp_path_factory.mktemp("clips"), 2)
 
 
 @pytest.fixture(scope="module")

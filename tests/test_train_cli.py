@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from runs import read_metrics
+from runs import make_clips, read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
 from skyforecast.evaluate import evaluate
 from skyforecast.models import MDGAN
-from skyforecast.synth import write_dataset
 from skyforecast.train import TrainConfig, latest_checkpoint, start_weights, train
 
 TINY = ["--ngf", "4", "--ndf", "4", "--num-workers", "0", "--log-every", "1", "-q"]
@@ -34,9 +33,7 @@ def _invoke(*args: str, env: dict | None = None) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("clips") / "data"
-    write_dataset(data, clips=4, seed=3, size=(128, 128), clips_per_video=1)
-    return data
+    return make_clips(tmp_path_factory.mktemp("clips"), 4)
 
 
 @pytest.fixture(scope="module")
