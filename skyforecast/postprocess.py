@@ -458,7 +458,11 @@ class PostProcess:
                 except Exception as e:  # noqa: BLE001 - the writer redoes the work and reports it
                     fut.set_exception(e)
 
-        threading.Thread(target=run, name="skyforecast-prefetch", daemon=True).start()
+        # not a daemon: Python joins it before tearing down, so an early exit (bad weights, Ctrl-C during
+        # the model load) waits for its last OpenCV call (< 0.5 s) instead of killing it inside one; a thread
+        # killed while it hands the GIL back aborts the process ("terminate called without an active
+        # exception", pytorch/pytorch#38228)
+        threading.Thread(target=run, name="skyforecast-prefetch", daemon=False).start()
 
     def _stream_model(
         self, still: np.ndarray, videos: np.ndarray, size: tuple[int, int], file_mask: np.ndarray | None
