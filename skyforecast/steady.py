@@ -356,6 +356,12 @@ class SteadyRenderer:
         y0, y1, x0, x1 = self.box
         bx, by = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         self._base = np.dstack([bx, by])  # output-pixel grid of the box, made once
+        # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
+        # that large come from mmap, so each frame paid for touching new pages again (page faults made the
+        # renderer's time swing between 0.2 and 0.45 s for 32 frames)
+        self._big = np.empty((ph, pw, 2), np.float32)
+        self._map = np.empty((y1 - y0, x1 - x0, 2), np.float32)
+        self._moved = [np.empty((y1 - y0, x1 - x0, 3), np.uint8) for _ in range(2)]
         if alpha is not None:
             a = np.ascontiguousarray(alpha[y0:y1, x0:x1], dtype=np.float32)
             self._inside = (a >= 1.0).astype(np.uint8)
@@ -413,14 +419,16 @@ class SteadyRenderer:
         if len(phases) == 1 and phases[0][0] == 0 and self.gain is None:
             return out
         if len(phases) == 1:
-            moved = self._warp(self.displacement(phases[0][0]))
+            moved = self._warp(self.displacement(phases[0][0]), self._moved[0])
         else:
             # per-pixel phase weights: blend weight times validity, renormalised (at the grid's size)
             disps = [self.displacement(k) for k, _ in phases]
             weights = [w * self._valid(d) for (_, w), d in zip(phases, disps, strict=True)]
             total = sum(weights)
             first = cv2.resize(weights[0] / total, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-            moved = cv2.blendLinear(self._warp(disps[0]), self._warp(disps[1]), first, 1.0 - first)
+            moved = cv2.blendLinear(
+                self._warp(disps[0], self._moved[0]), self._warp(disps[1], self._moved[1]), first, 1.0 - first
+            )
         if self.gain is not None:
             g = self.gain[t]
             moved = cv2.multiply(moved, (float(g[0]), float(g[1]), float(g[2]), 0.0))
@@ -437,13 +445,13 @@ class SteadyRenderer:
             )
         return out
 
-    def _warp(self, disp: np.ndarray) -> np.ndarray:
+    def _warp(self, disp: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The box of the sky source sampled at x + D (grid displacement ``disp``), written into ``out``."""
         y0, y1, x0, x1 = self.box
         ph, pw = self.photo.shape[:2]
-        big = cv2.resize(disp * self._gscale, (pw, ph), interpolation=cv2.INTER_LINEAR)
-        where = big[y0:y1, x0:x1]
-        where += self._base
-        return cv2.remap(self.source, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
+        cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
+        return cv2.remap(self.source, self._map, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REFLECT)
 
 
 def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160) -> np.ndarray:
