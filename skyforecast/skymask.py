@@ -21,20 +21,47 @@ MIN_PRIOR = 0.05
 # The bottom share of the frame that is always still in the fallback cut: a photo with no ground at all is
 # rare, and a burnt-in timestamp or the horizon's trees sit here.
 GROUND_ROWS = 0.12
-# A top this dark (L* of OpenCV's 8-bit Lab, 0..255) is night sky or no sky: its clouds cannot be told from
-# the ground by colour, so nothing moves there unless a mask file says so.
+# A top this dark (L* of OpenCV's 8-bit Lab, 0..255) is a night sky: ``night_sky`` finds it (its stars would
+# look like thin foreground strokes to ``cloudy_sky``), and its stars wheel (``steady``).
 NIGHT_L = 40
 
 
 def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
     """Binary float32 (H, W) mask of the photo's sky, 1 = may move. See the module docstring."""
     ph, pw = photo.shape[:2]
+    if is_night(photo):  # the strict prior can take a sliver of dark sky and stop at the first stars
+        return resize_mask(night_sky(photo, work).astype(np.float32), (pw, ph))
     prior = sky_prior(photo)
     if prior.mean() >= MIN_PRIOR:
         mask = resize_mask(prior.astype(np.float32), (pw, ph))
         return mask * (1.0 - thin_dark(photo, mask))
     cut = cloudy_sky(photo, work)
     return resize_mask(cut.astype(np.float32), (pw, ph))
+
+
+def is_night(photo: np.ndarray, work: int = 256) -> bool:
+    """A top this dark (median L* below ``NIGHT_L``) is a night sky: its stars wheel instead of drifting
+    (``steady``), and its mask comes from ``night_sky``."""
+    _, lab = working_image(photo, work)
+    top = max(2, lab.shape[0] // 12)
+    return bool(np.median(lab[:top, :, 0]) < NIGHT_L)
+
+
+def night_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
+    """The cut for night skies: binary uint8 at the working size. A grey opening first removes stars and lit
+    windows (points and strokes a few pixels wide), leaving the sky's glow above a darker silhouette of
+    land, trees or buildings; GrabCut then splits glow from silhouette, seeded with the top rows as sky and
+    the bottom ``GROUND_ROWS`` as still. The stars inside the sky move with it; the cloudy-sky cut would
+    have taken every star for a thin stroke of the foreground."""
+    image, _ = working_image(photo, work)
+    h, w = image.shape[:2]
+    top = max(2, h // 12)
+    glow = cv2.morphologyEx(image, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    glow = np.ascontiguousarray(cv2.GaussianBlur(glow, (0, 0), 1.0))
+    gc = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
+    gc[int((1 - GROUND_ROWS) * h) :] = cv2.GC_BGD
+    gc[:top] = cv2.GC_FGD
+    return grabcut_sky(glow, gc)
 
 
 def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarray:
@@ -73,12 +100,10 @@ def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
 
     GrabCut decides by colour models and by where strong edges run: the top rows are sure sky, the bottom
     ``GROUND_ROWS`` sure still, thin high-contrast strokes (finer than any cloud edge at this size) still.
-    A photo whose top is very dark (night) gives an empty mask: drawing a mask file is the way for those."""
+    Night skies (a very dark top) go to ``night_sky`` instead."""
     image, lab = working_image(photo, work)
     h, w = image.shape[:2]
     top = max(2, h // 12)
-    if np.median(lab[:top, :, 0]) < NIGHT_L:
-        return np.zeros((h, w), np.uint8)
     grey = lab[..., 0]
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
@@ -96,4 +121,4 @@ def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     return grabcut_sky(image, gc)
 
 
-__all__ = ["GROUND_ROWS", "MIN_PRIOR", "NIGHT_L", "cloudy_sky", "sky_mask", "thin_dark"]
+__all__ = ["GROUND_ROWS", "MIN_PRIOR", "NIGHT_L", "cloudy_sky", "is_night", "night_sky", "sky_mask", "thin_dark"]

@@ -64,6 +64,7 @@ MIN_DRIFT = 0.02  # ... and its median drift is at least this many model pixels 
 DEFAULT_DIRECTION = 0.0  # degrees (0 = to the right): horizontal drift when the prediction has no direction
 CYCLE = 64  # frames: the longest one phase travels; longer videos and loops blend two phases
 BLEND_SPAN = 0.5  # share of a cycle over which the two phases cross-fade (smoothstep, centred)
+POLE_ABOVE_HORIZON = 1.0  # frame heights: where night skies turn (about 40 degrees up in a 40-degree-high view)
 DIRECTIONS = {"right": 0.0, "up": 90.0, "left": 180.0, "down": 270.0}
 
 
@@ -135,7 +136,9 @@ class SteadyField:
     ``horizon``: the horizon's row in frame heights from the top; ``aspect``: width / height;
     ``residual``: (h, w, 2) low-frequency correction at any small size, or None.
     ``direction``: degrees (0 = right, 90 = up) at the reference point; ``source``: ``"prediction"``,
-    ``"default"`` or ``"user"``; ``consistency``: how much the prediction's per-step drifts agreed."""
+    ``"default"``, ``"night"`` or ``"user"``; ``consistency``: how much the prediction's per-step drifts
+    agreed. ``spin``: a rotation about ``pole`` (x from the centre, y from the top, frame heights), radians
+    per frame, positive counter-clockwise on the screen: stars wheeling about the celestial pole."""
 
     a: float
     b: float
@@ -145,6 +148,8 @@ class SteadyField:
     direction: float = 0.0
     source: str = "user"
     consistency: float = 0.0
+    spin: float = 0.0
+    pole: tuple[float, float] = (0.0, 0.0)
 
     def velocity(self, size: tuple[int, int]) -> np.ndarray:
         """(h, w, 2) float32 forward velocity in *pixels per frame* of a (w, h) frame."""
@@ -154,7 +159,11 @@ class SteadyField:
         u = np.maximum(self.horizon - ys, 0.02)[:, None]
         vx = self.a * u - self.b * xs[None, :] * u
         vy = np.broadcast_to(self.b * u * u, vx.shape)
-        field = np.dstack([vx, vy]).astype(np.float32)
+        if self.spin:
+            # counter-clockwise on the screen (y down): v = spin * (dy, -dx) about the pole
+            vx = vx + self.spin * (ys[:, None] - self.pole[1])
+            vy = vy - self.spin * (xs[None, :] - self.pole[0])
+        field = np.dstack(np.broadcast_arrays(vx, vy)).astype(np.float32)
         if self.residual is not None:
             field += cv2.resize(self.residual, (w, h), interpolation=cv2.INTER_LINEAR)
         return field * np.float32(h)
@@ -202,11 +211,13 @@ def fit_field(
     direction: float | None = None,
     height: int = 128,
     method: str = "dis",
+    night: bool = False,
 ) -> SteadyField:
     """The steady field for a photo: from its prediction ``video`` (T, h, w, 3) uint8 at the model's size
     (the photo squashed to a square), the photo's ``sky`` mask (any size; binary) and its ``aspect``
     (width / height). ``direction`` (degrees) overrides the prediction's; ``speed`` sets the mean sky speed,
-    ``height`` being the output frame height (for ``Speed.px``)."""
+    ``height`` being the output frame height (for ``Speed.px``). ``night`` with no ``direction``: the sky
+    wheels about a pole above the frame (``night_field``) instead of drifting."""
     speed = speed or Speed()
     _, mh, mw, _ = video.shape
     sky_small = cv2.resize((sky > 0.5).astype(np.float32), (mw, mh), interpolation=cv2.INTER_AREA) > 0.5
@@ -236,6 +247,8 @@ def fit_field(
     if speed.px is None:
         frac *= float(np.clip((pred_speed / PRED_TYPICAL) ** PRED_EXPONENT, *PRED_LIMITS))
     median_drift = float(np.median(lengths)) * mh  # in model pixels per step
+    if night and direction is None:
+        return night_field(where, horizon, aspect, frac, consistency)
     if direction is not None:
         source, residual = "user", None
         theta = math.radians(direction)
@@ -282,6 +295,27 @@ def fit_field(
     return field
 
 
+def night_field(
+    sky: np.ndarray, horizon: float, aspect: float, frac: float, consistency: float = 0.0
+) -> SteadyField:
+    """Stars wheel about the celestial pole, which stands above the horizon at the latitude's height: the
+    pole is put ``POLE_ABOVE_HORIZON`` frame heights above the assumed horizon, over the frame's centre,
+    and the turn is counter-clockwise (a camera facing the pole from the northern hemisphere, where most
+    star-trail photos are taken; ``--direction`` gives a straight drift instead). The spin is set so the
+    mean speed over ``sky`` (a boolean mask at any size) is ``frac`` frame heights per frame."""
+    h, w = sky.shape
+    pole = (0.0, horizon - POLE_ABOVE_HORIZON)
+    ys = (np.arange(h, dtype=np.float32) + 0.5) / h
+    xs = (np.arange(w, dtype=np.float32) + 0.5) / w * aspect - 0.5 * aspect
+    radius = np.hypot(xs[None, :] - pole[0], ys[:, None] - pole[1])
+    spin = frac / max(float(radius[sky].mean()), 1e-6)
+    field = SteadyField(0.0, 0.0, horizon, aspect, None, 0.0, "night", consistency, spin, pole)
+    vx = np.broadcast_to(spin * (ys[:, None] - pole[1]), sky.shape)[sky].mean()
+    vy = np.broadcast_to(-spin * (xs[None, :] - pole[0]), sky.shape)[sky].mean()
+    field.direction = math.degrees(math.atan2(-float(vy), float(vx))) % 360.0  # the mean drift, for reports
+    return field
+
+
 def _reference(field: np.ndarray, where: np.ndarray) -> np.ndarray:
     """The field's mean vector over the sky (frame heights per frame, y down)."""
     return field[where].mean(axis=0)
@@ -307,7 +341,8 @@ class SteadyRenderer:
     None = everything moves. ``loop``: frame ``frames`` equals frame 0 (two phases blended); a video longer
     than ``CYCLE`` frames is a loop of a cycle that divides it, so displacement stays bounded.
     ``gain``: optional (frames, 3) per-channel light factors for the moving part. ``source``: the
-    ``sky_source`` of ``photo`` and ``alpha > 0`` when it was made already (``SkyLayer``).
+    ``sky_source`` of ``photo`` and ``alpha > 0`` when it was made already (``SkyLayer``). ``glow``: a still
+    layer the moved ``source`` is added to (night skies: the glow stays, the stars turn).
 
     The displacement D_t is integrated on a small grid (the field is smooth) and upsampled per frame; each
     frame is one ``cv2.remap`` per phase from the *original* photo (never a re-warp of a warped frame)."""
@@ -323,8 +358,10 @@ class SteadyRenderer:
         loop: bool = False,
         gain: np.ndarray | None = None,
         source: np.ndarray | None = None,
+        glow: np.ndarray | None = None,
     ):
         ph, pw = photo.shape[:2]
+        self.glow = glow
         self.photo, self.frames, self.alpha, self.gain = photo, int(frames), alpha, gain
         if alpha is not None:
             binary = alpha > 0
@@ -429,6 +466,8 @@ class SteadyRenderer:
             moved = cv2.blendLinear(
                 self._warp(disps[0], self._moved[0]), self._warp(disps[1], self._moved[1]), first, 1.0 - first
             )
+        if self.glow is not None:
+            moved = cv2.add(moved, self.glow[y0:y1, x0:x1])
         if self.gain is not None:
             g = self.gain[t]
             moved = cv2.multiply(moved, (float(g[0]), float(g[1]), float(g[2]), 0.0))
@@ -526,16 +565,39 @@ class SkyLayer:
     sky: np.ndarray | None
     alpha: np.ndarray | None = None
     source: np.ndarray | None = None
+    glow: np.ndarray | None = None  # night skies: the still glow; ``source`` then holds the stars alone
+
+    @property
+    def night(self) -> bool:
+        return self.glow is not None
 
 
 def sky_layer(photo: np.ndarray, sky: np.ndarray | None) -> SkyLayer:
-    """The ``SkyLayer`` of ``photo`` (H, W, 3) uint8 for a binary ``sky`` mask at its size."""
+    """The ``SkyLayer`` of ``photo`` (H, W, 3) uint8 for a binary ``sky`` mask at its size. A night sky
+    (``skymask.is_night``) is split into its glow (a grey opening: the stars removed), which stays, and
+    its stars (the rest, inside the sky), which move: turning the glow too would tilt the bright band
+    above the horizon along with the stars."""
     from .motion import soft_alpha
+    from .skymask import is_night
 
     if sky is None:
         return SkyLayer(None)
     alpha = soft_alpha(sky)
+    if is_night(photo):
+        glow, stars = split_stars(photo, alpha > 0)
+        return SkyLayer(sky, alpha, stars, glow)
     return SkyLayer(sky, alpha, sky_source(photo, alpha > 0))
+
+
+def split_stars(photo: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(glow, stars) with glow + stars = photo inside ``sky``: the glow is the photo's grey opening with a
+    disc ~1/200 of the shorter side (at least 5 px), wider than a star; stars outside the sky are zero,
+    so nothing from the lit windows below is carried into the sky."""
+    k = max(5, int(round(min(photo.shape[:2]) / 200)) | 1)
+    glow = cv2.morphologyEx(photo, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    stars = cv2.subtract(photo, glow)
+    stars[~sky] = 0
+    return glow, stars
 
 
 def animate_frames(
@@ -549,16 +611,20 @@ def animate_frames(
     loop: bool = False,
     light: bool = False,
     method: str = "dis",
+    night: bool | None = None,
 ) -> tuple[SteadyRenderer, SteadyField]:
     """The renderer (frame by frame) for ``photo`` at its own size, moved by the steady field of its
     prediction ``video``; ``sky`` is a binary mask at the photo's size (None: everything moves) or its
-    ``SkyLayer`` made beforehand."""
+    ``SkyLayer`` made beforehand. ``night`` (None: the layer's, ``skymask.is_night``): with ``direction``
+    auto, the sky wheels about a pole instead of drifting."""
     layer = sky if isinstance(sky, SkyLayer) else sky_layer(photo, sky)
     ph, pw = photo.shape[:2]
     region = np.ones((ph, pw), np.float32) if layer.sky is None else layer.sky
-    field = fit_field(video, region, pw / ph, speed, direction, ph, method)
+    night = layer.night if night is None else night
+    field = fit_field(video, region, pw / ph, speed, direction, ph, method, night=bool(night))
     gain = light_trend(video, frames, region) if light else None
-    return SteadyRenderer(photo, field, frames, layer.alpha, loop, gain, layer.source), field
+    renderer = SteadyRenderer(photo, field, frames, layer.alpha, loop, gain, layer.source, layer.glow)
+    return renderer, field
 
 
 def animate(photo: np.ndarray, video: np.ndarray, sky: np.ndarray | None, **options) -> np.ndarray:

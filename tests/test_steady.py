@@ -260,3 +260,49 @@ def test_evaluate_scores_exactly_what_predict_writes_by_default(tmp_path):
     frames, _ = post.stream(load_photo(tmp_path / "p.png"), video[None], size)
     made, _ = steady.default_output(photo, video)
     assert np.array_equal(np.asarray(frames), made)
+
+
+# ---- night skies: the mask finds the sky under the stars, the stars wheel, the glow stays ----------------
+
+
+@pytest.mark.parametrize("seed", [2, 3])  # a tree line and a city skyline with lit windows
+def test_night_sky_found_and_its_stars_wheel_about_the_pole(seed: int) -> None:
+    from skyforecast.synth import make_scene, render_clip_with_info
+
+    clip = render_clip_with_info(seed, 2, (320, 180), scene=make_scene(seed, "night"))
+    photo, ground = clip.frames[0], clip.foreground_mask
+    assert skymask.is_night(photo)
+    sky = skymask.sky_mask(photo)
+    # the cloudy-sky cut took every star for a foreground stroke and the old rule moved nothing at night
+    assert sky[~ground].mean() > 0.6
+    assert sky[ground].mean() < 0.02
+
+    video = np.repeat(cv2.resize(photo, (128, 128))[None], 32, axis=0)
+    renderer, field = steady.animate_frames(photo, video, sky, frames=32)
+    assert field.source == "night" and field.spin > 0
+    frames = np.stack([renderer[t] for t in range(32)])
+    still = steady.sky_layer(photo, sky).alpha == 0
+    assert np.array_equal(frames[:, still], np.broadcast_to(photo[still], frames[:, still].shape))
+    # the stars move: frame 31 differs from frame 0 in the sky ...
+    inside = sky > 0.5
+    star_step = np.abs(frames[31].astype(int) - photo.astype(int))[inside].mean()
+    assert star_step > 0.3
+    # ... but the glow (the stars removed) stays where it was: no tilted band above the horizon
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    glow0 = cv2.morphologyEx(photo, cv2.MORPH_OPEN, k).astype(int)
+    glow31 = cv2.morphologyEx(frames[31], cv2.MORPH_OPEN, k).astype(int)
+    assert np.abs(glow31 - glow0)[inside].mean() < 0.5 * star_step
+    # counter-clockwise about a pole above the sky: below the pole the stars go right, left of it down
+    v = field.velocity((320, 180))
+    col = 160
+    assert v[170, col, 0] > 0 and abs(v[170, col, 1]) < 0.05 * v[170, col, 0]
+    assert v[100, 0, 1] > 0 and v[100, -1, 1] < 0
+
+
+def test_night_sky_with_a_direction_drifts_instead() -> None:
+    from skyforecast.synth import make_scene, render_clip_with_info
+
+    photo = render_clip_with_info(3, 1, (320, 180), scene=make_scene(3, "night")).frames[0]
+    video = np.repeat(cv2.resize(photo, (128, 128))[None], 32, axis=0)
+    _, field = steady.animate_frames(photo, video, skymask.sky_mask(photo), frames=8, direction=180.0)
+    assert field.source == "user" and field.spin == 0.0 and field.a < 0
