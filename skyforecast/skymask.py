@@ -121,4 +121,13 @@ def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     return grabcut_sky(image, gc)
 
 
-__all__ = ["GROUND_ROWS", "MIN_PRIOR", "NIGHT_L", "cloudy_sky", "is_night", "night_sky", "sky_mask", "thin_dark"]
+__all__ = [
+    "GROUND_ROWS",
+    "MIN_PRIOR",
+    "NIGHT_L",
+    "cloudy_sky",
+    "is_night",
+    "night_sky",
+    "sky_mask",
+    "thin_dark",
+]

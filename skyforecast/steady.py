@@ -64,7 +64,7 @@ MIN_DRIFT = 0.02  # ... and its median drift is at least this many model pixels 
 DEFAULT_DIRECTION = 0.0  # degrees (0 = to the right): horizontal drift when the prediction has no direction
 CYCLE = 64  # frames: the longest one phase travels; longer videos and loops blend two phases
 BLEND_SPAN = 0.5  # share of a cycle over which the two phases cross-fade (smoothstep, centred)
-POLE_ABOVE_HORIZON = 1.0  # frame heights: where night skies turn (about 40 degrees up in a 40-degree-high view)
+POLE_ABOVE_HORIZON = 1.0  # frame heights above the horizon where night skies turn (~40 degrees up)
 DIRECTIONS = {"right": 0.0, "up": 90.0, "left": 180.0, "down": 270.0}
 
 
@@ -490,7 +490,9 @@ class SteadyRenderer:
         ph, pw = self.photo.shape[:2]
         cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
         cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
-        return cv2.remap(self.source, self._map, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REFLECT)
+        return cv2.remap(
+            self.source, self._map, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REFLECT
+        )
 
 
 def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160) -> np.ndarray:
