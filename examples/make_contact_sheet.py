@@ -22,7 +22,7 @@ TILE = (320, 180)
 GAP = 4
 
 
-def _tile(frame: np.ndarray, label: str) -> Image.Image:
+def tile(frame: np.ndarray, label: str) -> Image.Image:
     im = Image.fromarray(frame).resize(TILE, Image.LANCZOS)
     draw = ImageDraw.Draw(im, "RGBA")
     font = ImageFont.load_default()
@@ -45,7 +45,7 @@ def main() -> Path:
     sheet = Image.new("RGB", (width, height), (24, 24, 24))
     for r, row in enumerate(rows):
         for c, (frame, label) in enumerate(row):
-            sheet.paste(_tile(frame, label), (c * (TILE[0] + GAP), r * (TILE[1] + GAP)))
+            sheet.paste(tile(frame, label), (c * (TILE[0] + GAP), r * (TILE[1] + GAP)))
     sheet.save(OUT, quality=88)
     return OUT
 

@@ -362,6 +362,10 @@ class SteadyRenderer:
     ):
         ph, pw = photo.shape[:2]
         self.glow = glow
+        # stars are a pixel or two wide: bilinear sampling at a fractional position spreads one over four
+        # pixels, and they dimmed at once after frame 0 (the brightest 200 star pixels of examples/night.jpg
+        # by 29 %; bicubic 14 %, then steady); clouds are smooth, and bicubic would cost them twice the time
+        self._interp = cv2.INTER_CUBIC if glow is not None else cv2.INTER_LINEAR
         self.photo, self.frames, self.alpha, self.gain = photo, int(frames), alpha, gain
         if alpha is not None:
             binary = alpha > 0
@@ -491,7 +495,7 @@ class SteadyRenderer:
         cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
         cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
         return cv2.remap(
-            self.source, self._map, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REFLECT
+            self.source, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT
         )
 
 
