@@ -345,7 +345,8 @@ class SteadyRenderer:
     layer the moved ``source`` is added to (night skies: the glow stays, the stars turn).
 
     The displacement D_t is integrated on a small grid (the field is smooth) and upsampled per frame; each
-    frame is one ``cv2.remap`` per phase from the *original* photo (never a re-warp of a warped frame)."""
+    frame is one ``cv2.remap`` per phase from the *original* photo (never a re-warp of a warped frame).
+    Frames share work buffers: read one renderer from one thread at a time (each output renders its own)."""
 
     GRID = 96  # rows of the integration grid
 
