@@ -47,6 +47,13 @@ def is_night(photo: np.ndarray, work: int = 256) -> bool:
     return bool(np.median(lab[:top, :, 0]) < NIGHT_L)
 
 
+def starless(image: np.ndarray, width: int = 5) -> np.ndarray:
+    """``image`` without its stars: a grey opening with a disc ``width`` pixels across, which removes every
+    bright point or stroke narrower than that (stars, lit windows) and keeps the sky's glow."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+    return cv2.morphologyEx(image, cv2.MORPH_OPEN, disc)
+
+
 def night_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     """The cut for night skies: binary uint8 at the working size. A grey opening first removes stars and lit
     windows (points and strokes a few pixels wide), leaving the sky's glow above a darker silhouette of
@@ -56,8 +63,7 @@ def night_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     image, _ = working_image(photo, work)
     h, w = image.shape[:2]
     top = max(2, h // 12)
-    glow = cv2.morphologyEx(image, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    glow = np.ascontiguousarray(cv2.GaussianBlur(glow, (0, 0), 1.0))
+    glow = np.ascontiguousarray(cv2.GaussianBlur(starless(image), (0, 0), 1.0))
     gc = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
     gc[int((1 - GROUND_ROWS) * h) :] = cv2.GC_BGD
     gc[:top] = cv2.GC_FGD
@@ -129,5 +135,6 @@ __all__ = [
     "is_night",
     "night_sky",
     "sky_mask",
+    "starless",
     "thin_dark",
 ]

@@ -600,8 +600,9 @@ def split_stars(photo: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, np.ndar
     """(glow, stars) with glow + stars = photo inside ``sky``: the glow is the photo's grey opening with a
     disc ~1/200 of the shorter side (at least 5 px), wider than a star; stars outside the sky are zero,
     so nothing from the lit windows below is carried into the sky."""
-    k = max(5, int(round(min(photo.shape[:2]) / 200)) | 1)
-    glow = cv2.morphologyEx(photo, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    from .skymask import starless
+
+    glow = starless(photo, max(5, int(round(min(photo.shape[:2]) / 200)) | 1))
     stars = cv2.subtract(photo, glow)
     stars[~sky] = 0
     return glow, stars
