@@ -137,18 +137,44 @@ def plan(
             )
         if explicit_formats and fmts != [fmt]:
             raise UsageError(f"-o {out} is a .{fmt} file but --format asks for {', '.join(fmts)}")
-        job = Job(sources[0][0], {fmt: out})
-        job.skip = not overwrite and out.exists()
+        target, number = out, 1
+        inputs = _input_keys([sources[0][0]], out.parent)
+        while _name_key(Path(target.name)) in inputs:  # -o photo.gif for photo.gif: never the input
+            number += 1
+            target = out.with_name(f"{out.stem}_{number}{out.suffix}")
+        job = Job(sources[0][0], {fmt: target})
+        if target != out:
+            job.renamed = f"written as {target} ({inputs[_name_key(Path(out.name))]})"
+        job.skip = not overwrite and target.exists()
         return [job], problems
 
     jobs = []
-    for src, rel, renamed in _distinct_names(sources, fmts):
+    for src, rel, renamed in _distinct_names(sources, fmts, _input_keys([s for s, _ in sources], out)):
         job = Job(src, {f: out / rel.parent / output_name(rel.name, f) for f in fmts})
         if renamed:
-            job.renamed = f"written as {next(iter(job.outputs.values()))} ({renamed} has the same name)"
+            job.renamed = f"written as {next(iter(job.outputs.values()))} ({renamed})"
         job.skip = not overwrite and not job.missing
         jobs.append(job)
     return jobs, problems
+
+
+def _input_keys(photos: Sequence[Path], out: Path) -> dict[str, str]:
+    """The names below ``out`` that outputs must not take, because an input photo is there: each photo's own
+    path (``predict sunset.gif -f gif`` in its folder) and each folder that holds one (a ``-f frames``
+    folder is replaced as a whole). Keys as ``_name_key`` spells them, relative to ``out``, found through
+    symbolic links; each maps to the reason an output there is renamed."""
+    root = os.path.realpath(out)
+    keys: dict[str, str] = {}
+    for photo in photos:
+        rel = os.path.relpath(os.path.realpath(photo), root)
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            continue
+        rel_path = Path(rel)
+        keys.setdefault(_name_key(rel_path), f"{photo} is an input photo")
+        for folder in rel_path.parents:
+            if str(folder) != ".":
+                keys.setdefault(_name_key(folder), f"{out / folder} holds the input photo {photo}")
+    return keys
 
 
 def _check_folder_name(output: str) -> None:
@@ -180,7 +206,7 @@ def _unique_files(sources: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
 
 
 def _distinct_names(
-    sources: list[tuple[Path, Path]], fmts: Sequence[str]
+    sources: list[tuple[Path, Path]], fmts: Sequence[str], inputs: dict[str, str] | None = None
 ) -> list[tuple[Path, Path, str | None]]:
     """Give every photo its own output name, so that no output is written over another's.
 
@@ -189,7 +215,9 @@ def _distinct_names(
     two folders, a file beside a folder's photo) keeps the first name and numbers the rest ``coast_2``,
     ``coast_3``, in input order, so the same command names the same outputs every time. Names are compared
     case-insensitively (as macOS and Windows file systems do), and a name that would be the folder of
-    another output counts as a clash too. Returns (photo, relative stem, the photo it clashed with)."""
+    another output counts as a clash too, and so does a name in ``inputs`` (``_input_keys``): no output is
+    ever written over an input photo. Returns (photo, relative stem, why it was renamed)."""
+    inputs = inputs or {}
     groups: dict[str, list[int]] = {}
     for i, (_, rel) in enumerate(sources):
         groups.setdefault(_name_key(rel), []).append(i)
@@ -202,7 +230,7 @@ def _distinct_names(
         if len(set(suffixes)) == len(group):
             for i, suffix in zip(group, suffixes, strict=True):
                 rels[i] = rels[i].with_name(f"{rels[i].name}_{suffix}")
-                clashed[i] = str(sources[group[0] if i != group[0] else group[1]][0])
+                clashed[i] = f"{sources[group[0] if i != group[0] else group[1]][0]} has the same name"
     # the sub-folders come from the inputs and stay; a photo's name gives way to them
     folders: dict[str, int] = {}
     for i, rel in enumerate(rels):
@@ -215,10 +243,14 @@ def _distinct_names(
         rel, number = rels[i], 1
         while True:
             keys = [_name_key(rel.parent / output_name(rel.name, f)) for f in fmts]
-            owner = next((taken.get(k, folders.get(k)) for k in keys if k in taken or k in folders), None)
-            if owner is None:
-                break
-            clashed.setdefault(i, str(sources[owner][0]))
+            held = next((inputs[k] for k in keys if k in inputs), None)
+            if held is not None:
+                clashed.setdefault(i, held)
+            else:
+                owner = next((taken.get(k, folders.get(k)) for k in keys if k in taken or k in folders), None)
+                if owner is None:
+                    break
+                clashed.setdefault(i, f"{sources[owner][0]} has the same name")
             number += 1
             rel = rels[i].with_name(f"{rels[i].name}_{number}")
         taken.update(dict.fromkeys(keys, i))

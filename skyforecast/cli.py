@@ -421,7 +421,8 @@ def _summary(console, result, quiet: bool) -> None:
         )
     if result.renamed:
         console.print(
-            f"{len(result.renamed)} renamed, because another photo has the same name:", soft_wrap=True
+            f"{len(result.renamed)} renamed, so that no output replaces a photo or another photo's output:",
+            soft_wrap=True,
         )
         for path, how in result.renamed[:SHOW_AT_MOST]:
             console.print(f"  {escape(f'{path}: {how}')}", soft_wrap=True)

@@ -152,3 +152,73 @@ def test_the_only_input_missing_still_prints_a_summary(tmp_path):
         f"error: {tmp_path / 'nothere.jpg'}: no such file or folder",
         "0 done, 0 skipped (outputs exist), 1 failed",
     ]
+
+
+def _frames(folder: Path) -> list[Path]:
+    return sorted(folder.glob("frame_*.png"))
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_gif_photo_is_never_replaced_by_its_own_video(tmp_path, tiny_weights, monkeypatch, overwrite):
+    photo = tmp_path / "sunset.gif"
+    rng = np.random.default_rng(3)
+    still = [Image.fromarray(rng.integers(0, 255, (36, 64, 3), dtype=np.uint8)) for _ in range(2)]
+    still[0].save(photo, save_all=True, append_images=still[1:], duration=100)
+    before = photo.read_bytes()
+    monkeypatch.chdir(tmp_path)  # the default output folder is the photo's own
+    extra = ["--overwrite"] if overwrite else []
+    code, text = _predict("sunset.gif", "-f", "gif", "-w", str(tiny_weights), *extra)
+    assert code == 0, text
+    assert photo.read_bytes() == before
+    assert read_video(tmp_path / "sunset_2.gif").shape[0] == 32
+    assert "1 renamed" in text
+    assert f"sunset.gif: written as {tmp_path / 'sunset_2.gif'} (sunset.gif is an input photo)" in text
+    # run again: the renamed output is the one kept, and the hint never names the photo
+    code, text = _predict("sunset.gif", "-f", "gif", "-w", str(tiny_weights))
+    assert code == 0 and "1 skipped" in text and photo.read_bytes() == before
+    kept = next(line for line in text.splitlines() if line.startswith("not replaced"))
+    assert "sunset_2.gif" in kept and "sunset.gif;" not in kept and "sunset.gif," not in kept
+
+
+def test_a_single_file_output_naming_the_photo_gets_another_name(tmp_path, tiny_weights):
+    photo = _photo(tmp_path / "sky.gif", 5)
+    (tmp_path / "sky_2.gif").write_bytes(b"")  # not an input: the next free number is still _2
+    before = photo.read_bytes()
+    jobs, _ = plan([photo], photo, overwrite=True)
+    assert jobs[0].outputs == {"gif": tmp_path / "sky_2.gif"} and "is an input photo" in jobs[0].renamed
+    code, text = _predict(str(photo), "-o", str(photo), "-w", str(tiny_weights), "--overwrite")
+    assert code == 0, text
+    assert photo.read_bytes() == before and read_video(tmp_path / "sky_2.gif").shape[0] == 32
+    assert f"written as {tmp_path / 'sky_2.gif'} ({photo} is an input photo)" in text
+
+
+def test_a_folder_written_into_itself_keeps_every_photo(tmp_path, tiny_weights):
+    photos = tmp_path / "photos"
+    png = _photo(photos / "coast.png", 1)
+    gif = _photo(photos / "dune.gif", 2)
+    saved = {p: p.read_bytes() for p in (png, gif)}
+    args = [str(photos), "-o", str(photos), "-f", "gif", "-f", "frames", "-w", str(tiny_weights)]
+    code, text = _predict(*args, "--overwrite")
+    assert code == 0, text
+    assert {p: p.read_bytes() for p in saved} == saved
+    assert read_video(photos / "dune_2.gif").shape[0] == 32 and len(_frames(photos / "dune_2_frames")) == 32
+    assert read_video(photos / "coast.gif").shape[0] == 32  # no clash: named after the photo
+
+
+def test_a_frames_folder_holding_input_photos_is_never_replaced(tmp_path, tiny_weights):
+    photos = tmp_path / "photos"
+    png = _photo(photos / "coast.png", 1)
+    args = ["-o", str(photos), "-f", "frames", "--frames", "4", "-w", str(tiny_weights), "--overwrite"]
+    assert _predict(str(photos), *args)[0] == 0
+    # with -r the frames written the first time are inputs: their folder is never replaced
+    frames = _frames(photos / "coast_frames")
+    assert len(frames) == 4
+    saved = {p: p.read_bytes() for p in (png, *frames)}
+    jobs, _ = plan([photos], photos, ["frames"], recursive=True, overwrite=True)
+    coast = next(j for j in jobs if j.source == png)
+    assert coast.outputs["frames"] == photos / "coast_2_frames"
+    assert f"{photos / 'coast_frames'} holds the input photo {frames[0]}" in coast.renamed
+    code, text = _predict(str(png), str(frames[0]), *args)  # the photo and one of its frames
+    assert code == 0, text
+    assert {p: p.read_bytes() for p in saved} == saved
+    assert len(_frames(photos / "coast_2_frames")) == 4
