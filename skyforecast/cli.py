@@ -664,8 +664,13 @@ def _run_training(
     from rich.console import Console
 
     from .data import DataError
-    from .train import TrainError, resumed_config, start_weights, train
+    from .train import TrainError, check_out_folder, resumed_config, start_weights, train
     from .weights import WeightsError
+
+    try:  # before any work (the starting weights are not even looked up): nothing in --out is touched
+        check_out_folder(out, options["resume"])
+    except TrainError as e:
+        _fail(str(e))
 
     given = {
         name

@@ -35,6 +35,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "atomic_torch_save",
     "card_facts",
+    "check_out_folder",
     "export_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
@@ -319,6 +320,47 @@ def write_preview(path: Path, videos: dict[str, torch.Tensor]) -> Path:
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.concatenate(panels, axis=2), duration=125, loop=0)
     return path
+
+
+# What a run folder holds (the module docstring); anything else in ``--out`` is someone else's.
+RUN_ENTRIES = frozenset({"config.json", "metrics.jsonl", "previews", "checkpoints", "model", "tensorboard"})
+SHOW_AT_MOST = 3  # foreign names listed in the refusal
+
+
+def check_out_folder(out: str | os.PathLike, resume: bool) -> None:
+    """Refuse a training ``--out`` whose files a run would overwrite, before any work: it must be a new or
+    empty folder, or a run folder of ours (resumed with ``resume``). A model folder (``finetune -w m --out
+    m`` would replace the model it starts from) or any file a run does not write is refused, and nothing
+    in the folder is touched. Reads only, so every process of a multi-process run decides alike."""
+    out = Path(out)
+    if not out.exists():
+        entries = []
+    elif not out.is_dir():
+        raise TrainError(f"--out {out}: is a file; name a new or empty folder")
+    else:
+        entries = sorted(p.name for p in out.iterdir())
+    foreign = [name for name in entries if name not in RUN_ENTRIES]
+    is_run = stored_config(out) is not None or latest_checkpoint(out) is not None
+    if "config.json" in entries and stored_config(out) is None:
+        foreign.insert(0, "config.json")  # a model's config (or any other), not a run's
+    if "model.safetensors" in entries:
+        raise TrainError(
+            f"--out {out}: holds a model, which a training run would overwrite; name a new or empty folder "
+            "(the model can still be the starting point: finetune -w)"
+        )
+    if foreign:
+        names = ", ".join(foreign[:SHOW_AT_MOST]) + (" ..." if len(foreign) > SHOW_AT_MOST else "")
+        raise TrainError(
+            f"--out {out}: holds files that are not a skyforecast training run ({names}); name a new or "
+            "empty folder"
+        )
+    if entries and not is_run:
+        raise TrainError(f"--out {out}: is not a skyforecast training run; name a new or empty folder")
+    ckpt = latest_checkpoint(out)
+    if resume and ckpt is None:
+        raise TrainError(f"{out}: no checkpoint to resume from (checkpoints/step_*.pt)")
+    if not resume and (ckpt is not None or (out / "metrics.jsonl").exists()):
+        raise TrainError(f"{out} already holds a run: pass --resume to continue it, or another --out")
 
 
 def stored_config(out: str | os.PathLike) -> dict | None:

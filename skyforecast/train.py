@@ -50,6 +50,7 @@ from .runfolder import (
     CHECKPOINT_FORMAT,
     atomic_torch_save,
     card_facts,
+    check_out_folder,
     export_checkpoint,
     latest_checkpoint,
     list_checkpoints,
@@ -73,6 +74,7 @@ __all__ = [
     "TrainConfig",
     "TrainError",
     "Trainer",
+    "check_out_folder",
     "export_checkpoint",
     "finetune",
     "latest_checkpoint",
@@ -148,6 +150,7 @@ class Trainer:
         self._tb = None  # the TensorBoard log (--log tensorboard), open while run() runs, on rank 0
         if config.log == "tensorboard" and (missing := missing_package()):
             raise TrainError(f"--log tensorboard: {missing}")  # before anything is loaded or written
+        self._check_run_folder()  # every process reads the folder before any of them writes to it
 
     # -- printing
     def log(self, message: str) -> None:
@@ -164,7 +167,6 @@ class Trainer:
         (refuse to mix runs; the checkpoint to resume), seeds, starting weights, data, networks and
         optimisers, the loop state, and the run folder's files."""
         self._init_runtime()
-        self._check_run_folder()
         checkpoint = load_checkpoint(self.out, self.log) if self.cfg.resume else None
         if checkpoint is not None:
             self._keep_run_settings(checkpoint)
@@ -194,14 +196,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = not cfg.deterministic
 
     def _check_run_folder(self) -> None:
-        """Refuse to mix two runs in one folder, and to resume where there is nothing to resume."""
-        ckpt = latest_checkpoint(self.out)
-        if self.cfg.resume and ckpt is None:
-            raise TrainError(f"{self.out}: no checkpoint to resume from (checkpoints/step_*.pt)")
-        if not self.cfg.resume and (ckpt is not None or (self.out / "metrics.jsonl").exists()):
-            raise TrainError(
-                f"{self.out} already holds a run: pass --resume to continue it, or another --out"
-            )
+        """Refuse to mix two runs in one folder, to write over anything that is not a run of ours, and to
+        resume where there is nothing to resume."""
+        check_out_folder(self.out, self.cfg.resume)
 
     def _keep_run_settings(self, checkpoint: dict) -> None:
         """A resumed run keeps its network widths; every other changed setting is named in one note."""
