@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .constants import ArgumentError
-from .media import InputError, load_photo
+from .media import InputError, Photo, load_photo
 
 # The largest frame written for ``--resolution native`` (4K UHD worth of pixels, all panels of ``--compare``
 # together): bigger requests are scaled down, with a note. Frames are rendered and encoded one at a time, so
@@ -326,12 +326,16 @@ def _fill_small_holes(binary: np.ndarray, max_area: float) -> np.ndarray:
     return out
 
 
-def load_mask(path: str | os.PathLike, size: tuple[int, int], photo_size: tuple[int, int]) -> np.ndarray:
-    """A user's mask image (white = sky, black = still) resized to ``size`` = (width, height), binary float32.
+def load_mask(
+    source: str | os.PathLike | Photo, size: tuple[int, int], photo_size: tuple[int, int]
+) -> np.ndarray:
+    """A user's mask image (white = sky, black = still; a path, or the ``Photo`` read from it) resized to
+    ``size`` = (width, height), binary float32.
 
     Any size with the photo's aspect ratio is accepted (draw it on a small copy); a different aspect ratio
     means it was drawn for another photo, which is an ``InputError``."""
-    mask_photo = load_photo(path, min_side=None)
+    mask_photo = source if isinstance(source, Photo) else load_photo(source, min_side=None)
+    path = mask_photo.path
     mw, mh = mask_photo.size
     pw, ph = photo_size
     if abs(mw / mh - pw / ph) > 0.01 * (pw / ph) + 1.0 / min(mh, mw):

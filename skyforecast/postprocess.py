@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import motion, skymask, steady
 from .constants import FRAMES, ArgumentError
-from .media import WRITERS, Encoding, Photo, output_size, resize_frames
+from .media import WRITERS, Encoding, InputError, Photo, load_photo, output_size, resize_frames
 
 if TYPE_CHECKING:
     from .pipeline import SkyPipeline
@@ -276,6 +276,7 @@ class PostProcess:
     light: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _early: dict[tuple[str, tuple[int, int]], Future] = field(default_factory=dict, repr=False)
+    _mask_photo: Photo | None = field(default=None, repr=False)  # the mask file, read once
     frame_by_frame: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -301,8 +302,13 @@ class PostProcess:
             )
         if self.mask is None:
             self.mask = "none" if self.resolution == "model" else "auto"
-        if self.mask not in ("auto", "none") and not Path(self.mask).is_file():
-            raise ArgumentError("mask", f"{self.mask}: no such file (use a mask image, auto or none)")
+        if self.mask not in ("auto", "none"):
+            if not Path(self.mask).is_file():
+                raise ArgumentError("mask", f"{self.mask}: no such file (use a mask image, auto or none)")
+            try:  # a bad mask is the command's mistake, found before any photo is read, not each photo's
+                self._mask_photo = load_photo(self.mask, min_side=None)
+            except InputError as e:
+                raise ArgumentError("mask", f"{self.mask}: {e.reason}") from None
 
     @property
     def is_plain(self) -> bool:
@@ -423,7 +429,7 @@ class PostProcess:
             still = motion.load_photo_at(photo.path, size) if full is None else motion.photo_at(full, size)
         file_mask = None
         if self.mask not in ("auto", "none"):
-            file_mask = motion.load_mask(self.mask, size, photo.size)
+            file_mask = motion.load_mask(self._mask_photo, size, photo.size)
         if self.resolution == "model":
             return self._stream_model(still, videos, size, file_mask)
         return self._stream_steady(still, videos, size, file_mask, layer)

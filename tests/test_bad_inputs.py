@@ -237,6 +237,23 @@ def test_usage_errors_exit_2(tmp_path, tiny_weights):
     assert "--size must be N or WxH" in bad_size.stderr
 
 
+@pytest.mark.parametrize(
+    "content, reason", [(b"my notes", "not an image file Pillow can read"), (b"", "empty")]
+)
+def test_a_mask_that_is_not_an_image_is_named_before_any_photo(tmp_path, tiny_weights, content, reason):
+    photos = [tmp_path / "ok.jpg", tmp_path / "fine.png"]
+    for photo in photos:
+        sky_over_ground(64, 36).save(photo)
+    mask = tmp_path / "notes.png"
+    mask.write_bytes(content)
+    out = tmp_path / "out"
+    proc = _cli("predict", *map(str, photos), "--mask", str(mask), "-o", str(out), "-w", str(tiny_weights))
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: --mask {mask}: ") and reason in lines[0], lines
+    assert not out.exists()  # no photo was processed
+
+
 def test_all_good_exits_0_and_names_with_spaces_work(tmp_path, tiny_weights):
     photo = tmp_path / "évening sky 1.png"
     sky_over_ground(64, 64).save(photo)
