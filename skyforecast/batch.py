@@ -126,7 +126,9 @@ def plan(
 
     sources = _unique_files(sources)
     out = Path(output) if output is not None else Path.cwd()
-    single_file = out.suffix.lower() in VIDEO_SUFFIXES and output is not None
+    single_file = (
+        output is not None and out.suffix.lower() in VIDEO_SUFFIXES and not _names_folder(str(output))
+    )
     if output is not None and not single_file:
         _check_folder_name(str(output))
     if single_file:
@@ -146,7 +148,7 @@ def plan(
         if target != out:
             job.renamed = f"written as {target} ({inputs[_name_key(Path(out.name))]})"
         job.skip = not overwrite and target.exists()
-        return [job], problems
+        return _kind_clashes([job], problems)
 
     jobs = []
     for src, rel, renamed in _distinct_names(sources, fmts, _input_keys([s for s, _ in sources], out)):
@@ -155,7 +157,33 @@ def plan(
             job.renamed = f"written as {next(iter(job.outputs.values()))} ({renamed})"
         job.skip = not overwrite and not job.missing
         jobs.append(job)
-    return jobs, problems
+    return _kind_clashes(jobs, problems)
+
+
+def _kind_clashes(
+    jobs: list[Job], problems: list[tuple[str, str]]
+) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Move to ``problems`` the jobs whose output path holds the other kind of thing: a folder where a video
+    goes, or a file where a ``-f frames`` folder goes. Neither is an earlier output to skip or replace: the
+    photo fails with a line in the user's words, and the file or folder is left alone."""
+    kept = []
+    for job in jobs:
+        clash = next(
+            (
+                (path, "a folder" if path.is_dir() else "a file")
+                for fmt, path in job.outputs.items()
+                if path.exists() and path.is_dir() != (fmt == "frames")
+            ),
+            None,
+        )
+        if clash is None:
+            kept.append(job)
+        else:
+            path, kind = clash
+            problems.append(
+                (str(job.source), f"cannot write {path}: it is {kind}; rename it or choose another -o")
+            )
+    return kept, problems
 
 
 def _input_keys(photos: Sequence[Path], out: Path) -> dict[str, str]:
@@ -182,7 +210,7 @@ def _check_folder_name(output: str) -> None:
     folder called ``clip.mov``. An existing folder, or a name ending in a slash, is a folder whatever its
     name."""
     path = Path(output)
-    if output.endswith(("/", os.sep)) or path.is_dir():
+    if _names_folder(output):
         return
     suffix = path.suffix.lower()
     if suffix in MEDIA_SUFFIXES:
@@ -190,6 +218,11 @@ def _check_folder_name(output: str) -> None:
             f"-o {output}: {suffix} is not a format skyforecast writes; name a .mp4 or .gif file, or a "
             "folder (a name ending in / is always a folder; -f frames writes PNG frames)"
         )
+
+
+def _names_folder(output: str) -> bool:
+    """Whether ``-o`` names a folder whatever its suffix (``-o renders.mp4/``, an existing folder)."""
+    return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
 def _unique_files(sources: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
@@ -503,6 +536,8 @@ def _out_of_space(e: BaseException) -> bool:
 def _reason(e: BaseException) -> str:
     if isinstance(e, InputError):
         return e.reason
+    if isinstance(e, IsADirectoryError):  # its file name is the temporary one: not what the user named
+        return "cannot write output: the output path is a folder"
     if isinstance(e, PermissionError):
         return f"cannot write output ({e.strerror}: {e.filename})"
     if _out_of_space(e):

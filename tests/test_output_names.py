@@ -222,3 +222,35 @@ def test_a_frames_folder_holding_input_photos_is_never_replaced(tmp_path, tiny_w
     assert code == 0, text
     assert {p: p.read_bytes() for p in saved} == saved
     assert len(_frames(photos / "coast_2_frames")) == 4
+
+
+def test_a_folder_where_a_video_goes_fails_that_photo_in_the_users_words(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _photo(tmp_path / "dir.jpg", 1)
+    _photo(tmp_path / "sky.jpg", 2)
+    (tmp_path / "dir.mp4").mkdir()
+    (tmp_path / "dir.mp4" / "mine.txt").write_text("kept")
+    (tmp_path / "sky_frames").write_text("a file, not frames")
+    code, text = _predict(
+        "dir.jpg", "sky.jpg", "-f", "mp4", "-f", "frames", "--overwrite", "-w", str(tiny_weights)
+    )
+    assert code == 1, text
+    assert ".partial" not in text and "Error" not in text
+    assert (
+        f"error: dir.jpg: cannot write {tmp_path / 'dir.mp4'}: it is a folder; rename it or choose another -o"
+        in text
+    )
+    assert f"error: sky.jpg: cannot write {tmp_path / 'sky_frames'}: it is a file; rename it" in text
+    assert "0 done, 0 skipped (outputs exist), 2 failed" in text
+    assert (tmp_path / "dir.mp4" / "mine.txt").read_text() == "kept"
+    assert (tmp_path / "sky_frames").read_text() == "a file, not frames"
+    assert not (tmp_path / "dir_frames").exists()  # the photo failed as a whole, before any work
+
+
+def test_an_existing_folder_or_a_trailing_slash_named_like_a_video_is_a_folder(tmp_path):
+    photo = _photo(tmp_path / "sky.jpg", 1)
+    (tmp_path / "old.mp4").mkdir()
+    jobs, problems = plan([photo], tmp_path / "old.mp4", overwrite=True)
+    assert problems == [] and jobs[0].outputs == {"mp4": tmp_path / "old.mp4" / "sky.mp4"}
+    jobs, problems = plan([photo], f"{tmp_path / 'new.gif'}/")
+    assert problems == [] and jobs[0].outputs == {"mp4": tmp_path / "new.gif" / "sky.mp4"}
