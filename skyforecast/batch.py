@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ class BatchResult:
     interrupted: bool = False
     stopped: str | None = None  # why the batch stopped early (disk full), if it did
     unfinished: int = 0  # photos neither done nor failed when interrupted or stopped
+    # seconds per photo and step: "read" (decoding), "predict" (its share of the model call of its batch
+    # of photos, and the rendering set-up that runs there), "write" (rendering and encoding)
+    seconds: dict[Path, dict[str, float]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -203,6 +207,18 @@ def _input_keys(photos: Sequence[Path], out: Path) -> dict[str, str]:
             if str(folder) != ".":
                 keys.setdefault(_name_key(folder), f"{out / folder} holds the input photo {photo}")
     return keys
+
+
+def photos_in_subfolders(inputs: Sequence[str | os.PathLike]) -> int:
+    """How many photos the folder inputs hold in their sub-folders: without ``--recursive`` they are left out,
+    and a user who expected them should hear of it. Folders with no photo at the top are not counted
+    (``plan`` reports them, with the same hint)."""
+    count = 0
+    for item in inputs:
+        folder = Path(item)
+        if folder.is_dir() and (top := len(list_images(folder))):
+            count += len(list_images(folder, recursive=True)) - top
+    return count
 
 
 def _check_folder_name(output: str) -> None:
@@ -408,7 +424,19 @@ class _Batch:
             self.writers.shutdown(wait=True, cancel_futures=True)
 
     def _submit_loads(self, chunk: list[Job]) -> list[tuple[Job, Future]]:
-        return [(job, self.loader.submit(load_photo, job.source)) for job in chunk]
+        return [(job, self.loader.submit(self._timed, job, "read", load_photo, job.source)) for job in chunk]
+
+    def _timed(self, job: Job, step: str, work: Callable, *args, **kwargs):
+        """``work(*args, **kwargs)``, its seconds added to ``job``'s ``step`` (also when it fails)."""
+        start = time.perf_counter()
+        try:
+            return work(*args, **kwargs)
+        finally:
+            self._add_seconds(job, step, time.perf_counter() - start)
+
+    def _add_seconds(self, job: Job, step: str, seconds: float) -> None:
+        steps = self.result.seconds.setdefault(job.source, {})
+        steps[step] = steps.get(step, 0.0) + seconds
 
     def _note(self, job: Job, note: str) -> None:
         self.result.notes.append((str(job.source), note))
@@ -431,8 +459,11 @@ class _Batch:
 
     def _predict(self, ready: list[tuple[Job, Photo]]) -> None:
         """The model's work for one chunk, then each photo's write handed to the writer threads."""
+        start = time.perf_counter()
         squares = np.stack([squash(photo.image) for _, photo in ready])
         videos = self.post.predict(self.pipe, squares, stage=self.stage, batch_size=self.batch_size)
+        for job, _ in ready:
+            self._add_seconds(job, "predict", (time.perf_counter() - start) / len(ready))
         for (job, photo), video in zip(ready, videos, strict=True):
             out_size, note = self.post.output_size(photo.size)
             if note:
@@ -454,15 +485,26 @@ class _Batch:
         def on_frame(done: int, total: int) -> None:
             self.emit("frame", job, f"{done}/{total}")
 
-        return self.post.write(
-            photo, videos, targets, out_size, fps=self.fps, on_frame=on_frame, encoding=self.encoding
+        return self._timed(
+            job,
+            "write",
+            self.post.write,
+            photo,
+            videos,
+            targets,
+            out_size,
+            fps=self.fps,
+            on_frame=on_frame,
+            encoding=self.encoding,
         )
 
     def _settle_writes(self, block: bool) -> None:
-        """Count the finished writes (all of them with ``block``): done, or that photo's failure."""
+        """Count the finished writes (all of them with ``block``): done, or that photo's failure. In input
+        order: a write that finished early waits for those before it, so the same command reports its
+        photos in the same order every time."""
         result, keep = self.result, []
         for job, fut in self.pending_writes:
-            if not block and not fut.done():
+            if keep or (not block and not fut.done()):
                 keep.append((job, fut))
                 continue
             try:

@@ -138,6 +138,15 @@ def predict(
     weights: _Weights = None,
     device: _Device = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
+    json_path: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--json",
+            help="Also write what happened as JSON (each photo: outputs, status, reason, seconds) to FILE, "
+            "or to standard output with -.",
+            metavar="FILE",
+        ),
+    ] = None,
     resolution: Annotated[
         Optional[str],  # noqa: UP045
         _beyond(
@@ -202,12 +211,16 @@ def predict(
       skyforecast predict photo.jpg --resolution native --loop
     """
     import os
+    import time
 
     from rich.console import Console
     from rich.markup import escape
 
-    from .batch import UsageError, plan
+    from .batch import UsageError, photos_in_subfolders, plan
     from .constants import ArgumentError
+    from .report import check_json_path
+
+    started = time.perf_counter()
 
     # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
     # the cores (our own video encoders, other programs) the spinning stalled the model: one photo at
@@ -234,14 +247,20 @@ def predict(
         _fail(e.worded(_flag), code=2)
     except (UsageError, ValueError) as e:
         _fail(str(e), code=2)
+    if json_path is not None and (bad := check_json_path(json_path, jobs, inputs)):
+        _fail(bad, code=2)
     for path, reason in problems:
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
-    _note_outputs(console, jobs, fps, mp4_options=crf is not None or codec is not None)
+    if not quiet:
+        _note_outputs(console, jobs, fps, mp4_options=crf is not None or codec is not None)
+        if not recursive and (hidden := photos_in_subfolders(inputs)):
+            photos = "1 photo in a sub-folder" if hidden == 1 else f"{hidden} photos in sub-folders"
+            console.print(f"[yellow]note:[/] {photos}; -r includes them", soft_wrap=True)
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
         from .batch import BatchResult
 
         nothing = BatchResult(failed=list(problems))
-        _summary(console, nothing, quiet)
+        _summary(console, nothing, jobs, json_path, time.perf_counter() - started)
         raise typer.Exit(nothing.exit_code)
 
     todo = [j for j in jobs if not j.skip]
@@ -268,7 +287,7 @@ def predict(
     except KeyboardInterrupt:  # a second Ctrl-C while the videos in progress were being finished
         _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
     result.failed[:0] = problems
-    _summary(console, result, quiet)
+    _summary(console, result, jobs, json_path, time.perf_counter() - started)
     global _exit_without_teardown
     _exit_without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
@@ -391,49 +410,23 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         return run(pipe, jobs, on_event=on_event, **kwargs)
 
 
-SHOW_AT_MOST = 5  # names listed in a summary line before "and N more"
+def _summary(console, result, jobs, json_path: str | None, seconds: float) -> None:
+    """The summary lines (with -q too: they are what -q keeps), then the --json document."""
+    from .report import json_report, summary_lines
 
+    for line in summary_lines(result):
+        console.print(line, soft_wrap=True)
+    if json_path is not None:
+        import json
 
-def _first_few(paths) -> str:
-    from rich.markup import escape
+        text = json.dumps(json_report(jobs, result, seconds), indent=2, ensure_ascii=False) + "\n"
+        if json_path == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            from .files import atomic_write_bytes
 
-    names = ", ".join(escape(str(p)) for p in paths[:SHOW_AT_MOST])
-    return names + (f" and {len(paths) - SHOW_AT_MOST} more" if len(paths) > SHOW_AT_MOST else "")
-
-
-def _summary(console, result, quiet: bool) -> None:
-    from rich.markup import escape
-
-    parts = [f"[green]{len(result.done)} done[/]", f"{len(result.skipped)} skipped (outputs exist)"]
-    parts.append(f"[red]{len(result.failed)} failed[/]" if result.failed else "0 failed")
-    if result.interrupted:
-        parts.append(f"[yellow]interrupted with {result.unfinished} not finished[/]")
-    if result.stopped:
-        parts.append(f"[red]stopped early (nothing more can be written), {result.unfinished} not started[/]")
-    if quiet and not result.failed and not result.interrupted:
-        return
-    console.print(", ".join(parts), soft_wrap=True)
-    if result.skipped_outputs:
-        console.print(
-            f"not replaced (made by an earlier run, perhaps with other options): "
-            f"{_first_few(result.skipped_outputs)}; --overwrite replaces them",
-            soft_wrap=True,
-        )
-    if result.renamed:
-        console.print(
-            f"{len(result.renamed)} renamed, so that no output replaces a photo or another photo's output:",
-            soft_wrap=True,
-        )
-        for path, how in result.renamed[:SHOW_AT_MOST]:
-            console.print(f"  {escape(f'{path}: {how}')}", soft_wrap=True)
-        if len(result.renamed) > SHOW_AT_MOST:
-            console.print(f"  and {len(result.renamed) - SHOW_AT_MOST} more", soft_wrap=True)
-    if result.interrupted or result.stopped:
-        console.print("run the same command again to continue: finished outputs are skipped", soft_wrap=True)
-    if result.failed and len(result.failed) > 1:
-        console.print("failures:")
-        for path, reason in result.failed:
-            console.print(f"  {escape(f'{path}: {reason}')}", soft_wrap=True)
+            atomic_write_bytes(json_path, text.encode("utf-8"))
 
 
 # ---- train / finetune ----
@@ -1027,8 +1020,11 @@ def app_command(
     ] = "127.0.0.1",
     share: Annotated[
         bool,
-        typer.Option("--share", help="Also make a public link through Gradio's share servers (anyone with "
-                     "the link can use the app)."),
+        typer.Option(
+            "--share",
+            help="Also make a public link through Gradio's share servers (anyone with "
+            "the link can use the app).",
+        ),
     ] = False,  # fmt: skip
     weights: _Weights = None,
     device: _Device = "auto",
