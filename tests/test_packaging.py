@@ -58,3 +58,17 @@ def test_wheel_ships_the_weights_folder_as_package_data(tmp_path):
     assert frames.shape[0] == 32
     motion = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean()
     assert motion > 0.5, motion  # the sky moves (in 0..255 levels per frame step)
+
+
+def test_the_dev_extra_leaves_gradio_out_and_the_license_is_shipped():
+    """The tests run with the current Pillow (Gradio pins an older one), and pyproject's MIT has its text."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    dev = " ".join(project["project"]["optional-dependencies"]["dev"])
+    assert "gradio" not in dev and "app" not in dev
+    license_text = (REPO / "LICENSE").read_text()
+    assert license_text.startswith("MIT License") and "the skyforecast authors" in license_text
+    assert "LICENSE" in project["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert ".coverage" not in tracked or not (REPO / ".git").exists()
