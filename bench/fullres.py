@@ -1,4 +1,4 @@
-"""Wall time and peak memory of one full-resolution prediction (issue 7's acceptance: a 3000x2000 photo at
+"""Wall time and peak memory of one full-resolution prediction (the target: a 3000x2000 photo at
 ``--resolution native`` in under 20 s and under 2 GB on a 2-core CPU).
 
     python bench/fullres.py                        # synthetic 3000x2000 photo, random ngf=32 model

@@ -1,4 +1,4 @@
-"""The one prepared GPU run (issue 16): ``OUT=DIR bash bench/gpu_run.sh [--smoke] [options]``.
+"""The one prepared GPU run on a CUDA machine: ``OUT=DIR bash bench/gpu_run.sh [--smoke] [options]``.
 
 In one device call of at most ``--budget`` seconds (default 540), five phases, each in its own process with
 its own time limit, each failing soft (a failed phase is recorded and the run goes on):
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_one_phase(args.phase, args.settings)
     out = os.environ.get("OUT")
     if not out:
-        print("error: set OUT to the folder for the results (the device tool sets it)", file=sys.stderr)
+        print("error: set OUT to the folder for the results (created as needed)", file=sys.stderr)
         return 2
     Path(out).mkdir(parents=True, exist_ok=True)
     driver = Driver(args, Path(out))

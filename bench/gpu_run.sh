@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU run (issue 16); README "One GPU run" says how to start it on the device.
+# The one prepared GPU run on a CUDA machine; README "One GPU run" says how to run it.
 #   OUT=DIR bash bench/gpu_run.sh [--smoke] [--budget SECONDS] [--dev-data PATH] ...   (all: --help)
 # A thin entry: makes the checkout importable, installs carried wheels (.whl/) when a dependency is
 # missing, and runs bench/gpu_run.py under a hard time limit a little above its own budget.
@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 PY=${PYTHON:-python3}
 if [ -z "${OUT:-}" ]; then
-    echo "error: set OUT to the folder for the results (the device tool sets it)" >&2
+    echo "error: set OUT to the folder for the results (created as needed)" >&2
     exit 2
 fi
 if ! "$PY" -c "import imageio_ffmpeg, typer, rich, safetensors" 2>/dev/null; then

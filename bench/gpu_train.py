@@ -27,7 +27,7 @@ from gpu_common import REPO, PhaseFailed, child_env, cli, read_json, run_logged,
 MODEL_DIR = "skyforecast-gpu-model"  # the folder join.sh rebuilds
 PARTS = "best-model.tar"
 PART_BYTES = 15 * 2**20  # under the 16 MiB that one returned file may hold
-MOTION_RANGE = (0.5, 1.5)  # the motion-ratio target of issue 4, in which a snapshot may be chosen
+MOTION_RANGE = (0.5, 1.5)  # motion ratios of a sky that moves like real ones: where a snapshot may be chosen
 
 
 # ---- sizes ----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Measured in one run, on the same machine state:
 2. the renderer alone: the same 32 frames rendered (``postprocess.PostProcess.stream``, no encoding);
 3. ``skyforecast predict`` on one 1080p photo, process start to MP4 written (the "end to end" number);
 4. ``skyforecast predict`` on a folder of N photos; time per photo after start-up = (T_N - T_1) / (N - 1).
-Targets (issue 15): per photo after start-up at most 1.3x x264 alone; one photo end to end under 2.5 s on a
+Targets: per photo after start-up at most 1.3x x264 alone; one photo end to end under 2.5 s on a
 2-core machine. The photos are ``examples/sky.jpg`` scaled to 1920x1080 and shifted/mirrored so that no two
 are alike (ours to use; no shared data needed). The bundled model predicts; its weights do not change the
 rendering work.

@@ -1,7 +1,7 @@
 """The CUDA path, on a real GPU: the fast path's autocast and cuDNN settings (skyforecast/fast.py), the
 pipeline's pinned uint8 transfers and its batch halving on out-of-memory (skyforecast/pipeline.py), and a
 few training steps in bf16 (skyforecast/train.py). Every test here is marked ``cuda`` and skipped without a
-CUDA device, as on CI; ``bench/gpu_run.sh`` runs them (``pytest -m cuda``) when a GPU is lent."""
+CUDA device, as on CI; ``bench/gpu_run.sh`` runs them (``pytest -m cuda``) on a CUDA machine."""
 
 from __future__ import annotations
 

@@ -385,7 +385,7 @@ def test_copy_baseline_on_real_sky_dev(real_sky_dev: Path):
 
 def test_real_clip_motion_on_real_sky_dev(real_sky_dev: Path):
     """MOTION-NOTES measured the real clips at speed 0.82 px/step (median over clips 0.49), steadiness 0.90
-    and leak 0.30 (the issue says ~0.33: the same leak, averaged over clips instead of pooled). Ours: 0.84,
+    and leak 0.30 (the notes' ~0.33 is the same leak, averaged over clips instead of pooled). Ours: 0.84,
     0.49, 0.90, 0.29 pooled and 0.32 averaged."""
     report = _copy_report(real_sky_dev)
     real = report.real

@@ -1,4 +1,4 @@
-"""Issue 14: no function in skyforecast/ longer than 80 lines, Typer option declarations aside.
+"""No function in skyforecast/ longer than 80 lines, Typer option declarations aside.
 
 A function's length here is its body, from the first statement (the docstring) to its last line: the `def`
 line and the parameter list are not counted, which is what sets Typer commands' option declarations aside.

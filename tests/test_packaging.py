@@ -62,7 +62,7 @@ def test_wheel_ships_the_weights_folder_as_package_data(tmp_path):
 
 def test_the_dev_extra_leaves_gradio_out_and_the_license_is_shipped():
     """The tests run with the current Pillow (Gradio pins an older one), and pyproject's MIT has its text."""
-    import tomllib
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     dev = " ".join(project["project"]["optional-dependencies"]["dev"])

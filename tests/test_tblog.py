@@ -1,4 +1,4 @@
-"""`train --log tensorboard` (issue 17): a real tiny run's event file, read back the way TensorBoard reads it
+"""`train --log tensorboard`: a real tiny run's event file, read back the way TensorBoard reads it
 (its EventAccumulator), holds the losses and learning rates at the run's steps, the preview GIFs and their
 `evaluate` motion scores; a resumed run continues the same log without showing a redone step twice; without
 --log no tensorboard folder is written; without the package --log tensorboard is one usage line.

@@ -1,4 +1,4 @@
-"""The training commands as a user meets them (issue 13): `--resume` keeps the run's settings, one step
+"""The training commands as a user meets them : `--resume` keeps the run's settings, one step
 numbering in every file of a run folder, labelled previews, `finetune` without `-w`, `--weights RUN_DIR`
 for every command, `skyforecast export` and the model card it writes. Tiny models (ngf=4) on 4 synthetic
 128x128 clips, 1-2 steps per stage: each training session takes a few seconds on CPU."""
@@ -38,7 +38,7 @@ def clips(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_stage_run(clips: Path, tmp_path_factory) -> tuple[Path, str]:
-    """The issue's case: Stage I with --batch-size 2 (and a non-default lr), then `--stage 2 --resume`
+    """A run in two sessions: Stage I with --batch-size 2 (and a non-default lr), then `--stage 2 --resume`
     with neither. Returns the run folder and the second session's output."""
     run = tmp_path_factory.mktemp("runs") / "run"
     code, out = _invoke(

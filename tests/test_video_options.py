@@ -1,4 +1,4 @@
-"""Video options photographers asked for (issue 17): --crf and --codec h264|h265 on MP4s, BT.709 colour
+"""Video options photographers asked for: --crf and --codec h264|h265 on MP4s, BT.709 colour
 (the conversion matrix and the tags that name it), and photos with an embedded ICC profile read as sRGB.
 
 Colours are checked by decoding the written MP4 with the bundled ffmpeg, which reads the file's tags; the
