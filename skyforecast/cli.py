@@ -229,7 +229,7 @@ def predict(
     console = Console(stderr=True, highlight=False)
     explicit = any(f != "mp4" for f in formats) or len(formats) != 1
     try:
-        post = _predict_output(
+        post, ignored = _predict_output(
             size,
             resolution=resolution,
             mask=mask,
@@ -253,6 +253,13 @@ def predict(
         console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
     if not quiet:
         _note_outputs(console, jobs, fps, mp4_options=crf is not None or codec is not None)
+        if ignored:
+            flags = " and ".join(_flag(name) for name in ignored)
+            console.print(
+                f"[yellow]note:[/] {flags} shape the sky's steady motion, which --resolution model does not "
+                "use (it writes the prediction's own frames): ignored",
+                soft_wrap=True,
+            )
         if not recursive and (hidden := photos_in_subfolders(inputs)):
             photos = "1 photo in a sub-folder" if hidden == 1 else f"{hidden} photos in sub-folders"
             console.print(f"[yellow]note:[/] {photos}; -r includes them", soft_wrap=True)
@@ -295,15 +302,15 @@ def predict(
 
 def _predict_output(size: str | None, **options):
     """predict's output (``postprocess.Output``) from its options: ``PostProcess``, or ``PlainOutput`` when
-    they ask for the model's own frames at ``--size``, written whole. Raises ``ArgumentError`` (a bad
-    option) or ``ValueError`` (a bad ``--size``)."""
+    they ask for the model's own frames at ``--size``, written whole; and the options it ignores. Raises
+    ``ArgumentError`` (a bad option) or ``ValueError`` (a bad ``--size``)."""
     from .media import parse_size
     from .postprocess import PlainOutput, PostProcess
 
     if size is not None:
         parse_size(size)
     post = PostProcess(size=size, **options)
-    return PlainOutput(size) if post.is_plain else post
+    return (PlainOutput(size) if post.is_plain else post), post.ignored
 
 
 def _note_gif_fps(console, fps: float, jobs) -> None:

@@ -311,6 +311,19 @@ class PostProcess:
                 raise ArgumentError("mask", f"{self.mask}: {e.reason}") from None
 
     @property
+    def ignored(self) -> list[str]:
+        """The options given that this output does not use: the steady field's ``speed``, ``direction`` and
+        ``light`` mean nothing for the model's own frames (``resolution="model"``)."""
+        if self.resolution != "model":
+            return []
+        given = {
+            "speed": self.speed is not None,
+            "direction": self.direction is not None,
+            "light": self.light,
+        }
+        return [name for name, used in given.items() if used]
+
+    @property
     def is_plain(self) -> bool:
         """True when the output is exactly what plain ``predict`` writes (so the batch keeps its old path)."""
         return (

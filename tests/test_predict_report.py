@@ -153,3 +153,16 @@ def test_a_json_path_that_cannot_be_written_is_a_usage_error_before_any_work(tmp
     )
     assert code == 2 and _lines(err)[0].startswith(f"error: --json {path}: ") and len(_lines(err)) == 1
     assert good.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_motion_options_with_the_model_resolution_get_a_note(tmp_path, tiny_weights):
+    photo = _photo(tmp_path / "p.png", 1)
+    args = [str(photo), "-o", str(tmp_path / "out"), "-w", str(tiny_weights), *MODEL]
+    code, _, err = _predict(*args, "--speed", "2x", "--direction", "left")
+    assert code == 0, err
+    assert _lines(err)[0] == (
+        "note: --speed and --direction shape the sky's steady motion, which --resolution model does not use "
+        "(it writes the prediction's own frames): ignored"
+    )
+    code, _, err = _predict(*args, "--overwrite")
+    assert code == 0 and "note:" not in err
