@@ -125,8 +125,9 @@ def predict(
     size: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            help="Written frame size: N (square) or WxH. Default: the photo's aspect ratio at 128 px "
-            "height; 128 gives the model's raw square.",
+            help="Switches to --resolution model (the prediction's own pixels) at this frame size: N "
+            "(square) or WxH. Default there: the photo's aspect ratio at 128 px height; 128 gives the "
+            "model's raw square.",
             metavar="SIZE",
         ),
     ] = None,
@@ -845,7 +846,8 @@ def evaluate_command(
 ) -> None:
     """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31.
 
-    Beside it, two baselines: the first frame repeated, and Stage I alone.
+    Five systems beside the real clips: predict's default output, the model's own Stage II video, Stage II
+    motion on the photo, Stage I alone and the first frame repeated.
 
     \b
     Examples:

@@ -1,4 +1,5 @@
-"""Scoring predictions against real time-lapses: PSNR, SSIM and motion, for the model and two baselines.
+"""Scoring predictions against real time-lapses: PSNR, SSIM and motion, for predict's output, the model and
+baselines.
 
 Every 32-frame clip of a dataset is predicted from its first frame and frames 1..31 of the prediction are
 compared with the real frames 1..31 (frame 0 is the input itself, so it would only flatter the score).
@@ -709,9 +710,15 @@ def _table(title: str, first: str, caption: str | None = None):
     from rich.table import Table
 
     table = Table(
-        title=title, caption=caption, title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD
+        title=title,
+        caption=caption,
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),  # the box's one-space dividers keep the columns apart: the summary fits 80 columns
+        show_edge=False,
     )
-    table.add_column(first, no_wrap=first == "clip")  # clip names stay whole (and greppable)
+    table.add_column(first, no_wrap=True)  # system and clip names stay whole (and greppable)
     for name in _COLUMNS:
         table.add_column(name, justify="right")
     return table
