@@ -215,9 +215,8 @@ def predict(
     import time
 
     from rich.console import Console
-    from rich.markup import escape
 
-    from .batch import UsageError, photos_in_subfolders, plan
+    from .batch import BatchResult, UsageError, plan
     from .constants import ArgumentError
     from .report import check_json_path
 
@@ -230,18 +229,9 @@ def predict(
     console = Console(stderr=True, highlight=False)
     explicit = any(f != "mp4" for f in formats) or len(formats) != 1
     try:
-        post, ignored = _predict_output(
-            size,
-            resolution=resolution,
-            mask=mask,
-            loop=loop_style if loop else None,
-            frames=frames,
-            compare=compare,
-            flow=flow,
-            speed=speed,
-            direction=direction,
-            light=light,
-        )
+        looks = dict(resolution=resolution, mask=mask, loop=loop_style if loop else None, frames=frames)
+        looks.update(compare=compare, flow=flow, speed=speed, direction=direction, light=light)
+        post, ignored = _predict_output(size, **looks)
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
         encoding = _encoding(codec, crf, jobs)
     except ArgumentError as e:  # named as the library spells it: worded with predict's flags
@@ -250,23 +240,10 @@ def predict(
         _fail(str(e), code=2)
     if json_path is not None and (bad := check_json_path(json_path, jobs, inputs)):
         _fail(bad, code=2)
-    for path, reason in problems:
-        console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
-    if not quiet:
-        _note_outputs(console, jobs, fps, mp4_options=crf is not None or codec is not None)
-        if ignored:
-            flags = " and ".join(_flag(name) for name in ignored)
-            console.print(
-                f"[yellow]note:[/] {flags} shape the sky's steady motion, which --resolution model does not "
-                "use (it writes the prediction's own frames): ignored",
-                soft_wrap=True,
-            )
-        if not recursive and (hidden := photos_in_subfolders(inputs)):
-            photos = "1 photo in a sub-folder" if hidden == 1 else f"{hidden} photos in sub-folders"
-            console.print(f"[yellow]note:[/] {photos}; -r includes them", soft_wrap=True)
+    _plan_lines(
+        console, problems, quiet, jobs, inputs, recursive, ignored, fps, crf is not None or codec is not None
+    )
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
-        from .batch import BatchResult
-
         nothing = BatchResult(failed=list(problems))
         _summary(console, nothing, jobs, json_path, time.perf_counter() - started)
         raise typer.Exit(nothing.exit_code)
@@ -299,6 +276,33 @@ def predict(
     global _exit_without_teardown
     _exit_without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
+
+
+def _plan_lines(
+    console, problems, quiet: bool, jobs, inputs, recursive: bool, ignored, fps: float, mp4: bool
+):
+    """The lines before the run: the inputs that cannot be done, then (not with -q) notes on options some
+    formats or the model resolution ignore, and on photos left out."""
+    from rich.markup import escape
+
+    from .batch import photos_in_subfolders
+
+    for path, reason in problems:
+        console.print(f"[bold red]error:[/] {escape(f'{path}: {reason}')}", soft_wrap=True)
+    if quiet:
+        return
+    mp4_options = mp4
+    _note_outputs(console, jobs, fps, mp4_options=mp4_options)
+    if not recursive and (hidden := photos_in_subfolders(inputs)):
+        photos = "1 photo in a sub-folder" if hidden == 1 else f"{hidden} photos in sub-folders"
+        console.print(f"[yellow]note:[/] {photos}; -r includes them", soft_wrap=True)
+    if ignored:
+        flags = " and ".join(_flag(name) for name in ignored)
+        console.print(
+            f"[yellow]note:[/] {flags} shape the sky's steady motion, which --resolution model does not "
+            "use (it writes the prediction's own frames): ignored",
+            soft_wrap=True,
+        )
 
 
 def _predict_output(size: str | None, **options):

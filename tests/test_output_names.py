@@ -151,6 +151,8 @@ def test_the_only_input_missing_still_prints_a_summary(tmp_path):
     assert lines == [
         f"error: {tmp_path / 'nothere.jpg'}: no such file or folder",
         "0 done, 0 skipped (outputs exist), 1 failed",
+        "failures:",
+        f"  {tmp_path / 'nothere.jpg'}: no such file or folder",
     ]
 
 

@@ -51,12 +51,12 @@ def test_plain_prediction_sends_no_frame_events(tmp_path, tiny_weights):
     assert kinds == ["done"]
 
 
-def test_quiet_native_render_prints_nothing(tmp_path, tiny_weights):
+def test_quiet_native_render_prints_only_the_summary(tmp_path, tiny_weights):
     photos = _photos(tmp_path / "in", 1)
     args = ["predict", str(photos / "p0.png"), "-o", str(tmp_path / "out"), "-w", str(tiny_weights)]
     result = CliRunner().invoke(
         app, [*args, "--resolution", "native", "--mask", "none", "--frames", "8", "-q"]
     )
     assert result.exit_code == 0, result.output
-    assert result.output == ""
+    assert result.output == "1 done, 0 skipped (outputs exist), 0 failed\n"  # no progress bar, no frames
     assert (tmp_path / "out" / "p0.mp4").is_file()
