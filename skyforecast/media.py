@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,6 +312,7 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 from .files import atomic_path  # noqa: E402  (kept importable as media.atomic_path)
+from .gif import GIF_MAX_FPS, gif_delays, write_gif  # noqa: E402, F401  (the GIF writer, one of WRITERS)
 
 # RGB -> YUV with the BT.709 matrix into TV range (ffmpeg's default conversion uses BT.601's), and tags that
 # say so: a player reads the tags to pick the matrix back, and players that meet untagged video guess, and
@@ -542,52 +543,6 @@ def _write_errno(path: Path, size: int) -> int:
     if shutil.disk_usage(path.parent).free < 1 << 20:
         return errno.ENOSPC
     return errno.EIO
-
-
-GIF_MAX_FPS = 50  # a 20 ms delay: browsers play shorter GIF delays far slower, as 100 ms
-
-
-def gif_delays(fps: float) -> Iterator[int]:
-    """Per-frame GIF delays in ms for ``fps``, endlessly. A GIF stores delays in 10 ms units, so one delay
-    for all frames plays 8 fps as 8.33 (120 ms); here each frame ends at the 10 ms tick nearest to where it
-    should, so 8 fps alternates 130 and 120 ms and every second of video lasts a second. ``fps`` above
-    ``GIF_MAX_FPS`` plays at ``GIF_MAX_FPS``."""
-    step = 100.0 / min(float(fps), GIF_MAX_FPS)  # in 10 ms units
-    shown, i = 0, 0
-    while True:
-        i += 1
-        end = int(i * step + 0.5)
-        yield (end - shown) * 10
-        shown = end
-
-
-def write_gif(
-    frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8, encoding: Encoding | None = None
-) -> None:
-    """An animated GIF that loops forever, timed by ``gif_delays``. Frames are converted as Pillow reaches
-    them; Pillow itself keeps every frame as 8-bit palette images until the file is complete (a third of the
-    RGB size). ``encoding`` (MP4 only) is ignored."""
-
-    def images() -> Iterator[Image.Image]:
-        for frame, delay in zip(frames, gif_delays(fps), strict=False):  # delays never run out
-            image = Image.fromarray(frame)
-            image.info["duration"] = delay  # Pillow's writer reads each frame's own delay
-            yield image
-
-    stream = images()
-    first = next(stream, None)
-    if first is None:
-        raise ValueError("no frames to write")
-    with atomic_path(path) as tmp:
-        first.save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=stream,
-            loop=0,
-            disposal=1,
-            optimize=False,
-        )
 
 
 def write_frames(frames: Iterable[np.ndarray], folder: str | os.PathLike) -> None:
