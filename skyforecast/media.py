@@ -78,6 +78,7 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     """
     path = str(path)
     notes: list[str] = []
+    _register_plugins()
     try:
         if os.path.getsize(path) == 0:
             raise InputError(path, "empty file (0 bytes)")
@@ -126,6 +127,23 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     except Exception as e:  # Pillow's plugins raise all sorts on malformed files (struct.error, KeyError)
         raise InputError(path, f"damaged or unsupported image ({type(e).__name__}: {e})") from None
     return Photo(path=path, image=rgb, size=full, notes=notes)
+
+
+@functools.cache
+def _register_plugins() -> None:
+    """Teach Pillow HEIC/HEIF (iPhone photos), and AVIF where Pillow's own build lacks it, through the
+    pillow-heif plugin, on the first photo read (its import costs ~50 ms). libheif turns the image upright
+    by the file's rotation and mirror boxes and then reports EXIF orientation 1, so ``load_photo`` does not
+    turn it twice; the ICC profile (Display P3 on iPhones) comes in ``info`` as for a JPEG."""
+    try:
+        import pillow_heif
+    except ImportError:  # a dependency; without it such photos get Pillow's "cannot read"
+        return
+    from PIL import features
+
+    pillow_heif.register_heif_opener()
+    if not features.check("avif") and "register_avif_opener" in dir(pillow_heif):
+        pillow_heif.register_avif_opener()
 
 
 def photo_from_image(image: Image.Image | np.ndarray) -> Photo:
