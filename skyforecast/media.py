@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .constants import IMAGE_SUFFIXES, SIZE, ArgumentError, parse_wxh
+from .constants import IMAGE_SUFFIXES, MAX_SIDE, SIZE, ArgumentError, parse_wxh
 
 # Pillow refuses images above 2x this many pixels as decompression bombs; we set the limit explicitly so
 # a 12000x8000 photo (96 MP) opens while a forged 100000x100000 header is refused before decoding.
@@ -299,12 +299,15 @@ def squash(image: Image.Image, size: int = SIZE) -> np.ndarray:
 
 
 def output_size(photo_size: tuple[int, int], size: str | None) -> tuple[int, int]:
-    """(width, height) of written frames. Default: the photo's aspect ratio at 128 px height; ``"N"``: an
-    N x N square; ``"WxH"``: exactly that. Even sides, because H.264 yuv420p needs them."""
+    """(width, height) of written frames. Default: the photo's aspect ratio at 128 px height, at most
+    ``MAX_SIDE`` wide; ``"N"``: an N x N square; ``"WxH"``: exactly that. Even sides, because H.264 yuv420p
+    needs them."""
     if size is None or size == "":
         w, h = photo_size
-        width = max(2, int(round(SIZE * w / h / 2.0)) * 2)
-        return width, SIZE
+        width, height = SIZE * w / h, float(SIZE)
+        if width > MAX_SIDE:  # a panorama over 64:1: as wide as encoders and players take
+            width, height = MAX_SIDE, max(2.0, height * MAX_SIDE / width)
+        return max(2, int(round(width / 2.0)) * 2), max(2, int(height) // 2 * 2)
     return parse_size(size)
 
 
