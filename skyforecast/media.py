@@ -355,10 +355,10 @@ MAX_CRF = 51
 
 @dataclass(frozen=True)
 class Encoding:
-    """How MP4s are encoded: ``codec`` "h264" (plays everywhere) or "h265" (a half to a third of the size;
-    plays in Safari, on phones and in most players, not in every browser), ``crf`` 0-51 (lower: better and
-    larger; None: 18 for H.264, 20 for H.265). GIFs and PNG frames are not encoded with a codec and ignore
-    it.
+    """How MP4s are encoded: ``codec`` "h264" (plays everywhere) or "h265" (half the size at 1080p, 82% at
+    640x360; plays in Safari, on phones and in most players, not in every browser), ``crf`` 0-51 (lower:
+    better and larger; None: 18 for H.264, 20 for H.265). GIFs and PNG frames are not encoded with a codec
+    and ignore it.
     Raises ``ArgumentError`` for a value out of range."""
 
     codec: str = "h264"
