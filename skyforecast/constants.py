@@ -11,11 +11,12 @@ from collections.abc import Callable
 FRAMES = 32  # frames in a clip: what the model predicts from one photo and what training reads
 SIZE = 128  # the model sees SIZE x SIZE frames
 
-# Photo suffixes we read (by Pillow). ``.gif`` is also a video suffix for training data (data.VIDEO_EXTS):
-# a data folder must look for videos first. ``.heic`` is listed so that such a photo gets a clear
-# "cannot read" line instead of being skipped in silence (Pillow reads it only with a plugin).
+# Photo suffixes we read (by Pillow; HEIC/HEIF through the pillow-heif plugin, AVIF by Pillow itself or by
+# the plugin). ``.gif`` is also a video suffix for training data (data.VIDEO_EXTS): a data folder must look
+# for videos first.
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".heic"}
+    {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+    | {".heic", ".heif", ".hif", ".avif"}
 )
 
 MAX_SIDE = 8192  # the largest frame side any command writes

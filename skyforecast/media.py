@@ -15,14 +15,14 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .constants import IMAGE_SUFFIXES, SIZE, ArgumentError, parse_wxh
+from .constants import IMAGE_SUFFIXES, MAX_SIDE, SIZE, ArgumentError, parse_wxh
 
 # Pillow refuses images above 2x this many pixels as decompression bombs; we set the limit explicitly so
 # a 12000x8000 photo (96 MP) opens while a forged 100000x100000 header is refused before decoding.
@@ -78,6 +78,7 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     """
     path = str(path)
     notes: list[str] = []
+    _register_plugins()
     try:
         if os.path.getsize(path) == 0:
             raise InputError(path, "empty file (0 bytes)")
@@ -126,6 +127,23 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     except Exception as e:  # Pillow's plugins raise all sorts on malformed files (struct.error, KeyError)
         raise InputError(path, f"damaged or unsupported image ({type(e).__name__}: {e})") from None
     return Photo(path=path, image=rgb, size=full, notes=notes)
+
+
+@functools.cache
+def _register_plugins() -> None:
+    """Teach Pillow HEIC/HEIF (iPhone photos), and AVIF where Pillow's own build lacks it, through the
+    pillow-heif plugin, on the first photo read (its import costs ~50 ms). libheif turns the image upright
+    by the file's rotation and mirror boxes and then reports EXIF orientation 1, so ``load_photo`` does not
+    turn it twice; the ICC profile (Display P3 on iPhones) comes in ``info`` as for a JPEG."""
+    try:
+        import pillow_heif
+    except ImportError:  # a dependency; without it such photos get Pillow's "cannot read"
+        return
+    from PIL import features
+
+    pillow_heif.register_heif_opener()
+    if not features.check("avif") and "register_avif_opener" in dir(pillow_heif):
+        pillow_heif.register_avif_opener()
 
 
 def photo_from_image(image: Image.Image | np.ndarray) -> Photo:
@@ -281,12 +299,15 @@ def squash(image: Image.Image, size: int = SIZE) -> np.ndarray:
 
 
 def output_size(photo_size: tuple[int, int], size: str | None) -> tuple[int, int]:
-    """(width, height) of written frames. Default: the photo's aspect ratio at 128 px height; ``"N"``: an
-    N x N square; ``"WxH"``: exactly that. Even sides, because H.264 yuv420p needs them."""
+    """(width, height) of written frames. Default: the photo's aspect ratio at 128 px height, at most
+    ``MAX_SIDE`` wide; ``"N"``: an N x N square; ``"WxH"``: exactly that. Even sides, because H.264 yuv420p
+    needs them."""
     if size is None or size == "":
         w, h = photo_size
-        width = max(2, int(round(SIZE * w / h / 2.0)) * 2)
-        return width, SIZE
+        width, height = SIZE * w / h, float(SIZE)
+        if width > MAX_SIDE:  # a panorama over 64:1: as wide as encoders and players take
+            width, height = MAX_SIDE, max(2.0, height * MAX_SIDE / width)
+        return max(2, int(round(width / 2.0)) * 2), max(2, int(height) // 2 * 2)
     return parse_size(size)
 
 
@@ -312,6 +333,7 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 from .files import atomic_path  # noqa: E402  (kept importable as media.atomic_path)
+from .gif import GIF_MAX_FPS, gif_delays, write_gif  # noqa: E402, F401  (the GIF writer, one of WRITERS)
 
 # RGB -> YUV with the BT.709 matrix into TV range (ffmpeg's default conversion uses BT.601's), and tags that
 # say so: a player reads the tags to pick the matrix back, and players that meet untagged video guess, and
@@ -333,10 +355,10 @@ MAX_CRF = 51
 
 @dataclass(frozen=True)
 class Encoding:
-    """How MP4s are encoded: ``codec`` "h264" (plays everywhere) or "h265" (a half to a third of the size;
-    plays in Safari, on phones and in most players, not in every browser), ``crf`` 0-51 (lower: better and
-    larger; None: 18 for H.264, 20 for H.265). GIFs and PNG frames are not encoded with a codec and ignore
-    it.
+    """How MP4s are encoded: ``codec`` "h264" (plays everywhere) or "h265" (half the size at 1080p, 82% at
+    640x360; plays in Safari, on phones and in most players, not in every browser), ``crf`` 0-51 (lower:
+    better and larger; None: 18 for H.264, 20 for H.265). GIFs and PNG frames are not encoded with a codec
+    and ignore it.
     Raises ``ArgumentError`` for a value out of range."""
 
     codec: str = "h264"
@@ -542,52 +564,6 @@ def _write_errno(path: Path, size: int) -> int:
     if shutil.disk_usage(path.parent).free < 1 << 20:
         return errno.ENOSPC
     return errno.EIO
-
-
-GIF_MAX_FPS = 50  # a 20 ms delay: browsers play shorter GIF delays far slower, as 100 ms
-
-
-def gif_delays(fps: float) -> Iterator[int]:
-    """Per-frame GIF delays in ms for ``fps``, endlessly. A GIF stores delays in 10 ms units, so one delay
-    for all frames plays 8 fps as 8.33 (120 ms); here each frame ends at the 10 ms tick nearest to where it
-    should, so 8 fps alternates 130 and 120 ms and every second of video lasts a second. ``fps`` above
-    ``GIF_MAX_FPS`` plays at ``GIF_MAX_FPS``."""
-    step = 100.0 / min(float(fps), GIF_MAX_FPS)  # in 10 ms units
-    shown, i = 0, 0
-    while True:
-        i += 1
-        end = int(i * step + 0.5)
-        yield (end - shown) * 10
-        shown = end
-
-
-def write_gif(
-    frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 8, encoding: Encoding | None = None
-) -> None:
-    """An animated GIF that loops forever, timed by ``gif_delays``. Frames are converted as Pillow reaches
-    them; Pillow itself keeps every frame as 8-bit palette images until the file is complete (a third of the
-    RGB size). ``encoding`` (MP4 only) is ignored."""
-
-    def images() -> Iterator[Image.Image]:
-        for frame, delay in zip(frames, gif_delays(fps), strict=False):  # delays never run out
-            image = Image.fromarray(frame)
-            image.info["duration"] = delay  # Pillow's writer reads each frame's own delay
-            yield image
-
-    stream = images()
-    first = next(stream, None)
-    if first is None:
-        raise ValueError("no frames to write")
-    with atomic_path(path) as tmp:
-        first.save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=stream,
-            loop=0,
-            disposal=1,
-            optimize=False,
-        )
 
 
 def write_frames(frames: Iterable[np.ndarray], folder: str | os.PathLike) -> None:

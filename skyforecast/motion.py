@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .constants import ArgumentError
+from .constants import MAX_SIDE, ArgumentError
 from .media import InputError, Photo, load_photo
 
 # The largest frame written for ``--resolution native`` (4K UHD worth of pixels, all panels of ``--compare``
@@ -57,7 +57,8 @@ def frame_size(
 
     The cap keeps one written frame (``panels`` side by side) at most ``MAX_FRAME_PIXELS``: the encoder's
     memory and the renderer's per-frame buffers grow with it (about 300 MB of buffers and 0.8 GB of x264
-    at 3000x2000)."""
+    at 3000x2000); and at most ``MAX_SIDE`` pixels a side: x264 refuses frames over 16384 px wide, OpenCV's
+    warping over 32767, and players and hardware decoders stop at 8192 or less (a 20000x500 panorama)."""
     w, h = photo_size
     if resolution == "native":
         tw, th = float(w), float(h)
@@ -65,17 +66,21 @@ def frame_size(
         th = float(resolution)
         tw = th * w / h
     limit = MAX_FRAME_PIXELS / max(1, panels)
-    note = None
-    if tw * th > limit:
-        scale = (limit / (tw * th)) ** 0.5
-        capped = (max(2, int(tw * scale) // 2 * 2), max(2, int(th * scale) // 2 * 2))  # floor: stay under
-        what = f"{w}x{h} photo" if resolution == "native" else f"{_even_size(tw, th)[1]}p"
-        note = (
-            f"{what} rendered at {capped[0]}x{capped[1]} (limit {limit / 1e6:.1f} MP per frame"
-            f"{' x ' + str(panels) + ' panels' if panels > 1 else ''}, to bound memory)"
-        )
-        return capped, note
-    return _even_size(tw, th), note
+    by_pixels = (limit / (tw * th)) ** 0.5
+    by_side = min(MAX_SIDE / (tw * panels), MAX_SIDE / th)
+    if min(by_pixels, by_side) >= 1:
+        return _even_size(tw, th), None
+    scale = min(by_pixels, by_side)
+    capped = (max(2, int(tw * scale) // 2 * 2), max(2, int(th * scale) // 2 * 2))  # floor: stay under
+    what = f"{w}x{h} photo" + ("" if resolution == "native" else f" at {_even_size(tw, th)[1]}p")
+    per = f"{' x ' + str(panels) + ' panels' if panels > 1 else ''}"
+    if by_side < by_pixels:
+        why = f"at most {MAX_SIDE} px a side{per}, the most encoders and players take"
+        if th * scale < 2:
+            why += "; frames are at least 2 px high, so its aspect ratio is not kept"
+    else:
+        why = f"limit {limit / 1e6:.1f} MP per frame{per}, to bound memory"
+    return capped, f"{what} rendered at {capped[0]}x{capped[1]} ({why})"
 
 
 def _even_size(w: float, h: float) -> tuple[int, int]:

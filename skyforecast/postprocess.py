@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import motion, skymask, steady
-from .constants import FRAMES, ArgumentError
+from .constants import FRAMES, MAX_SIDE, ArgumentError
 from .media import WRITERS, Encoding, InputError, Photo, load_photo, output_size, resize_frames
 
 if TYPE_CHECKING:
@@ -213,6 +213,15 @@ class Output(Protocol):
     ) -> list[str]: ...
 
 
+def model_size(photo_size: tuple[int, int], size: str | None) -> tuple[tuple[int, int], str | None]:
+    """``media.output_size``, and a note when a panorama's default size stopped at ``MAX_SIDE`` wide."""
+    out = output_size(photo_size, size)
+    if size is None and out[0] == MAX_SIDE:
+        w, h = photo_size
+        return out, f"{w}x{h} photo rendered at {out[0]}x{out[1]} (at most {MAX_SIDE} px a side)"
+    return out, None
+
+
 @dataclass
 class PlainOutput:
     """The paper's output: the model's 32 frames resized to ``size`` (``media.output_size``; by default the
@@ -229,7 +238,7 @@ class PlainOutput:
         return [video[None] for video in pipe.predict_squares(squares, stage=stage, batch_size=batch_size)]
 
     def output_size(self, photo_size: tuple[int, int]) -> tuple[tuple[int, int], str | None]:
-        return output_size(photo_size, self.size), None
+        return model_size(photo_size, self.size)
 
     def prefetch(self, jobs: Sequence, count: int = 2) -> None:
         """Nothing to start early: the model's frames are all this output needs."""
@@ -364,7 +373,7 @@ class PostProcess:
     def format_size(self, photo_size: tuple[int, int], fmt: str) -> tuple[tuple[int, int], str | None]:
         """``output_size`` for one output format (the default size differs for GIFs)."""
         if self.resolution == "model":
-            return output_size(photo_size, self.size), None
+            return model_size(photo_size, self.size)
         panels = 3 if self.compare else 1
         if self.resolution != "auto":
             return motion.frame_size(photo_size, self.resolution, panels)
@@ -396,7 +405,9 @@ class PostProcess:
         for k, (fmt, path) in enumerate(targets.items()):
             fmt_size = size
             if self.resolution == "auto" or size is None:
-                fmt_size, _ = self.format_size(photo.size, fmt)
+                fmt_size, capped = self.format_size(photo.size, fmt)
+                if capped and capped != self.output_size(photo.size)[1] and capped not in notes:
+                    notes.append(capped)  # a GIF's own size (the batch says the MP4's before writing)
             with self._lock if self._is_big(fmt_size) else contextlib.nullcontext():
                 frames, more = self.stream(photo, videos, fmt_size)
                 if on_frame is not None:

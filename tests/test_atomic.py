@@ -106,7 +106,7 @@ def test_failed_overwrite_keeps_the_old_output(tmp_path):
     before = target.read_bytes()
     bad = list(_video(t=4))
     bad[2] = np.zeros((4, 4, 7), np.uint8)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="frames must be"):
         write_gif(bad, target)
     assert target.read_bytes() == before
     assert _leftovers(tmp_path) == []

@@ -20,7 +20,7 @@ def test_image_suffixes_are_the_union_of_the_two_old_sets():
     training_data = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}  # data.IMAGE_EXTS had these
     assert training_data <= IMAGE_SUFFIXES
     assert set(media.IMAGE_SUFFIXES) <= IMAGE_SUFFIXES  # what predict lists in a folder
-    assert len(IMAGE_SUFFIXES) == 12 and all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
+    assert len(IMAGE_SUFFIXES) == 15 and all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
 
 
 @pytest.mark.parametrize(

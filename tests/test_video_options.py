@@ -17,6 +17,7 @@ import sys
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from icc import SRGB_XY, matrix_profile, rgb_to_xyz
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 from videos import read_video
@@ -229,53 +230,13 @@ def test_crf_with_only_gifs_says_it_is_ignored(tmp_path, sample_photos, tiny_wei
 
 # ---- ICC profiles ------------------------------------------------------------------------------------
 
-D65 = np.array([0.95047, 1.0, 1.08883])
-D50 = np.array([0.96422, 1.0, 0.82521])
-BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 ADOBE_XY = [(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)]  # Adobe RGB (1998), white D65, gamma 563/256
-SRGB_XY = [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)]
 ADOBE_GAMMA = 563 / 256
 
 
-def rgb_to_xyz(primaries) -> np.ndarray:
-    """The RGB -> XYZ matrix (D65) of linear RGB with these xy primaries and a D65 white."""
-    xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in primaries]).T
-    return xyz * np.linalg.solve(xyz, D65)
-
-
 def adobe_rgb_profile() -> bytes:
-    """An ICC v2 display profile (matrix/TRC) for Adobe RGB (1998), colorants adapted to D50 (Bradford)."""
-    adapt = np.linalg.inv(BRADFORD) @ np.diag(BRADFORD @ D50 / (BRADFORD @ D65)) @ BRADFORD
-    colorants = adapt @ rgb_to_xyz(ADOBE_XY)
-
-    def xyz(v) -> bytes:
-        return b"XYZ \0\0\0\0" + b"".join(struct.pack(">i", round(c * 65536)) for c in v)
-
-    text = b"Adobe RGB (1998) test"
-    tags = [
-        # ASCII description, then empty Unicode and ScriptCode parts
-        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text) + 1) + text + b"\0" + bytes(78)),
-        (b"cprt", b"text\0\0\0\0no copyright, test data\0"),
-        (b"wtpt", xyz(D50)),
-        (b"rXYZ", xyz(colorants[:, 0])),
-        (b"gXYZ", xyz(colorants[:, 1])),
-        (b"bXYZ", xyz(colorants[:, 2])),
-        *((name, b"curv\0\0\0\0" + struct.pack(">IH", 1, 563)) for name in (b"rTRC", b"gTRC", b"bTRC")),
-    ]
-    offset = 128 + 4 + 12 * len(tags)
-    table, body = b"", b""
-    for name, data in tags:
-        data += bytes(-len(data) % 4)
-        table += name + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    size = offset + len(body)
-    header = (
-        struct.pack(">I", size) + b"\0\0\0\0" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
-        + xyz(D50)[8:] + bytes(48)
-    )  # fmt: skip
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + body
+    """An ICC v2 display profile (matrix/TRC) for Adobe RGB (1998)."""
+    return matrix_profile("Adobe RGB (1998) test", ADOBE_XY, b"curv\0\0\0\0" + struct.pack(">IH", 1, 563))
 
 
 def adobe_to_srgb(rgb) -> np.ndarray:
