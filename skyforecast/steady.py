@@ -641,13 +641,16 @@ def animate(photo: np.ndarray, video: np.ndarray, sky: np.ndarray | None, **opti
     return np.stack([renderer[t] for t in range(len(renderer))])
 
 
-def default_output(photo: np.ndarray, video: np.ndarray) -> tuple[np.ndarray, SteadyField]:
+def default_output(
+    photo: np.ndarray, video: np.ndarray, direction: float | None = None
+) -> tuple[np.ndarray, SteadyField]:
     """What ``skyforecast predict`` writes by default, for a photo already at the output size: the sky
     found by ``skymask.sky_mask`` moved by the steady field of ``video`` at the default speed and direction,
-    32 frames, no light trend. Returns (frames, field); ``evaluate`` scores it."""
+    32 frames, no light trend (``direction``: as ``--direction``, None = auto). Returns (frames, field);
+    ``evaluate`` scores it."""
     from .skymask import sky_mask
 
-    renderer, field = animate_frames(photo, video, sky_mask(photo), frames=len(video))
+    renderer, field = animate_frames(photo, video, sky_mask(photo), frames=len(video), direction=direction)
     return np.stack([renderer[t] for t in range(len(renderer))]), field
 
 
