@@ -349,3 +349,19 @@ def test_night_sky_with_a_direction_drifts_instead() -> None:
     video = np.repeat(cv2.resize(photo, (128, 128))[None], 32, axis=0)
     _, field = steady.animate_frames(photo, video, skymask.sky_mask(photo), frames=8, direction=180.0)
     assert field.source == "user" and field.spin == 0.0 and field.a < 0
+
+
+def _detail(frame: np.ndarray) -> float:
+    """Band-pass detail of the top third: variance of the difference of Gaussians (sigma 1.5 and 4)."""
+    g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)[: frame.shape[0] // 3]
+    return float((cv2.GaussianBlur(g, (0, 0), 1.5) - cv2.GaussianBlur(g, (0, 0), 4)).var())
+
+
+@pytest.mark.parametrize("frames, loop, floor", [(480, False, 0.8), (32, True, 0.7)])
+def test_no_frame_looks_like_two_photos_overlaid(frames, loop, floor):
+    photo = cv2.resize(np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")), (640, 360),
+                       interpolation=cv2.INTER_AREA)
+    still = np.stack([cv2.resize(photo, (128, 128))] * 32)
+    renderer, _ = steady.animate_frames(photo, still, skymask.sky_mask(photo), frames=frames, loop=loop)
+    detail = np.array([_detail(renderer[t]) for t in range(frames)])
+    assert detail.min() / detail[0] >= floor  # two phases overlaid halve it
