@@ -847,6 +847,29 @@ def evaluate_command(
         typer.Option(min=1, help="Evaluate only the first N clips.", show_default=False, metavar="N"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    photo_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--photo-size",
+            min=16,
+            max=4096,
+            metavar="N",
+            show_default=False,
+            help="Render the default output from the first frame enlarged to NxN (bicubic), as a photo of "
+            "that size would be; scored at the clip's size.",
+        ),
+    ] = None,
+    directions: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--directions",
+            min=1,
+            max=64,
+            metavar="K",
+            show_default=False,
+            help="Also score the default output's best of K directions (0, 360/K, ... degrees) per clip.",
+        ),
+    ] = None,
 ) -> None:
     """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31.
 
@@ -857,6 +880,7 @@ def evaluate_command(
     Examples:
       skyforecast evaluate ../shared/data/real-sky-dev
       skyforecast evaluate clips/ -w run/model --per-clip --json scores.json
+      skyforecast evaluate ../shared/data/real-sky-dev --photo-size 720 --directions 8
     """
     import json
 
@@ -889,6 +913,8 @@ def evaluate_command(
                 batch_size=batch_size,
                 limit=limit,
                 on_clip=lambda name, done, total: progress.update(task, completed=done, total=total),
+                photo_size=photo_size,
+                directions=directions,
             )
     except (DataError, WeightsError, ValueError) as e:
         _fail(str(e))

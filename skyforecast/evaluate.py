@@ -244,6 +244,7 @@ class ClipScore:
     direction: float | None = None
     direction_consistency: float | None = None
     direction_agrees: bool | None = None
+    cover: float | None = None
 
 
 def score_clip(
@@ -289,6 +290,7 @@ def score_clip(
         direction=stats.direction,
         direction_consistency=stats.consistency,
         direction_agrees=agrees,
+        cover=mm.cover(pred, reference.regions),
     )
 
 
@@ -363,10 +365,11 @@ class SystemReport:
     # "default" only: per clip, whether --direction auto took the prediction's direction, and whether that
     # direction agreed with the real clip's (None: the real clip has no direction)
     auto_direction: dict[str, tuple[bool, bool | None]] = field(default_factory=dict)
+    label_text: str | None = None  # a label for a system outside ``SYSTEM_LABELS`` (best of K)
 
     @property
     def label(self) -> str:
-        return SYSTEM_LABELS.get(self.name, self.name)
+        return self.label_text or SYSTEM_LABELS.get(self.name, self.name)
 
     @property
     def psnr(self) -> float | None:
@@ -417,6 +420,11 @@ class SystemReport:
         return _mean([c.leak for c in self.clips])
 
     @property
+    def cover(self) -> float | None:
+        """Mean over clips of the share of the real clip's moving pixels that move here too."""
+        return _mean([c.cover for c in self.clips])
+
+    @property
     def direction_agrees(self) -> tuple[int, int]:
         """(clips whose direction agrees with the real clip's within 90 degrees, clips where the real clip
         has a direction); a clip where the system does not move counts as not agreeing."""
@@ -437,6 +445,7 @@ class SystemReport:
             "steadiness": self.steadiness,
             "leak": self.leak,
             "leak_clip_mean": self.leak_clip_mean,
+            "cover": self.cover,
             "direction_agrees": agree,
             "direction_clips": of,
             "direction_consistency": _mean([c.direction_consistency for c in self.clips]),
@@ -466,6 +475,8 @@ class EvalReport:
     real_motion: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     real: RealReport = field(default_factory=RealReport)
+    photo_size: int | None = None  # the default output's photo: the first frame enlarged to this (px)
+    directions: int | None = None  # best of this many directions, when asked
 
     def __post_init__(self) -> None:
         for rep in self.systems.values():  # one dict of real clips, seen by every system
@@ -481,6 +492,8 @@ class EvalReport:
             "weights": self.weights,
             "device": self.device,
             "clips": self.num_clips,
+            "photo_size": self.photo_size,
+            "directions": self.directions,
             "skipped": self.skipped,
             "definitions": DEFINITIONS,
             "real_motion_mean": _mean(list(self.real_motion.values())),
@@ -522,6 +535,15 @@ DEFINITIONS = {
     "consistency (near 0: no dominant direction, so agreement is a coin toss)",
     "direction_agrees": f"clips whose direction is within {DIRECTION_AGREES:g} degrees of the real clip's, "
     "out of direction_clips (the clips where the real clip has a direction); not moving = not agreeing",
+    "cover": "share of the real clip's moving pixels (top 30 % of per-pixel temporal std of grey frames "
+    "0..31) where the system's mean |grey frame step| over frames 0..31 is at least a third of the real "
+    "clip's there; mean over clips",
+    "photo_size": "null: the default output renders the clip's 128x128 first frame; N: that frame enlarged "
+    "to NxN (bicubic) as the photo, the default output rendered at that size and shrunk to 128x128 "
+    "(area) to be scored (the prediction is the same: the model sees 128 px either way)",
+    "best": "the default output rendered with --direction 0, 360/K, ... (K = directions); per clip the "
+    "direction with the best PSNR, all its scores; then mean over clips (best of K samples, as stochastic "
+    "video prediction is scored)",
     "real": "the real clips measured like a system (speed in px per step, leak of the real clip against "
     "itself): what a ratio of 1 means",
 }
@@ -553,6 +575,8 @@ def evaluate(
     limit: int | None = None,
     pipeline=None,
     on_clip: Callable[[str, int, int], None] | None = None,
+    photo_size: int | None = None,
+    directions: int | None = None,
 ) -> EvalReport:
     """Predict every 32-frame clip of ``data`` from its first frame and score the chosen ``systems``.
 
@@ -562,7 +586,9 @@ def evaluate(
     held in memory. ``pipeline`` (a ``SkyPipeline``) overrides ``weights``/``device``; model systems are
     only loaded when asked for, so ``systems=("copy",)`` needs no weights. Raises ``DataError`` for
     unusable data and ``WeightsError`` for unusable weights. ``on_clip(name, done, total)`` is called after
-    each clip.
+    each clip. ``photo_size``: the default output starts from the first frame enlarged to that many pixels
+    (what a user's photo looks like to the renderer), scored at 128 px. ``directions``: also score the
+    default output's best of that many directions (the system ``best``).
     """
     from .data import ClipDataset, discover_clips
 
@@ -571,6 +597,12 @@ def evaluate(
         raise ValueError(f"systems must be among {SYSTEMS}, got {list(systems)}")
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if photo_size is not None and not 16 <= photo_size <= 4096:
+        raise ValueError(f"photo size must be 16..4096 px, got {photo_size}")
+    if directions is not None and not 1 <= directions <= 64:
+        raise ValueError(f"directions must be 1..64, got {directions}")
+    if directions is not None and "default" not in systems:
+        systems = (*systems, "default")
     index = discover_clips(data, frames=FRAMES)
     count = len(index.clips) if limit is None else min(len(index.clips), max(0, int(limit)))
     dataset = ClipDataset(index, crop="squash")
@@ -591,7 +623,13 @@ def evaluate(
         weights=weights_text,
         device=str(pipeline.device) if needs_model else None,
         systems={s: SystemReport(s) for s in systems},
+        photo_size=photo_size,
+        directions=directions,
     )
+    if directions is not None:
+        report.systems["best"] = SystemReport(
+            "best", label_text=f"predict, best of {directions} directions", real=report.real.clips
+        )
     per_sequence = Counter(c.sequence for c in index.clips)
     for start in range(0, count, batch_size):
         names, reals = [], []
@@ -606,13 +644,16 @@ def evaluate(
         if not reals:
             continue
         real = np.stack(reals)
-        preds, fits = _system_videos(pipeline, real, systems, batch_size)
+        preds, fits = _system_videos(pipeline, real, systems, batch_size, photo_size)
         for i, name in enumerate(names):
             ref = real_clip(real[i], name)  # the real clip's flows: computed once, used by every system
             report.real.clips[name] = ref
             report.real_motion[name] = ref.motion
             for s in systems:
                 report.systems[s].clips.append(score_clip(preds[s][i], real[i], clip=name, reference=ref))
+            if directions is not None:
+                best = _best_direction(real[i], preds["stage2"][i], directions, photo_size)
+                report.systems["best"].clips.append(score_clip(best, real[i], clip=name, reference=ref))
             if "default" in systems:
                 used, fitted = fits[i]
                 agrees = None
@@ -624,8 +665,37 @@ def evaluate(
     return report
 
 
+def _default_video(
+    first: np.ndarray, prediction: np.ndarray, photo_size: int | None, direction: float | None = None
+):
+    """``steady.default_output`` for a clip's first frame, at ``photo_size`` when given (the frame enlarged
+    bicubically, the output shrunk back to the clip's size): (frames, field)."""
+    import cv2
+
+    from .steady import default_output
+
+    if photo_size is None:
+        return default_output(first, prediction, direction)
+    h, w = first.shape[:2]
+    big = cv2.resize(first, (photo_size, photo_size), interpolation=cv2.INTER_CUBIC)
+    video, fit = default_output(big, prediction, direction)
+    small = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in video])
+    return small, fit
+
+
+def _best_direction(real: np.ndarray, prediction: np.ndarray, k: int, photo_size: int | None) -> np.ndarray:
+    """The default output with the direction (of 0, 360/k, ...) whose PSNR against ``real`` is best."""
+    best, best_psnr = None, -math.inf
+    for i in range(k):
+        video, _ = _default_video(real[0], prediction, photo_size, 360.0 * i / k)
+        psnr = float(psnr_frames(video[1:], real[1:]).mean())
+        if psnr > best_psnr:
+            best, best_psnr = video, psnr
+    return best
+
+
 def _system_videos(
-    pipeline, real: np.ndarray, systems: Sequence[str], batch_size: int
+    pipeline, real: np.ndarray, systems: Sequence[str], batch_size: int, photo_size: int | None = None
 ) -> tuple[dict[str, np.ndarray], list[tuple[bool, float | None]]]:
     """Each asked system's videos for a batch of real clips (N,T,H,W,3), and for the default system, per
     clip, whether ``--direction auto`` took the prediction's direction and the direction it fitted. The
@@ -640,9 +710,7 @@ def _system_videos(
         preds["stage2"] = pipeline.predict_squares(real[:, 0], stage=2, batch_size=batch_size)
     fits: list[tuple[bool, float | None]] = []
     if "default" in systems:
-        from .steady import default_output
-
-        made = [default_output(r[0], y) for r, y in zip(real, preds["stage2"], strict=True)]
+        made = [_default_video(r[0], y, photo_size) for r, y in zip(real, preds["stage2"], strict=True)]
         preds["default"] = np.stack([video for video, _ in made])
         fits = [(fit.source == "prediction", fit.direction) for _, fit in made]
     if "transfer" in systems:
@@ -683,6 +751,7 @@ def _cells(score: SystemReport | ClipScore) -> list[str]:
         _fmt(score.speed_ratio, 2),
         _fmt(score.steadiness, 2),
         _fmt(score.leak, 2),
+        _fmt(score.cover, 2),
         direction,
     ]
 
@@ -698,11 +767,12 @@ def _real_cells(score: RealReport | RealClip) -> list[str]:
         _fmt(score.speed, 2),
         _fmt(score.steadiness, 2),
         _fmt(score.leak, 2),
+        "1.00",
         direction,
     ]
 
 
-_COLUMNS = ("PSNR", "SSIM", "motion", "inner", "speed", "steady", "leak", "dir")
+_COLUMNS = ("PSNR", "SSIM", "motion", "inner", "speed", "steady", "leak", "cover", "dir")
 
 
 def _table(title: str, first: str, caption: str | None = None):
@@ -735,7 +805,8 @@ def report_tables(report: EvalReport, per_clip: bool = False) -> list:
         f"{weights}. PSNR in dB; motion: motion ratio, 1 = moves as much as the real clip, 0 = frozen; "
         "inner: the same without the first and last frame steps; speed: flow length per inner step over the "
         "real clips' (real clip row: px per step); steady: net displacement / path length of moving pixels; "
-        "leak: change where the real clip is still (lower = ground holds still); dir: clips whose "
+        "leak: change where the real clip is still (lower = ground holds still); cover: share of the real "
+        "clip's moving pixels that move here too; dir: clips whose "
         f"direction is within {DIRECTION_AGREES:g}° of the real clip's",
     )
     summary.add_row(report.real.label, *_real_cells(report.real), style="dim")

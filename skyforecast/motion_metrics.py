@@ -25,6 +25,11 @@ Definitions (the evaluation README and the JSON ``definitions`` block repeat the
   |frame step| where it moves (the 30 % with the highest). Frame steps are absolute differences of
   consecutive grey frames (BT.601 weights) in [0, 1], std over the inner frames. The real clip against
   itself scores ~0.3 (sensor noise and light also change still ground); lower means the ground holds still.
+- cover of a video against a real clip: the share of the real clip's moving pixels (the 30 % with the
+  highest temporal std of grey frames 0..31) where the video's mean |frame step| over frames 0..31 is at
+  least ``COVER_SHARE`` of the real clip's at that pixel. Leak says whether the ground holds still; cover
+  says whether the sky that moves in reality moves in the video (a mask that keeps a band of cloud frozen
+  scores low). Real clips score 1 against themselves.
 - direction: the mean flow vector over the moving half of the pixels (as for steadiness) and all inner
   steps, as an angle in degrees counter-clockwise from "to the right" as seen on screen (0 = right, 90 = up,
   180 = left, 270 = down), in [0, 360); consistency = |mean vector| / mean vector length, in [0, 1] (1 when
@@ -45,6 +50,7 @@ LAST_INNER = 30
 STILL_SHARE = 0.4  # leak: the real clip's stillest 40 % of pixels ...
 MOVING_SHARE = 0.3  # ... against its most changing 30 %
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601, as cv2.COLOR_RGB2GRAY
+COVER_SHARE = 1.0 / 3.0  # cover: a pixel moves when its mean step is at least this share of the real one's
 NO_MOTION = 1e-3  # px per step: below this mean flow length a video counts as not moving
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "FlowStats",
     "StillRegions",
     "agree_within",
+    "cover",
     "angle_difference",
     "flow_speed",
     "flow_stats",
@@ -233,6 +240,9 @@ class StillRegions:
     still: np.ndarray  # (H,W) bool: the STILL_SHARE of pixels with the lowest temporal std
     moving: np.ndarray  # (H,W) bool: the MOVING_SHARE with the highest
     moving_step: float  # the real clip's mean |frame step| over ``moving``, grey in [0, 1]
+    # cover's reference over all frames 0..31: the moving pixels and the real clip's per-pixel mean step
+    cover_moving: np.ndarray | None = None
+    cover_step: np.ndarray | None = None
 
 
 def still_regions(real: np.ndarray, first: int = FIRST_INNER, last: int = LAST_INNER) -> StillRegions:
@@ -241,7 +251,15 @@ def still_regions(real: np.ndarray, first: int = FIRST_INNER, last: int = LAST_I
     std = grey.std(axis=0)
     still = std <= np.quantile(std, STILL_SHARE)
     moving = std >= np.quantile(std, 1.0 - MOVING_SHARE)
-    return StillRegions(still=still, moving=moving, moving_step=float(_mean_step(grey)[moving].mean()))
+    whole = _grey_unit(real, 0, len(real) - 1)
+    whole_std = whole.std(axis=0)
+    return StillRegions(
+        still=still,
+        moving=moving,
+        moving_step=float(_mean_step(grey)[moving].mean()),
+        cover_moving=whole_std >= np.quantile(whole_std, 1.0 - MOVING_SHARE),
+        cover_step=_mean_step(whole),
+    )
 
 
 def still_step(
@@ -262,6 +280,22 @@ def leak(video: np.ndarray, real: np.ndarray | StillRegions) -> float | None:
     if regions.moving_step <= 0:
         return None
     return still_step(video, regions) / regions.moving_step
+
+
+def cover(video: np.ndarray, real: np.ndarray | StillRegions) -> float | None:
+    """The share of the real clip's moving pixels where ``video`` moves too (see the module docstring), over
+    all frames of both; None when the real clip does not change at all."""
+    regions = real if isinstance(real, StillRegions) else still_regions(real)
+    if regions.cover_moving is None or regions.cover_step is None or not regions.cover_moving.any():
+        return None
+    step = _mean_step(_grey_unit(video, 0, len(video) - 1))
+    if step.shape != regions.cover_moving.shape:
+        want = regions.cover_moving.shape
+        raise ValueError(f"video frames {step.shape} do not match the real clip's {want}")
+    where = regions.cover_moving & (regions.cover_step > 0)
+    if not where.any():
+        return None
+    return float((step[where] >= COVER_SHARE * regions.cover_step[where]).mean())
 
 
 def ratio_of_sums(numerators: Sequence[float], denominators: Sequence[float]) -> float | None:

@@ -1,25 +1,24 @@
 """What may move in a photo: the sky, found from the photo alone (no learned weights).
 
-``motion.sky_prior`` is strict: it wants a smooth, evenly textured band of sky at the top and refuses a photo
-whose top rows are busy. A cloudy sky is busy, so a photo that is mostly clouds (``examples/sky.jpg``, most
-real time-lapses) got an empty prior, and with ``--mask auto`` nothing moved. ``sky_mask`` keeps the strict
-prior where it finds sky and otherwise falls back to a colour cut that accepts texture in the sky: GrabCut
-seeded with the top rows as sky and the bottom rows as ground. Both keep only what touches the top edge,
-and both err on the still side: a strip of sky that stands still costs little, a roof that wobbles is a
-failure. Timestamps, roofs, trees stay out: the bottom rows are forced still and thin, high-contrast
-structures (branches, wires, the strokes of burnt-in digits) are marked still before the cut."""
+Real skies move everywhere there are clouds, often most near the horizon, so the mask takes *all* of the sky
+down to the skyline (``day_sky``): GrabCut seeded with the top rows as sky and, as still, the bottom rows that
+look like ground (dark, green, or brown) and thin high-contrast strokes (wires, pylons, branches, burnt-in
+digits); a pixel starts as probable ground when its colour is nearer the ground seeds' than the top rows'.
+What GrabCut leaves as ground is kept still only where it is connected to the bottom edge: a dark cloud
+floating in the sky is sky, a house or a tree is not. A photo whose bottom rows look like sky (a camera
+tilted up) moves entirely. Thin dark structures standing on the ground (pylons and their faint tops,
+wires, bare branches) are taken out of the sky (``thin_dark``), and a bright round sun with its glare
+stays (``sun_disc``). Night skies have their own cut (``night_sky``): their stars would look like thin
+strokes."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from .motion import grabcut_sky, resize_mask, sky_prior, working_image
+from .motion import _keep_sky_regions, grabcut_sky, resize_mask, working_image
 
-# Below this share of the frame the strict prior is taken to have missed the sky (it found a sliver at most).
-MIN_PRIOR = 0.05
-# The bottom share of the frame that is always still in the fallback cut: a photo with no ground at all is
-# rare, and a burnt-in timestamp or the horizon's trees sit here.
+# The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
 GROUND_ROWS = 0.12
 # A top this dark (L* of OpenCV's 8-bit Lab, 0..255) is a night sky: ``night_sky`` finds it (its stars would
 # look like thin foreground strokes to ``cloudy_sky``), and its stars wheel (``steady``).
@@ -31,12 +30,10 @@ def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
     ph, pw = photo.shape[:2]
     if is_night(photo):  # the strict prior can take a sliver of dark sky and stop at the first stars
         return resize_mask(night_sky(photo, work).astype(np.float32), (pw, ph))
-    prior = sky_prior(photo)
-    if prior.mean() >= MIN_PRIOR:
-        mask = resize_mask(prior.astype(np.float32), (pw, ph))
-        return mask * (1.0 - thin_dark(photo, mask))
-    cut = cloudy_sky(photo, work)
-    return resize_mask(cut.astype(np.float32), (pw, ph))
+    mask = resize_mask(day_sky(photo, work).astype(np.float32), (pw, ph))
+    if not mask.any():
+        return mask
+    return mask * (1.0 - thin_dark(photo, mask)) * (1.0 - sun_disc(photo, work))
 
 
 def is_night(photo: np.ndarray, work: int = 256) -> bool:
@@ -74,9 +71,8 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     """Thin dark structures in front of a smooth sky (wires, pylons, bare branches, faint ones in haze
     too), widened a little: float32 (H, W), 1 = keep still. Found by a morphological black-hat (closing
     minus the image) a few pixels wide, against the sky's own black-hat noise, and kept only where they
-    touch the still part of the photo. Only for skies the strict prior found: in a
-    cloudy sky a narrow gap of blue between white clouds looks the same, so ``sky_mask`` does not call it
-    for the cloudy fallback."""
+    touch the still part of the photo (a narrow gap of blue between white clouds looks the same, but it
+    floats)."""
     ph, pw = photo.shape[:2]
     scale = min(1.0, work / max(ph, pw))
     size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
@@ -101,40 +97,123 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     return resize_mask(thin.astype(np.float32), (pw, ph))
 
 
-def cloudy_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
-    """The fallback cut for skies with texture: binary uint8 at the working size (longer side ``work``).
+SUN_L = 250  # L* (OpenCV's 8-bit scale) of a sun's clipped disc
+SUN_GLARE = 2.0  # the still disc around a sun: this many sun radii, plus 3 % of the shorter side
+SUN_AREA = (0.001, 0.15)  # a sun's clipped blob, share of the frame (smaller: a cloud's highlight)
 
-    GrabCut decides by colour models and by where strong edges run: the top rows are sure sky, the bottom
-    ``GROUND_ROWS`` sure still, thin high-contrast strokes (finer than any cloud edge at this size) still.
-    Night skies (a very dark top) go to ``night_sky`` instead."""
+
+def sun_disc(photo: np.ndarray, work: int = 256) -> np.ndarray:
+    """The sun and its glare, which stay where they are: float32 (H, W), 1 = still. A sun is a clipped,
+    compact and roughly round blob (0.1-15 % of the frame, filling 40 % of its bounding box or more; a
+    cloud's clipped highlight is smaller or a streak); an overcast sky that is white all over is not one.
+    The largest such blob wins; none: all zeros."""
+    ph, pw = photo.shape[:2]
     image, lab = working_image(photo, work)
     h, w = image.shape[:2]
-    top = max(2, h // 12)
+    bright = (lab[..., 0] >= SUN_L).astype(np.uint8)
+    n, _, stats, centres = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    best = None
+    for k in range(1, n):
+        x, y, bw, bh, area = stats[k]
+        round_enough = area >= 0.4 * bw * bh and 0.4 <= bw / bh <= 2.5
+        if SUN_AREA[0] * h * w <= area <= SUN_AREA[1] * h * w and round_enough and (
+            best is None or area > stats[best, 4]
+        ):
+            best = k
+    disc = np.zeros((h, w), np.float32)
+    if best is None:
+        return np.zeros((ph, pw), np.float32)
+    radius = SUN_GLARE * np.sqrt(stats[best, 4] / np.pi) + 0.03 * min(h, w)
+    cx, cy = centres[best]
+    cv2.circle(disc, (int(round(cx)), int(round(cy))), int(round(radius)), 1.0, -1)
+    return resize_mask(disc, (pw, ph))
+
+
+def ground_like(lab: np.ndarray) -> np.ndarray:
+    """Pixels (of a float32 CIELAB image, OpenCV's 8-bit scale) that look like ground rather than sky: dark
+    (silhouettes), green (vegetation) or dark orange-brown (earth, rock, roofs). A sunset's bright orange
+    glow, blue sky and grey or white clouds are not."""
+    light, a, b = lab[..., 0], lab[..., 1] - 128.0, lab[..., 2] - 128.0
+    chroma = np.hypot(a, b)
+    hue = np.degrees(np.arctan2(b, a)) % 360.0
+    top = max(2, lab.shape[0] // 12)
+    sky_light = float(np.percentile(light[:top], 25))
+    dark = light < min(70.0, 0.5 * sky_light)
+    green = (chroma > 10) & (hue > 100) & (hue < 200)
+    brown = (chroma > 12) & (hue > 30) & (hue <= 100) & (light < 0.6 * sky_light)
+    return dark | green | brown
+
+
+def _nearest_distance(lab: np.ndarray, samples: np.ndarray, k: int = 4) -> np.ndarray:
+    """Per pixel, the CIELAB distance to the nearest of ``k`` k-means centres of ``samples``."""
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
+    cv2.setRNGSeed(0)
+    _, _, centres = cv2.kmeans(
+        samples.astype(np.float32), min(k, len(samples)), None, crit, 2, cv2.KMEANS_PP_CENTERS
+    )
+    return np.min(np.linalg.norm(lab[:, :, None, :] - centres[None, None], axis=-1), axis=-1)
+
+
+def thin_strokes(image: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """Thin high-contrast strokes (wires, pylons, branches, burnt-in digits): much stronger edges than the
+    top rows' and narrow enough to vanish in a 5 px median; bool, widened by a pixel."""
+    top = max(2, image.shape[0] // 12)
     grey = lab[..., 0]
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
     fine = np.sqrt(gx * gx + gy * gy)
-    # a stroke: much stronger than the top rows' edges and thin (it vanishes in a 5 px median)
     smooth = cv2.medianBlur(image, 5)
     residual = np.abs(image.astype(np.float32) - smooth.astype(np.float32)).max(axis=2)
     thin = (fine > max(8.0, 4.0 * float(np.percentile(fine[:top], 90)))) & (residual > 25)
-    thin = cv2.dilate(thin.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return cv2.dilate(thin.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
+    """The sky of a day photo down to the skyline: binary uint8 at the working size (see the module
+    docstring)."""
+    image, lab = working_image(photo, work)
+    h, w = image.shape[:2]
+    top = max(2, h // 12)
+    thin = thin_strokes(image, lab)
+    groundy = ground_like(lab)
+    bottom = np.zeros((h, w), bool)
+    bottom[int((1 - GROUND_ROWS) * h) :] = True
     gc = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
-    gc[int((1 - GROUND_ROWS) * h) :] = cv2.GC_BGD
-    gc[h // 2 :][gc[h // 2 :] == cv2.GC_PR_FGD] = cv2.GC_PR_BGD  # the lower half starts as probable ground
+    gc[groundy] = cv2.GC_PR_BGD
+    seeds = lab[bottom & groundy]
+    if len(seeds) >= 8:
+        nearer_ground = _nearest_distance(lab, seeds) < _nearest_distance(lab, lab[:top].reshape(-1, 3))
+        gc[nearer_ground] = cv2.GC_PR_BGD
+    gc[bottom & groundy] = cv2.GC_BGD
     gc[thin] = cv2.GC_BGD
     gc[:top][~thin[:top]] = cv2.GC_FGD
-    return grabcut_sky(image, gc)
+    if (gc == cv2.GC_FGD).sum() < 4:
+        return np.zeros((h, w), np.uint8)  # the top is all strokes: nothing to call sky
+    if ((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)).any():
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)
+        cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    sky = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    # still: what is not sky and is connected to the bottom edge; islands floating in the sky are sky
+    still = (~sky | thin).astype(np.uint8)
+    _, labels = cv2.connectedComponents(still, connectivity=8)
+    grounded = np.unique(labels[-1][still[-1] > 0])
+    sky = (~np.isin(labels, grounded[grounded > 0])).astype(np.uint8)
+    small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
+    sky = _keep_sky_regions(sky, large=1.01)
+    return cv2.erode(sky, small)
 
 
 __all__ = [
     "GROUND_ROWS",
-    "MIN_PRIOR",
     "NIGHT_L",
-    "cloudy_sky",
+    "day_sky",
+    "ground_like",
     "is_night",
     "night_sky",
     "sky_mask",
     "starless",
+    "sun_disc",
     "thin_dark",
 ]

@@ -53,6 +53,10 @@ from .motion import bounding_box
 
 # Calibration and physics constants (see the module docstring and README "Beyond the paper").
 REAL_SPEED = 0.0103  # frame heights per frame: mean real sky speed over the moving half, real-sky-dev
+# the field's mean over the whole sky mask is this share of REAL_SPEED: the mask takes all of the sky down to
+# the skyline, and in real clips a part of it moves slower (real-sky-dev: 0.75 keeps PSNR above 21.5 dB with
+# speed ratio 0.81; 1.0 gave 21.2 dB, leak 0.47)
+SKY_SHARE = 0.75
 PRED_TYPICAL = 0.15  # model px per inner step: the bundled model's median sky flow length on real-sky-dev
 PRED_EXPONENT = 2.0  # how strongly a prediction that moves more than typical speeds the sky up
 PRED_LIMITS = (0.5, 2.0)  # ... within these factors
@@ -63,7 +67,9 @@ CONSISTENT = 0.6  # the prediction's direction is used when its per-step drifts 
 MIN_DRIFT = 0.02  # ... and its median drift is at least this many model pixels per step
 DEFAULT_DIRECTION = 0.0  # degrees (0 = to the right): horizontal drift when the prediction has no direction
 CYCLE = 64  # frames: the longest one phase travels; longer videos and loops blend two phases
-BLEND_SPAN = 0.5  # share of a cycle over which the two phases cross-fade (smoothstep, centred)
+BLEND_SPAN = 0.5  # share of a cycle in whose middle the two phases hand over (each pixel at its own time)
+SWITCH_SPAN = 0.08  # share of a cycle one pixel takes to hand over from one phase to the other
+SWITCH_SCALE = 0.1  # frame heights: the size of the patches that hand over together
 POLE_ABOVE_HORIZON = 1.0  # frame heights above the horizon where night skies turn (~40 degrees up)
 DIRECTIONS = {"right": 0.0, "up": 90.0, "left": 180.0, "down": 270.0}
 
@@ -81,7 +87,7 @@ class Speed:
 
     def frac(self, height: int) -> float:
         """Mean sky speed in frame heights per frame, for frames ``height`` pixels high."""
-        return self.px / height if self.px is not None else self.factor * REAL_SPEED
+        return self.px / height if self.px is not None else self.factor * SKY_SHARE * REAL_SPEED
 
 
 def parse_speed(text: str | float | None) -> Speed:
@@ -386,7 +392,7 @@ class SteadyRenderer:
         gw = max(2, int(round(pw * gh / ph)))
         self._gsize = (gw, gh)
         self._gscale = np.array([pw / gw, ph / gh], np.float32)
-        fwd = field.velocity((gw, gh)) / self._gscale  # grid pixels per frame
+        fwd = field.velocity((gw, gh))  # grid pixels per frame (the field is in frame heights)
         self._back = -fwd  # backward field: where each pixel's content was one frame ago
         self._ahead = fwd  # for the backward phase: where it will be
         self._gx, self._gy = np.meshgrid(np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32))
@@ -395,9 +401,22 @@ class SteadyRenderer:
         if alpha is not None:
             sky_small = cv2.resize((alpha > 0).astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
         self._sky_small = sky_small
+        # when each patch hands over (two-phase videos): a smooth random field, spread evenly over the middle
+        # of the cycle; seeded, so a photo always gets the same video
+        noise = np.random.default_rng(0).random((gh, gw)).astype(np.float32)
+        noise = cv2.GaussianBlur(noise, (0, 0), max(1.0, SWITCH_SCALE * gh))
+        rank = np.argsort(np.argsort(noise, axis=None)).reshape(gh, gw) / max(1, gh * gw - 1)
+        half = (BLEND_SPAN - SWITCH_SPAN) / 2
+        self._onset = (0.5 - half + 2 * half * rank).astype(np.float32)
         y0, y1, x0, x1 = self.box
         bx, by = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-        self._base = np.dstack([bx, by])  # output-pixel grid of the box, made once
+        # content that flows in across the left or right edge is the sky that left across the other one
+        # (a wrapped copy, ``wrapped``): a mirrored edge made a symmetric "butterfly" cloud
+        steps = self.period if self.two_phase else self.frames
+        reach = float(np.abs(fwd[..., 0]).max()) * self._gscale[0] * steps + 2
+        self._pad = int(min(pw, math.ceil(reach))) if reach > 2 else 0
+        self._wrapped = wrapped(self.source, self._pad)
+        self._base = np.dstack([bx + self._pad, by])  # output-pixel grid of the box, made once
         # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
         # that large come from mmap, so each frame paid for touching new pages again (page faults made the
         # renderer's time swing between 0.2 and 0.45 s for 32 frames)
@@ -430,6 +449,8 @@ class SteadyRenderer:
         return self._disp[t]
 
     def _phases(self, t: int) -> list[tuple[int, float]]:
+        """The phases of frame t and their share of the frame's pixels (the backward phase's weight,
+        averaged over the grid)."""
         if not self.two_phase:
             return [(t, 1.0)]
         n = self.period
@@ -437,7 +458,16 @@ class SteadyRenderer:
         lo = int(math.floor(tau))
         if tau != lo:  # a cycle that does not divide evenly: use the nearest whole step
             lo = int(round(tau))
-        return [(lo, 1.0 - (w := blend_weight(lo / n))), (lo - int(round(n)), w)]
+        w = float(self._switch(lo / n).mean())
+        return [(lo, 1.0 - w), (lo - int(round(n)), w)]
+
+    def _switch(self, x: float) -> np.ndarray:
+        """The backward phase's weight per grid pixel at ``x`` (0..1) of a cycle: each patch of sky hands over
+        from the forward to the backward phase at its own time in the middle ``BLEND_SPAN`` of the cycle,
+        over ``SWITCH_SPAN`` of it. A whole-frame cross-fade shows two photos overlaid at mid-cycle (the
+        sky's fine detail halves); staggered, only the patches handing over blend at any moment."""
+        z = np.clip((x - self._onset) / SWITCH_SPAN + 0.5, 0.0, 1.0)
+        return z * z * (3.0 - 2.0 * z)
 
     def _valid(self, disp: np.ndarray) -> np.ndarray:
         """Per grid pixel, 1 where the sample lands inside the frame and in the sky, else a small weight."""
@@ -458,6 +488,8 @@ class SteadyRenderer:
         if y1 <= y0:
             return out
         phases = [(k, w) for k, w in self._phases(t) if w > 0]
+        if len(phases) == 2 and phases[1][1] >= 1.0:
+            phases = phases[1:]
         if len(phases) == 1 and phases[0][0] == 0 and self.gain is None:
             return out
         if len(phases) == 1:
@@ -465,7 +497,8 @@ class SteadyRenderer:
         else:
             # per-pixel phase weights: blend weight times validity, renormalised (at the grid's size)
             disps = [self.displacement(k) for k, _ in phases]
-            weights = [w * self._valid(d) for (_, w), d in zip(phases, disps, strict=True)]
+            back = self._switch(phases[0][0] / self.period)
+            weights = [(1.0 - back) * self._valid(disps[0]), back * self._valid(disps[1])]
             total = sum(weights)
             first = cv2.resize(weights[0] / total, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
             moved = cv2.blendLinear(
@@ -496,8 +529,30 @@ class SteadyRenderer:
         cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
         cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
         return cv2.remap(
-            self.source, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT
+            self._wrapped, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT
         )
+
+
+SEAM = 0.03  # share of the width over which a wrapped copy is blended into the edge it continues
+
+
+def wrapped(source: np.ndarray, pad: int) -> np.ndarray:
+    """``source`` continued ``pad`` pixels to the left and right by the sky at its other side (a translated
+    copy, so clouds keep their shapes), with the seam softened: over ``SEAM`` of the width next to each edge
+    the copy fades in from the edge's own mirror image, so the join has no hard step."""
+    if pad <= 0:
+        return source
+    h, w = source.shape[:2]
+    out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
+    band = min(pad, max(2, int(round(SEAM * w))), w // 2)
+    ramp = ((np.arange(band, dtype=np.float32) + 1) / (band + 1))[None, :, None]  # 0 at the edge -> 1
+    for cols, mirror, copy_weight in (
+        (slice(pad - band, pad), source[:, :band][:, ::-1], ramp[:, ::-1]),  # x = -band .. -1
+        (slice(pad + w, pad + w + band), source[:, w - band :][:, ::-1], ramp),  # x = w .. w + band - 1
+    ):
+        mixed = out[:, cols].astype(np.float32) * copy_weight + mirror.astype(np.float32) * (1 - copy_weight)
+        out[:, cols] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160) -> np.ndarray:
@@ -641,13 +696,16 @@ def animate(photo: np.ndarray, video: np.ndarray, sky: np.ndarray | None, **opti
     return np.stack([renderer[t] for t in range(len(renderer))])
 
 
-def default_output(photo: np.ndarray, video: np.ndarray) -> tuple[np.ndarray, SteadyField]:
+def default_output(
+    photo: np.ndarray, video: np.ndarray, direction: float | None = None
+) -> tuple[np.ndarray, SteadyField]:
     """What ``skyforecast predict`` writes by default, for a photo already at the output size: the sky
     found by ``skymask.sky_mask`` moved by the steady field of ``video`` at the default speed and direction,
-    32 frames, no light trend. Returns (frames, field); ``evaluate`` scores it."""
+    32 frames, no light trend (``direction``: as ``--direction``, None = auto). Returns (frames, field);
+    ``evaluate`` scores it."""
     from .skymask import sky_mask
 
-    renderer, field = animate_frames(photo, video, sky_mask(photo), frames=len(video))
+    renderer, field = animate_frames(photo, video, sky_mask(photo), frames=len(video), direction=direction)
     return np.stack([renderer[t] for t in range(len(renderer))]), field
 
 

@@ -355,6 +355,34 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
     assert d["systems"]["default"]["auto_direction_clips"] == 1
 
 
+def test_evaluate_at_a_photo_size_and_best_of_k_directions(tmp_path: Path, tiny_model: Path):
+    import cv2
+
+    from skyforecast.pipeline import SkyPipeline
+    from skyforecast.steady import default_output
+
+    data = tmp_path / "data"
+    real = drifting_clip(1.0, size=128, seed=5)
+    write_clip(data / "v" / "v_1", real)
+    report = evaluate(data, tiny_model, systems=("copy",), device="cpu", photo_size=256, directions=4)
+    assert list(report.systems) == ["copy", "default", "best"]  # best-of-K brings the default along
+    assert report.to_dict()["photo_size"] == 256 and report.to_dict()["directions"] == 4
+    pred = SkyPipeline.from_pretrained(str(tiny_model), device="cpu").predict_squares(real[:1], stage=2)[0]
+    big = cv2.resize(real[0], (256, 256), interpolation=cv2.INTER_CUBIC)
+    scores = []
+    for k in range(4):  # each direction rendered at 256 px, shrunk to 128 px and scored
+        made, _ = default_output(big, pred, 90.0 * k)
+        assert made.shape == (32, 256, 256, 3)
+        small = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in made])
+        scores.append(score_clip(small, real))
+    best = report.systems["best"].clips[0]
+    assert best.psnr == pytest.approx(max(s.psnr for s in scores))
+    assert best.cover == pytest.approx(max(scores, key=lambda s: s.psnr).cover)
+    assert report.systems["best"].speed_ratio is not None and report.systems["default"].cover is not None
+    with pytest.raises(ValueError, match="photo size"):
+        evaluate(data, tiny_model, systems=("copy",), photo_size=8)
+
+
 def test_evaluate_rejects_unknown_systems(tmp_path: Path):
     with pytest.raises(ValueError, match="systems"):
         evaluate(tmp_path, systems=("stage3",))

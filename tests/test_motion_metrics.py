@@ -125,6 +125,18 @@ def test_leak_is_near_zero_for_a_system_that_freezes_the_still_ground():
     )
 
 
+def test_cover_is_the_share_of_the_real_moving_pixels_that_move_too():
+    real = half_moving()
+    assert mm.cover(real, real) == pytest.approx(1.0)
+    assert mm.cover(np.repeat(real[:1], 32, axis=0), real) == 0.0
+    upper = real.copy()
+    upper[:, 32:] = real[0, 32:]  # a mask that freezes the lower half of the moving sky
+    assert 0.35 < mm.cover(upper, real) < 0.65
+    slow = drift(0.2, 0.0, seed=2)  # the right pixels, at a fifth of the real speed: under a third
+    assert mm.cover(slow, real) < 0.3
+    assert mm.cover(drift(0.6, 0.0, seed=2), real) > 0.7
+
+
 def test_leak_is_undefined_against_a_real_clip_that_never_changes():
     still = np.repeat(drift(0, 0, frames=1), 32, axis=0)
     assert mm.leak(drift(1, 0), still) is None

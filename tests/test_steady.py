@@ -105,6 +105,40 @@ def test_rendered_sky_drifts_steadily_at_the_set_speed_and_the_ground_is_bit_ide
     assert 0.6 < np.linalg.norm(flows[:, :60][..., :2], axis=-1).mean() < 1.6  # about 1 px per frame
 
 
+def band_speeds(frames: np.ndarray, t: int = 10, bands: int = 8) -> np.ndarray:
+    """Horizontal drift (px per frame) of ``bands`` horizontal bands between frames t and t+1, by phase
+    correlation (a rightward drift varies only with the height above the horizon)."""
+    grey = [cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY).astype(np.float32) for i in (t, t + 1)]
+    h, w = grey[0].shape
+    window = cv2.createHanningWindow((w - w // 5, h // bands), cv2.CV_32F)
+    out = []
+    for k in range(bands):
+        rows = slice(k * h // bands, k * h // bands + h // bands)
+        a, b = (np.ascontiguousarray(g[rows, w // 10 : w // 10 + window.shape[1]]) for g in grey)
+        (dx, _), _ = cv2.phaseCorrelate(a, b, window)
+        out.append(dx)
+    return np.array(out)
+
+
+def cloud_photo(h: int, w: int) -> np.ndarray:
+    """One all-sky photo of cloud-like texture at any size (the same picture, resampled)."""
+    return cv2.resize(texture(270, 480, seed=7, scale=12), (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def test_speed_is_a_share_of_the_frame_height_at_every_size():
+    video = translating_prediction(0.6, 0.0)
+    drift = {}
+    for h in (360, 1080):
+        photo = cloud_photo(h, h * 16 // 9)
+        frames = steady.animate(photo, video, None, frames=12, direction=0.0)
+        drift[h] = band_speeds(frames) / h  # frame heights per frame, band by band
+    assert np.all(drift[360] > 0) and drift[360].mean() > 0.5 * steady.REAL_SPEED
+    np.testing.assert_allclose(drift[1080], drift[360], rtol=0.1)
+    ten = steady.animate(cloud_photo(1080, 1920), video, None, frames=12, speed=steady.parse_speed("10px"),
+                         direction=0.0)
+    assert band_speeds(ten).mean() == pytest.approx(10.0, rel=0.1)  # the mean over the sky: 10 px per frame
+
+
 @pytest.mark.parametrize("direction, sign", [("left", -1), ("right", 1)])
 def test_direction_option_moves_the_sky_that_way(direction, sign):
     photo, sky = sky_photo(120, 200)
@@ -315,3 +349,19 @@ def test_night_sky_with_a_direction_drifts_instead() -> None:
     video = np.repeat(cv2.resize(photo, (128, 128))[None], 32, axis=0)
     _, field = steady.animate_frames(photo, video, skymask.sky_mask(photo), frames=8, direction=180.0)
     assert field.source == "user" and field.spin == 0.0 and field.a < 0
+
+
+def _detail(frame: np.ndarray) -> float:
+    """Band-pass detail of the top third: variance of the difference of Gaussians (sigma 1.5 and 4)."""
+    g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)[: frame.shape[0] // 3]
+    return float((cv2.GaussianBlur(g, (0, 0), 1.5) - cv2.GaussianBlur(g, (0, 0), 4)).var())
+
+
+@pytest.mark.parametrize("frames, loop, floor", [(480, False, 0.8), (32, True, 0.7)])
+def test_no_frame_looks_like_two_photos_overlaid(frames, loop, floor):
+    photo = cv2.resize(np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")), (640, 360),
+                       interpolation=cv2.INTER_AREA)
+    still = np.stack([cv2.resize(photo, (128, 128))] * 32)
+    renderer, _ = steady.animate_frames(photo, still, skymask.sky_mask(photo), frames=frames, loop=loop)
+    detail = np.array([_detail(renderer[t]) for t in range(frames)])
+    assert detail.min() / detail[0] >= floor  # two phases overlaid halve it
