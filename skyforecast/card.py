@@ -50,6 +50,8 @@ class CardFacts:
     scores: dict[str, dict] = field(default_factory=dict)
     eval_data: str | None = None
     eval_clips: int | None = None
+    selection: str | None = None  # why these weights: the best validated step of the run
+    validation: list[dict] = field(default_factory=list)  # the validated steps (``validation.Validation``)
 
 
 def _fmt(value) -> str:
@@ -159,9 +161,32 @@ def _evaluation(facts: CardFacts) -> list[str]:
     return lines
 
 
+def _validation(facts: CardFacts) -> list[str]:
+    """Which step of the run these weights are and why, with the scores of every validated step."""
+    if not facts.selection:
+        return []
+    lines = [
+        "",
+        "## Chosen by validation",
+        "",
+        f"These weights are {facts.selection}. Scores on clips the run did not train on (`skyforecast "
+        "evaluate`; raw model = Stage II at 128x128, predict = the default output):",
+        "",
+        "| step | stage | raw PSNR | raw speed ratio | raw steadiness | raw leak | predict PSNR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for h in facts.validation:
+        raw, default = h.get("stage2", {}), h.get("default", {})
+        cells = [raw.get("psnr"), raw.get("speed_ratio"), raw.get("steadiness"), raw.get("leak")]
+        cells.append(default.get("psnr"))
+        text = " | ".join("-" if v is None else f"{v:.2f}" for v in cells)
+        lines.append(f"| {h['step']} | {h['stage']} | {text} |")
+    return lines
+
+
 def model_card(facts: CardFacts) -> str:
     """The card's Markdown text, with the Hub's YAML header."""
-    lines = _HEADER + _summary(facts) + _settings(facts.settings) + _evaluation(facts)
+    lines = _HEADER + _summary(facts) + _settings(facts.settings) + _validation(facts) + _evaluation(facts)
     if facts.stage_steps.get(2, 0) == 0:
         lines += [
             "",

@@ -552,6 +552,7 @@ def evaluate(
     limit: int | None = None,
     pipeline=None,
     on_clip: Callable[[str, int, int], None] | None = None,
+    index=None,
 ) -> EvalReport:
     """Predict every 32-frame clip of ``data`` from its first frame and score the chosen ``systems``.
 
@@ -561,7 +562,8 @@ def evaluate(
     held in memory. ``pipeline`` (a ``SkyPipeline``) overrides ``weights``/``device``; model systems are
     only loaded when asked for, so ``systems=("copy",)`` needs no weights. Raises ``DataError`` for
     unusable data and ``WeightsError`` for unusable weights. ``on_clip(name, done, total)`` is called after
-    each clip.
+    each clip. ``index`` (a ``data.ClipIndex``) scores those clips instead of discovering ``data``'s (a
+    training run's held-out share).
     """
     from .data import ClipDataset, discover_clips
 
@@ -570,7 +572,7 @@ def evaluate(
         raise ValueError(f"systems must be among {SYSTEMS}, got {list(systems)}")
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    index = discover_clips(data, frames=FRAMES)
+    index = discover_clips(data, frames=FRAMES) if index is None else index
     count = len(index.clips) if limit is None else min(len(index.clips), max(0, int(limit)))
     dataset = ClipDataset(index, crop="squash")
 

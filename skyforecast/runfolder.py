@@ -159,15 +159,24 @@ def card_facts(
     )
 
 
-def write_model_folder(model: MDGAN, final: Path, facts) -> Path:
-    """Write ``final`` (config.json + model.safetensors + the README.md card) into a temporary sibling folder,
-    then swap it in: a crash leaves the previous folder or none, never a mix."""
+def write_model_folder(
+    model: MDGAN, final: Path, facts, *, discriminators: dict | None = None, dtype: str = "fp16"
+) -> Path:
+    """Write ``final`` (config.json, model.safetensors in ``dtype``, the run's discriminators when given, the
+    README.md card) into a temporary sibling folder, then swap it in: a crash leaves the previous folder or
+    none, never a mix. Files are world-readable like any other output (0644, the folder 0755)."""
     from .card import model_card
+    from .weights import save_discriminators, save_model
 
     with atomic_path(final, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
+        save_model(model, tmp, half=dtype == "fp16")
+        if discriminators:
+            save_discriminators(discriminators, tmp)
         # the card replaces the placeholder README the mixin writes
         (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        tmp.chmod(0o755)
     return final
 
 
