@@ -843,6 +843,13 @@ def export_command(
         typer.Option(min=1, help="With --evaluate: only the first N clips.", show_default=False),
     ] = None,
     device: _Device = "auto",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="fp16 (half the size; predictions within 1/255 of fp32's) or fp32 (the checkpoint's own).",
+        ),
+    ] = "fp16",
 ) -> None:
     """Make a model folder for --weights from any checkpoint of a training run, with a model card
     (data, steps per stage, settings, scores when --evaluate is given).
@@ -859,7 +866,7 @@ def export_command(
 
     try:
         folder = export_checkpoint(
-            source, out, overwrite=overwrite, evaluate_on=evaluate_on, device=device, limit=limit
+            source, out, overwrite=overwrite, evaluate_on=evaluate_on, device=device, limit=limit, dtype=dtype
         )
     except (TrainError, DataError, WeightsError, ValueError) as e:
         _fail(str(e))

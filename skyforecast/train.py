@@ -452,6 +452,10 @@ class Trainer:
                 "lambda_con2": self.cfg.lambda_con if self.cfg.lambda_con2 is None else self.cfg.lambda_con2,
                 "clips": len(self.dataset),
                 "data": self.index.summary(),
+                "precision": self.precision,
+                "ndf": self.cfg.ndf,
+                "bn": self.cfg.bn_mode,
+                "d_warmup": 0 if self.d_loaded else self.cfg.warmup_steps,
             },
             "versions": {"skyforecast": __version__, "torch": torch.__version__},
             "sessions": sessions,
@@ -1097,7 +1101,9 @@ def finetune(
 ) -> Path:
     """Fine-tune existing weights (anything ``predict --weights`` accepts; None: ``$SKYFORECAST_WEIGHTS``,
     else the bundled model) on new clips. ``stage="2"`` tunes only the Refine-Net (motion) on the loaded
-    Base-Net's outputs. Discriminators start fresh."""
+    Base-Net's outputs. Discriminators come from the weights' ``discriminators.safetensors`` when they have
+    one; otherwise they start fresh and train alone for ``d_warmup`` steps first. ``val``/``val_split``
+    score the model on held-out clips and export the best step (``skyforecast.validation``)."""
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(settings) - known
     if unknown:

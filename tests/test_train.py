@@ -80,8 +80,8 @@ def test_exported_model_loads_and_predicts(trained_run):
     model = MDGAN.from_pretrained(run / "model")
     assert model.ngf == 4 and not model.training
     ck = torch.load(latest_checkpoint(run), weights_only=True)
-    for k, v in model.base.state_dict().items():
-        assert torch.equal(v, ck["models"]["g1"][k]), k
+    for k, v in model.base.state_dict().items():  # stored in fp16, as the bundled model
+        assert torch.equal(v, ck["models"]["g1"][k].half().to(v.dtype)), k
     real = _first_clip(data)
     with torch.no_grad():
         y1 = model(real[:, :, :1].expand_as(real), stage=1)
@@ -132,7 +132,7 @@ def test_finetune_starts_from_the_given_weights(trained_run, tmp_path: Path):
     result = CliRunner().invoke(
         app,
         ["finetune", str(data), "--weights", str(run / "model"), "--out", str(out), "--stage", "2"]
-        + ["--steps", "1", "--batch-size", "2", "--ndf", "4", "--num-workers", "0", "-q"],
+        + ["--steps", "1", "--batch-size", "2", "--ndf", "4", "--num-workers", "0", "--d-warmup", "0", "-q"],
     )
     assert result.exit_code == 0, result.output
     tuned = MDGAN.from_pretrained(out / "model")
