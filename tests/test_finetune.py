@@ -146,14 +146,13 @@ def test_the_step0_preview_is_the_starting_models_prediction_and_says_so(ft_run,
     assert np.abs(panel[body] - expected[body]).mean() < 6  # GIF palette rounding only
     white = _label(np.full((1, 128, 128, 3), 255, np.uint8), "Stage II (start)")[0]
     w = int(np.flatnonzero((white.min(-1) < 255).any(0)).max()) + 1  # the expected label's box
-    shown_text = panel[0, :12, :w].min(-1) > 200
+    shown_text = panel[0, :12, :w].mean(-1)
 
-    def mismatch(text: str) -> int:  # text pixels that differ from the label ``text`` would have
-        return int(((_label(np.zeros((1, 128, 128, 3), np.uint8), text)[0, :12, :w].min(-1) > 200)
-                    != shown_text).sum())
+    def distance(text: str) -> float:  # from the label ``text`` would have (GIF palettes blur grey edges)
+        stamp = _label(np.zeros((1, 128, 128, 3), np.uint8), text)[0, :12, :w].mean(-1)
+        return float(np.abs(stamp - shown_text).mean())
 
-    assert mismatch("Stage II (start)") < 8  # GIF palette rounding of a few edge pixels at most
-    assert mismatch("Stage II") > 20 and mismatch("Stage II (untrained)") > 20
+    assert distance("Stage II (start)") * 3 < min(distance("Stage II"), distance("Stage II (untrained)"))
 
 
 def test_split_holds_out_whole_sequences():
