@@ -168,7 +168,8 @@ def test_export_writes_a_loadable_model_with_a_real_card(two_stage_run, clips: P
     )
     assert code == 0, text
     ck = torch.load(latest_checkpoint(run), weights_only=True)
-    assert torch.equal(MDGAN.from_pretrained(scored).refine.conv1.weight, ck["models"]["g2"]["conv1.weight"])
+    stored = MDGAN.from_pretrained(scored).refine.conv1.weight
+    assert torch.equal(stored, ck["models"]["g2"]["conv1.weight"].half().float())  # fp16 by default
     card = (scored / "README.md").read_text()
     report = evaluate(clips, str(scored), device="cpu", limit=2, systems=("stage2",))
     row = re.search(r"\| model \(Stage II\) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", card)
