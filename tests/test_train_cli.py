@@ -176,7 +176,7 @@ def test_export_writes_a_loadable_model_with_a_real_card(two_stage_run, clips: P
     assert row, card
     assert float(row[1]) == pytest.approx(report.systems["stage2"].psnr, abs=0.006)
     assert float(row[2]) == pytest.approx(report.systems["stage2"].ssim, abs=0.0006)
-    assert f"`{clips}`, 2 clips" in card and "Stage I: 1, Stage II: 1 (global step 2)" in card
+    assert f"`{clips.name}`, 2 clips" in card and "Stage I: 1, Stage II: 1 (global step 2)" in card
 
     code, text = _invoke("export", str(run), str(scored))
     assert code == 1 and "--overwrite" in text
