@@ -5,7 +5,9 @@ Plain text formatting only; the caller gathers the facts (``train.py``)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from . import __version__
 
@@ -27,6 +29,11 @@ _SHOWN = (
     "clip_stride",
     "flip",
     "precision",
+    "bn",
+    "d_warmup",
+    "ema",
+    "val",
+    "val_split",
     "seed",
 )
 
@@ -50,6 +57,18 @@ class CardFacts:
     scores: dict[str, dict] = field(default_factory=dict)
     eval_data: str | None = None
     eval_clips: int | None = None
+    selection: str | None = None  # why these weights: the best validated step of the run
+    validation: list[dict] = field(default_factory=list)  # the validated steps (``validation.Validation``)
+
+
+def public_name(value) -> str | None:
+    """A path as a card may show it: relative paths as given, absolute ones by their last part only. The
+    card travels (the Hub); where the data lay on the training machine is nobody's business. Hub ids
+    (``user/name``) are relative and stay."""
+    if value is None:
+        return None
+    path = PurePath(os.path.expanduser(str(value)))
+    return path.name if path.is_absolute() else str(value)
 
 
 def _fmt(value) -> str:
@@ -102,11 +121,13 @@ def _summary(facts: CardFacts) -> list[str]:
     widths = f"ngf={facts.ngf}" + (
         f", refine_ngf={facts.refine_ngf}" if facts.refine_ngf != facts.ngf else ""
     )
-    data = f"`{s.get('data')}`"
+    data = f"`{public_name(s.get('data'))}`"
     data += f", {facts.clips} clips of 32 frames" if facts.clips is not None else " (clip count not recorded)"
     if facts.data_summary:
         data += f" ({facts.data_summary})"
-    start = f"the weights `{s['weights']}`" if s.get("weights") else "scratch (random initialisation)"
+    start = "scratch (random initialisation)"
+    if s.get("weights"):
+        start = f"the weights `{public_name(s['weights'])}`"
     lines = [
         f"# MD-GAN sky time-lapse model ({widths})",
         "",
@@ -132,7 +153,8 @@ def _summary(facts: CardFacts) -> list[str]:
 def _settings(settings: dict) -> list[str]:
     """The table of the settings in _SHOWN that the run recorded."""
     lines = ["", "## Settings", "", "| setting | value |", "|---|---|"]
-    return lines + [f"| `{k}` | {_fmt(settings.get(k))} |" for k in _SHOWN if k in settings]
+    shown = {k: public_name(v) if k == "val" else v for k, v in settings.items()}
+    return lines + [f"| `{k}` | {_fmt(shown.get(k))} |" for k in _SHOWN if k in shown]
 
 
 def _evaluation(facts: CardFacts) -> list[str]:
@@ -144,7 +166,9 @@ def _evaluation(facts: CardFacts) -> list[str]:
             "`skyforecast evaluate CLIPS --weights THIS_FOLDER` (or export with `--evaluate CLIPS`)."
         )
         return lines
-    where = f"`{facts.eval_data}`" + (f", {facts.eval_clips} clips" if facts.eval_clips is not None else "")
+    where = f"`{public_name(facts.eval_data)}`"
+    if facts.eval_clips is not None:
+        where += f", {facts.eval_clips} clips"
     lines += [
         f"`skyforecast evaluate` on {where}, frames 1..31 against the real clips:",
         "",
@@ -159,9 +183,32 @@ def _evaluation(facts: CardFacts) -> list[str]:
     return lines
 
 
+def _validation(facts: CardFacts) -> list[str]:
+    """Which step of the run these weights are and why, with the scores of every validated step."""
+    if not facts.selection:
+        return []
+    lines = [
+        "",
+        "## Chosen by validation",
+        "",
+        f"These weights are {facts.selection}. Scores on clips the run did not train on (`skyforecast "
+        "evaluate`; raw model = Stage II at 128x128, predict = the default output):",
+        "",
+        "| step | stage | raw PSNR | raw speed ratio | raw steadiness | raw leak | predict PSNR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for h in facts.validation:
+        raw, default = h.get("stage2", {}), h.get("default", {})
+        cells = [raw.get("psnr"), raw.get("speed_ratio"), raw.get("steadiness"), raw.get("leak")]
+        cells.append(default.get("psnr"))
+        text = " | ".join("-" if v is None else f"{v:.2f}" for v in cells)
+        lines.append(f"| {h['step']} | {h['stage']} | {text} |")
+    return lines
+
+
 def model_card(facts: CardFacts) -> str:
     """The card's Markdown text, with the Hub's YAML header."""
-    lines = _HEADER + _summary(facts) + _settings(facts.settings) + _evaluation(facts)
+    lines = _HEADER + _summary(facts) + _settings(facts.settings) + _validation(facts) + _evaluation(facts)
     if facts.stage_steps.get(2, 0) == 0:
         lines += [
             "",

@@ -470,10 +470,63 @@ _Steps = Annotated[
 ]
 _Batch = Annotated[int, typer.Option("--batch-size", help="Clips per step per process.")]
 _Ngf = Annotated[int, typer.Option("--ngf", help="Generator base width (paper: 32).")]
-_Ndf = Annotated[int, typer.Option("--ndf", help="Discriminator base width (paper: 32).")]
+_Ndf = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--ndf",
+        help="Discriminator base width (paper: 32).  [default: the generators' width, or the width of the "
+        "discriminators stored with the starting weights]",
+        show_default=False,
+    ),
+]
 _Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 _Precision = Annotated[
-    str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast; fp16 adds loss scaling).")
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (bf16 autocast where the CPU or GPU runs bf16 natively, else fp32), fp32, bf16 or fp16 "
+        "(fp16 adds loss scaling).",
+    ),
+]
+_Bn = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--bn",
+        help="Generators' BatchNorm while training: running (the frozen statistics the model predicts with) "
+        "or batch.  [default: running for finetune, batch for train]",
+        show_default=False,
+    ),
+]
+_DWarmup = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--d-warmup",
+        min=0,
+        help="Discriminator-only steps at the start of each stage when its discriminator starts fresh (the "
+        "generator is held).  [default: 20 for finetune, 0 for train]",
+        show_default=False,
+    ),
+]
+_Ema = Annotated[
+    float,
+    typer.Option("--ema", help="Decay of a moving average of the generator weights to export (0 = off)."),
+]
+_Val = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--val",
+        metavar="CLIPS",
+        help="Clips not trained on: every --val-every steps the model is scored on them (as `evaluate`) and "
+        "the best step, the starting model included, is exported as model/.",
+        show_default=False,
+    ),
+]
+_ValSplit = Annotated[
+    float,
+    typer.Option("--val-split", help="Or hold out this share of DATA's sequences for the same (e.g. 0.2)."),
+]
+_ValEvery = Annotated[
+    int, typer.Option("--val-every", help="Steps between validations (each one checkpoints).")
 ]
 _Resume = Annotated[
     bool,
@@ -606,6 +659,12 @@ _TRAIN_OPTIONS = {
     "ndf": _Ndf,
     "device": _Device,
     "precision": _Precision,
+    "bn": _Bn,
+    "d_warmup": _DWarmup,
+    "ema": _Ema,
+    "val": _Val,
+    "val_split": _ValSplit,
+    "val_every": _ValEvery,
     "resume": _Resume,
     "num_workers": _Workers,
     "seed": _Seed,
@@ -795,6 +854,13 @@ def export_command(
         typer.Option(min=1, help="With --evaluate: only the first N clips.", show_default=False),
     ] = None,
     device: _Device = "auto",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="fp16 (half the size; predictions within 1/255 of fp32's) or fp32 (the checkpoint's own).",
+        ),
+    ] = "fp16",
 ) -> None:
     """Make a model folder for --weights from any checkpoint of a training run, with a model card
     (data, steps per stage, settings, scores when --evaluate is given).
@@ -811,7 +877,7 @@ def export_command(
 
     try:
         folder = export_checkpoint(
-            source, out, overwrite=overwrite, evaluate_on=evaluate_on, device=device, limit=limit
+            source, out, overwrite=overwrite, evaluate_on=evaluate_on, device=device, limit=limit, dtype=dtype
         )
     except (TrainError, DataError, WeightsError, ValueError) as e:
         _fail(str(e))

@@ -577,6 +577,7 @@ def evaluate(
     on_clip: Callable[[str, int, int], None] | None = None,
     photo_size: int | None = None,
     directions: int | None = None,
+    index=None,
 ) -> EvalReport:
     """Predict every 32-frame clip of ``data`` from its first frame and score the chosen ``systems``.
 
@@ -589,6 +590,8 @@ def evaluate(
     each clip. ``photo_size``: the default output starts from the first frame enlarged to that many pixels
     (what a user's photo looks like to the renderer), scored at 128 px. ``directions``: also score the
     default output's best of that many directions (the system ``best``).
+    ``index`` (a ``data.ClipIndex``) scores those clips instead of discovering ``data``'s (a
+    training run's held-out share).
     """
     from .data import ClipDataset, discover_clips
 
@@ -603,7 +606,7 @@ def evaluate(
         raise ValueError(f"directions must be 1..64, got {directions}")
     if directions is not None and "default" not in systems:
         systems = (*systems, "default")
-    index = discover_clips(data, frames=FRAMES)
+    index = discover_clips(data, frames=FRAMES) if index is None else index
     count = len(index.clips) if limit is None else min(len(index.clips), max(0, int(limit)))
     dataset = ClipDataset(index, crop="squash")
 

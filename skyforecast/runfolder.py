@@ -145,6 +145,12 @@ def card_facts(
         settings["refine_init"] = "weights" if settings.get("weights") else "base"
     if settings.get("clip_stride") is None:
         settings["clip_stride"] = FRAMES
+    known = {f.name for f in fields(TrainConfig)}
+    if "data" in settings and "out" in settings:  # the automatic choices, as the run made them
+        auto = TrainConfig(**{k: v for k, v in settings.items() if k in known})
+        settings.setdefault("bn", None)
+        settings["bn"] = settings["bn"] or auto.bn_mode
+        settings["d_warmup"] = auto.warmup_steps if settings.get("d_warmup") is None else settings["d_warmup"]
     return CardFacts(
         ngf=model.ngf,
         refine_ngf=model.refine_ngf,
@@ -160,15 +166,24 @@ def card_facts(
     )
 
 
-def write_model_folder(model: MDGAN, final: Path, facts) -> Path:
-    """Write ``final`` (config.json + model.safetensors + the README.md card) into a temporary sibling folder,
-    then swap it in: a crash leaves the previous folder or none, never a mix."""
+def write_model_folder(
+    model: MDGAN, final: Path, facts, *, discriminators: dict | None = None, dtype: str = "fp16"
+) -> Path:
+    """Write ``final`` (config.json, model.safetensors in ``dtype``, the run's discriminators when given, the
+    README.md card) into a temporary sibling folder, then swap it in: a crash leaves the previous folder or
+    none, never a mix. Files are world-readable like any other output (0644, the folder 0755)."""
     from .card import model_card
+    from .weights import save_discriminators, save_model
 
     with atomic_path(final, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
+        save_model(model, tmp, half=dtype == "fp16")
+        if discriminators:
+            save_discriminators(discriminators, tmp)
         # the card replaces the placeholder README the mixin writes
         (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        tmp.chmod(0o755)
     return final
 
 
@@ -185,11 +200,15 @@ def export_checkpoint(
     evaluate_on: str | os.PathLike | None = None,
     device: str = "auto",
     limit: int | None = None,
+    dtype: str = "fp16",
 ) -> Path:
     """Make a model folder (what ``--weights`` takes) from one training checkpoint: a ``step_*.pt`` of a run,
     or a run folder (its latest checkpoint). The card records the run's data, steps and settings; with
     ``evaluate_on`` (clips) the model is scored with ``skyforecast.evaluate`` and the scores go in the card.
-    Our own checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values only."""
+    Our own checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values only.
+    ``dtype`` fp16 (default) halves the file; the tests check predictions stay within 1/255 of fp32's."""
+    if dtype not in ("fp16", "fp32"):
+        raise TrainError(f"--dtype must be fp16 or fp32, got {dtype!r}")
     ckpt = _checkpoint_file(Path(source))
     ck = _read_checkpoint(ckpt)
     out = Path(out)
@@ -212,19 +231,29 @@ def export_checkpoint(
         clips=clips,
         data_summary=summary,
         world_size=int(ck.get("world_size", 1)),
-        source=f"checkpoint `{ckpt}`",
+        source=f"checkpoint `{_public_checkpoint_name(ckpt)}`",
     )
-    write_model_folder(model, out, facts)
+    discriminators = {n: ck["models"][n] for n in ("d1", "d2") if n in ck["models"]}
+    write_model_folder(model, out, facts, discriminators=discriminators if len(discriminators) == 2 else None,
+                       dtype=dtype)
     if evaluate_on is not None:
         from .card import model_card
         from .evaluate import evaluate
 
-        systems = ("stage2", "stage1", "copy")
+        systems = ("default", "stage2", "stage1", "copy")
         report = evaluate(evaluate_on, str(out), device=device, limit=limit, systems=systems)
         facts.scores = {r.label: r.to_dict() for r in report.systems.values()}
         facts.eval_data, facts.eval_clips = str(evaluate_on), report.num_clips
         atomic_write_bytes(out / "README.md", model_card(facts).encode())
     return out
+
+
+def _public_checkpoint_name(ckpt: Path) -> str:
+    """How a card names the checkpoint it came from: ``RUN/checkpoints/step_*.pt`` by the run folder's own
+    name, never the path on the machine that trained it."""
+    if ckpt.parent.name == "checkpoints":
+        return f"{ckpt.resolve().parent.parent.name}/checkpoints/{ckpt.name}"
+    return ckpt.name
 
 
 def _checkpoint_file(src: Path) -> Path:

@@ -66,6 +66,7 @@ from .runfolder import (
 )
 from .tblog import missing_package, open_log
 from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, SESSION_ONLY, TrainConfig, TrainError
+from .validation import VAL_SYSTEMS, Validation, split_index
 
 __all__ = [
     "DEFAULT_LR",
@@ -113,23 +114,60 @@ class _Meter:
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
-        self.count = self.samples = 0
+        self.counts: dict[str, int] = {}
+        self.samples = 0
         self.t_last = time.perf_counter()
         self.rate = 0.0
 
     def add(self, values: dict[str, float], samples: int) -> None:
-        for k, v in values.items():
+        for k, v in values.items():  # per key: a discriminator warm-up step logs no generator loss
             self.sums[k] = self.sums.get(k, 0.0) + v
-        self.count += 1
+            self.counts[k] = self.counts.get(k, 0) + 1
         self.samples += samples
 
     def flush(self) -> dict[str, float]:
         """The means since the last flush (and the rate, in ``self.rate``); starts a new span."""
         now = time.perf_counter()
         self.rate = self.samples / max(now - self.t_last, 1e-9)
-        means = {k: v / self.count for k, v in self.sums.items()}
-        self.sums, self.count, self.samples, self.t_last = {}, 0, 0, now
+        means = {k: v / self.counts[k] for k, v in self.sums.items()}
+        self.sums, self.counts, self.samples, self.t_last = {}, {}, 0, now
         return means
+
+
+class WeightAverage:
+    """An exponential moving average of the trained generator's weights (``--ema DECAY``), restarted at
+    each stage's start from the generator as it is then. The averaged weights are what previews, validation
+    and the exported model use; a finished Stage I hands its average on as the Base-Net Stage II trains on."""
+
+    def __init__(self, decay: float):
+        self.decay = decay
+        self.state: dict[str, torch.Tensor] = {}
+
+    def reset(self, model: nn.Module) -> None:
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                self.state[k].lerp_(v.detach(), 1.0 - self.decay)
+            else:
+                self.state[k].copy_(v)
+
+
+def effective_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 autocast where the device runs bf16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs
+    that support it), else fp32. On this project's 2-core AVX512-BF16 CPU a Stage II fine-tune step at
+    ngf 8 ran 1.5x faster in bf16 with the same losses (``bench/train.py``)."""
+    if precision != "auto":
+        return precision
+    if device.type == "cpu":
+        from .fast import cpu_supports_bf16
+
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
 
 
 # ---- the trainer ---------------------------------------------------------------------------------------
@@ -187,7 +225,8 @@ class Trainer:
         self.device = pick_device(cfg.device, self.d)
         if cfg.sync_bn and self.device.type != "cuda":
             raise TrainError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU kernel)")
-        if cfg.precision == "fp16" and self.device.type == "cpu":
+        self.precision = effective_precision(cfg.precision, self.device)
+        if self.precision == "fp16" and self.device.type == "cpu":
             self.log("[yellow]note:[/] fp16 on CPU is slow and rarely helps; bf16 is the CPU option")
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -209,7 +248,7 @@ class Trainer:
         for key in ("ngf", "ndf") if refine_open else ("ngf", "ndf", "refine_ngf"):
             given, kept = getattr(cfg, key), saved.get(key)  # runs before refine_ngf existed: None
             # finetune has no --ngf (its width comes from its weights); refine_ngf None = not given
-            user_set = {"ngf": not cfg.weights, "ndf": True, "refine_ngf": given is not None}[key]
+            user_set = not cfg.weights if key == "ngf" else given is not None
             if given != kept and user_set:
                 self.log(f"note: resuming with the run's {key}={kept} (not {given})")
             setattr(cfg, key, kept)
@@ -219,14 +258,25 @@ class Trainer:
         """Fine-tuning's starting weights (not on resume: the checkpoint has them); they decide the width."""
         cfg = self.cfg
         self.init_model: MDGAN | None = None
+        self.init_discriminators: dict[str, dict[str, torch.Tensor]] = {}
         self.batch_stats = False
         if cfg.weights and checkpoint is None:
-            from .weights import WeightsError, load_model
+            from .weights import WeightsError, load_discriminators, load_model
 
             try:  # a run folder stands for its model/ (weights.run_model_folder), as for every command
                 self.init_model = load_model(cfg.weights, device="cpu")
+                self.init_discriminators = load_discriminators(cfg.weights)
             except WeightsError as e:
                 raise TrainError(str(e)) from None
+            if self.init_discriminators:
+                width = self.init_discriminators["d1"]["conv1.0.weight"].shape[0]
+                if cfg.ndf not in (None, width):
+                    self.log(f"note: the starting weights' discriminators are {width} wide; --ndf {cfg.ndf} "
+                             "starts fresh ones instead")
+                    self.init_discriminators = {}
+                else:
+                    cfg.ndf = width
+                    self.log("discriminators: loaded with the starting weights")
             cfg.ngf = self.init_model.ngf
             if cfg.refine_ngf is None and self.init_model.refine_ngf != cfg.ngf:
                 cfg.refine_ngf = self.init_model.refine_ngf
@@ -237,6 +287,14 @@ class Trainer:
     def _build_data(self) -> None:
         cfg, d = self.cfg, self.d
         self.index = discover_clips(cfg.data, FRAMES, cfg.clip_stride)
+        self.val_index = None
+        if cfg.val_split:
+            self.index, self.val_index = split_index(self.index, cfg.val_split, cfg.seed)
+        elif cfg.val:
+            self.val_index = discover_clips(cfg.val, FRAMES)
+        if self.val_index is not None:
+            self.log(f"validation: {len(self.val_index.clips)} clips not trained on, scored every "
+                     f"{cfg.val_every} steps; the best step is exported")
         self.dataset = ClipDataset(self.index, SIZE, cfg.crop)
         self.sampler = ClipSampler(
             len(self.dataset), shuffle=True, flip=cfg.flip, seed=cfg.seed, num_replicas=d.world, rank=d.rank
@@ -256,6 +314,8 @@ class Trainer:
         """The four networks (initialised, or from the starting weights), their optimisers, the AMP setup."""
         cfg = self.cfg
         self.refine_start = self._refine_start()
+        if cfg.ndf is None:  # as wide as the generators: a 4x wider D won a fine-tune within 30 steps
+            cfg.ndf = cfg.ngf
         self.g1 = Generator(cfg.ngf, outer_skips=True)
         self.g2 = Generator(cfg.refine_ngf or cfg.ngf, outer_skips=False)
         self.d1 = Discriminator(cfg.ndf)
@@ -266,6 +326,8 @@ class Trainer:
             self.g1.load_state_dict(self.init_model.base.state_dict())
             if self.refine_start == "weights":
                 self.g2.load_state_dict(self._widened(self.init_model.refine))
+        for name, state in self.init_discriminators.items():
+            getattr(self, name).load_state_dict(state)
         if cfg.sync_bn and self.d.on:
             self.g1, self.g2, self.d1, self.d2 = (
                 nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (self.g1, self.g2, self.d1, self.d2)
@@ -277,8 +339,12 @@ class Trainer:
             name: torch.optim.Adam(getattr(self, name).parameters(), lr=cfg.lr, betas=betas)
             for name in ("g1", "g2", "d1", "d2")
         }
-        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.ema = WeightAverage(cfg.ema) if cfg.ema else None
+        self.d_loaded = bool(self.init_discriminators)  # shipped discriminators: no warm-up needed
+        self.validation = Validation()
+        self._best: tuple[MDGAN, dict] | None = None  # the best validated model and its discriminators
 
     def _init_loop_state(self, checkpoint: dict | None) -> None:
         self.stage_idx = 0
@@ -309,12 +375,20 @@ class Trainer:
     def _restore(self, ck: dict) -> None:
         cfg = self.cfg
         for name in ("g1", "g2", "d1", "d2"):
+            if name not in ck["models"]:
+                continue  # a finished stage's discriminator: never trained again, not kept
             if name == "g2" and ck["models"][name]["conv1.weight"].shape != self.g2.conv1.weight.shape:
                 continue  # a new Refine-Net width before Stage II began (see setup): nothing trained to keep
             getattr(self, name).load_state_dict(ck["models"][name])
+            if name not in ck["optim"]:
+                continue  # only the stage in progress keeps its Adam moments (a new stage starts fresh)
             self.opt[name].load_state_dict(ck["optim"][name])
             for group in self.opt[name].param_groups:  # a resumed run may change the learning rate
                 group["lr"] = cfg.lr
+        if self.ema is not None and ck.get("ema"):
+            self.ema.state = ck["ema"]
+        self.d_loaded = bool(ck.get("d_loaded", False))
+        self.validation = Validation.from_dict(ck.get("validation"), int(ck["global_step"]))
         if "scaler" in ck and ck["scaler"]:
             self.scaler.load_state_dict(ck["scaler"])
         stage = int(ck["stage"])
@@ -375,6 +449,10 @@ class Trainer:
                 "lambda_con2": self.cfg.lambda_con if self.cfg.lambda_con2 is None else self.cfg.lambda_con2,
                 "clips": len(self.dataset),
                 "data": self.index.summary(),
+                "precision": self.precision,
+                "ndf": self.cfg.ndf,
+                "bn": self.cfg.bn_mode,
+                "d_warmup": 0 if self.d_loaded else self.cfg.warmup_steps,
             },
             "versions": {"skyforecast": __version__, "torch": torch.__version__},
             "sessions": sessions,
@@ -446,8 +524,9 @@ class Trainer:
 
     def train_step_stage1(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         g1, d1 = self.g1, self.d1
+        warm = self.step < self.warmup  # discriminator-only step: the generator is held
         x = real[:, :, :1].expand_as(real)  # the first frame duplicated 32 times
-        with self._autocast():
+        with self._autocast(), torch.set_grad_enabled(not warm):
             y1 = g1(x)
         # D1: real clips vs Base-Net clips
         _set_requires_grad(d1, True)
@@ -455,6 +534,8 @@ class Trainer:
             o_real, o_fake = d1(real), d1(y1.detach())
         loss_d = adversarial_loss(o_real.logit, True) + adversarial_loss(o_fake.logit, False)
         self._backward_step(loss_d, "d1")
+        if warm:
+            return self._warmup_stats(loss_d, y1, real, o_real, o_fake)
         # G1: fool the (updated) D1 and match the real clip pixel by pixel
         _set_requires_grad(d1, False)
         with self._autocast():
@@ -465,7 +546,7 @@ class Trainer:
         loss_g = adv + self.cfg.lambda_con * l1
         if self.cfg.lambda_flicker:
             loss_g = loss_g + self.cfg.lambda_flicker * flicker
-        self._backward_step(loss_g, "g1")
+        self._g_update(loss_g, "g1")
         self.scaler.update()
         return {
             "loss_g": loss_g.detach(),
@@ -479,9 +560,10 @@ class Trainer:
 
     def train_step_stage2(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         g2, d2, lam = self.g2, self.d2, self.cfg.lambda_rank
+        warm = self.step < self.warmup  # discriminator-only step: the generator is held
         x = real[:, :, :1].expand_as(real)
         y1 = self._base_output(x)
-        with self._autocast():
+        with self._autocast(), torch.set_grad_enabled(not warm):
             y2 = g2(y1)
         # D2: tell real from refined, and *maximise* the ranking loss (adversarial ranking)
         _set_requires_grad(d2, True)
@@ -494,6 +576,8 @@ class Trainer:
             rank_d = ranking_loss_layers(o_fake, o_real, o_base, reverse=True)
         loss_d = loss_d_adv + lam * rank_d
         self._backward_step(loss_d, "d2")
+        if warm:
+            return {**self._warmup_stats(loss_d, y2, real, o_real, o_fake), "rank_d": rank_d.detach()}
         # G2: fool D2, move toward the real clip's motion and away from Stage I's, keep content
         _set_requires_grad(d2, False)
         d2m = unwrap(d2)
@@ -508,7 +592,7 @@ class Trainer:
         loss_g = adv + lam * rank_g + self.lambda_con2 * l1
         if self.cfg.lambda_flicker:
             loss_g = loss_g + self.cfg.lambda_flicker * flicker
-        self._backward_step(loss_g, "g2")
+        self._g_update(loss_g, "g2")
         self.scaler.update()
         return {
             "loss_g": loss_g.detach(),
@@ -522,34 +606,85 @@ class Trainer:
             "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
         }
 
+    def _warmup_stats(self, loss_d, fake, real, o_real, o_fake) -> dict[str, torch.Tensor]:
+        """What a discriminator-only step logs: D's loss and scores, and the held generator's L1."""
+        self.scaler.update()
+        return {
+            "loss_d": loss_d.detach(),
+            "l1": content_loss(fake.detach(), real).detach(),
+            "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
+            "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
+        }
+
     # -- previews, checkpoints, export
     @torch.no_grad()
     def write_preview(self) -> Path | None:
-        """GIF of input | Stage I | Stage II | real for one fixed clip, generators in eval mode (the way the
-        exported model predicts)."""
+        """GIF of input | Stage I | Stage II | real for one fixed clip, predicted the way the exported model
+        predicts (eval mode, the averaged weights with --ema). Each panel says what it shows: at step 0 of a
+        fine-tune the starting model's prediction, from scratch an untrained network."""
         if not self.d.main or self._preview_clip is None:
             return None
         real = to_model_range(self._preview_clip[None].to(self.device))
         x = real[:, :, :1].expand_as(real)
-        g1, g2 = unwrap(self.g1), unwrap(self.g2)
-        modes = (g1.training, g2.training)
-        g1.eval()
-        g2.eval()
-        try:
-            with _batch_statistics(g1, self.batch_stats), _batch_statistics(g2, self.batch_stats):
-                y1 = g1(x).float()
-                y2 = g2(y1).float()
-        finally:
-            g1.train(modes[0])
-            g2.train(modes[1])
+        model = self._snapshot().to(self.device)
+        stats = self.batch_stats
+        with _batch_statistics(model.base, stats), _batch_statistics(model.refine, stats):
+            y1 = model.base(x).float()
+            y2 = model.refine(y1).float()
+        if self.global_step == 0:
+            when = " (start)" if self.cfg.weights else " (untrained)"
+        else:
+            when = f", step {self.global_step}"
         path = self.out / "previews" / f"step_{self.global_step:08d}.gif"
-        write_preview(path, {"input": x[0], "Stage I": y1[0], "Stage II": y2[0], "real": real[0]})
+        panels = {"input": x[0], f"Stage I{when}": y1[0], f"Stage II{when}": y2[0], "real": real[0]}
+        write_preview(path, panels)
         if self._tb is not None:
             videos = {"Stage I": y1, "Stage II": y2, "real": real}
             self._tb.preview(self.global_step, path, {k: to_uint8_video(v)[0] for k, v in videos.items()})
         return path
 
+    def _snapshot(self) -> MDGAN:
+        """The model as it stands, on the CPU in eval mode: both generators, the one in training replaced by
+        its weight average with --ema."""
+        model = MDGAN(ngf=self.cfg.ngf, batch_stats=self.batch_stats, refine_ngf=self.cfg.refine_ngf)
+        states = {"g1": unwrap(self.g1).state_dict(), "g2": unwrap(self.g2).state_dict()}
+        if self.ema is not None and self.ema.state:
+            states[f"g{self.stage}"] = self.ema.state
+        model.base.load_state_dict(states["g1"])
+        model.refine.load_state_dict(states["g2"])
+        return model.eval()
+
+    def _discriminators(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {n: {k: v.detach().cpu().clone() for k, v in unwrap(getattr(self, n)).state_dict().items()}
+                for n in ("d1", "d2")}
+
+    def _validate(self) -> None:
+        """Score the model as it stands on the validation clips; log it (metrics.jsonl, TensorBoard, one
+        console line); a new best is exported to ``model/`` at once."""
+        if not self.d.main or self.val_index is None:
+            return
+        from .validation import score_model
+
+        model = self._snapshot()
+        scores = score_model(model, self.cfg.val or self.cfg.data, self.val_index, str(self.device))
+        new_best = self.validation.add({"step": self.global_step, "stage": self.stage, **scores})
+        record = {"time": _dt.datetime.now().isoformat(timespec="seconds"), "step": self.global_step,
+                  "stage": self.stage, "val": scores, "best_step": self.validation.best_step}
+        self._metrics_file.write(json.dumps(record) + "\n")
+        self._metrics_file.flush()
+        if self._tb is not None:
+            self._tb.scalars(self.global_step, {f"val_{system}/{k}": v for system in VAL_SYSTEMS
+                                                for k, v in scores[system].items()})
+        raw = scores["stage2"]
+        self.log(f"validation at step {self.global_step}: Stage II PSNR {raw['psnr']}, speed ratio "
+                 f"{raw['speed_ratio']}, steadiness {raw['steadiness']}, leak {raw['leak']}"
+                 + ("  [best so far]" if new_best else ""))
+        if new_best:
+            self._best = (model, self._discriminators())
+            self.export(*self._best)
+
     def checkpoint_state(self) -> dict:
+        kept = ("g1", "g2", "d2") if self.stage == 2 else ("g1", "g2", "d1", "d2")
         return {
             "format": CHECKPOINT_FORMAT,
             "config": asdict(self.cfg),
@@ -564,8 +699,14 @@ class Trainer:
             "world_size": self.d.world,
             "skipped_clips": self.skipped_clips,
             "batch_stats": self.batch_stats,
-            "models": {n: unwrap(getattr(self, n)).state_dict() for n in ("g1", "g2", "d1", "d2")},
-            "optim": {n: o.state_dict() for n, o in self.opt.items()},
+            # what resuming needs: both generators (the model), the discriminators still to be trained, and
+            # the Adam moments of the stage in progress only (a finished stage is never reopened, a new one
+            # starts its optimisers afresh)
+            "models": {n: unwrap(getattr(self, n)).state_dict() for n in kept},
+            "optim": {n: self.opt[n].state_dict() for n in (f"g{self.stage}", f"d{self.stage}")},
+            "ema": self.ema.state if self.ema is not None else None,
+            "d_loaded": self.d_loaded,
+            "validation": self.validation.to_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "rng": rng_state(),
         }
@@ -580,25 +721,49 @@ class Trainer:
             old.unlink(missing_ok=True)
         return path
 
-    def export(self) -> Path | None:
-        """Write ``RUN_DIR/model`` (config.json + model.safetensors + README.md card), atomically."""
+    def export(self, model: MDGAN | None = None, discriminators: dict | None = None) -> Path | None:
+        """Write ``RUN_DIR/model`` (config.json, model.safetensors, discriminators.safetensors, the README.md
+        card), atomically: the model as it stands, or the one given (the best validated)."""
         if not self.d.main:
             return None
-        model = MDGAN(ngf=self.cfg.ngf, batch_stats=self.batch_stats, refine_ngf=self.cfg.refine_ngf)
-        model.base.load_state_dict(unwrap(self.g1).state_dict())
-        model.refine.load_state_dict(unwrap(self.g2).state_dict())
+        model = self._snapshot() if model is None else model
+        settings = asdict(self.cfg)
+        settings["precision"] = self.precision
         facts = card_facts(
             model,
-            asdict(self.cfg),
+            settings,
             self.stage_steps,
             self.global_step,
             clips=len(self.dataset),
             data_summary=self.index.summary(),
             world_size=self.d.world,
         )
-        final = write_model_folder(model, self.out / "model", facts)
+        if self.validation.history:
+            facts.selection = self.validation.reason()
+            facts.validation = self.validation.history
+            # the steps the exported weights had trained, not the run's
+            facts.stage_steps = _stage_steps_at(self.validation.best, self.stage_steps, self.global_step)
+            facts.global_step = self.validation.best_step
+        final = write_model_folder(
+            model, self.out / "model", facts, discriminators=discriminators or self._discriminators()
+        )
         self._exported_model = model
         return final
+
+    def _export_best(self) -> Path | None:
+        """At the end of a validated run: the best step's model again, its card with the whole history."""
+        if self._best is None:  # a resumed run whose best came before this session: it is in model/
+            from .weights import load_discriminators, load_folder
+
+            folder = self.out / "model"
+            self._best = (load_folder(folder), load_discriminators(str(folder)))
+        path = self.export(*self._best)
+        if self.validation.best_step == self.validation.start["step"]:
+            self.log("[yellow]note:[/] no validated step beat the starting model on the validation clips: "
+                     f"{path} holds the starting weights (scores in metrics.jsonl and the card)")
+        else:
+            self.log(f"exported the best validated step: {self.validation.reason()}")
+        return path
 
     # -- the loop
     def _loader(self):
@@ -634,6 +799,7 @@ class Trainer:
         self._metrics_file = open(self.out / "metrics.jsonl", "a") if self.d.main else None  # noqa: SIM115
         if self.global_step == 0 and self.step == 0:
             self.write_preview()
+            self._validate()
         progress = self._progress()
         stopped = False
         try:
@@ -645,6 +811,9 @@ class Trainer:
                     # The stage has ended and the run moves on. The checkpoint says so (next stage, step 0):
                     # resuming never reopens a finished stage, wherever the run is stopped, so a larger
                     # --steps always extends the stage in progress and those after it.
+                    if self.ema is not None:  # the finished stage hands on its averaged generator
+                        unwrap(self.g1 if self.stage == 1 else self.g2).load_state_dict(self.ema.state)
+                        self.ema.state = {}
                     self.stage_idx += 1
                     self.step = self.epoch = self.batch_in_epoch = 0
                     self.stage_steps.setdefault(self.stage, 0)
@@ -658,7 +827,7 @@ class Trainer:
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None
-        model_dir = self.export()
+        model_dir = self._export_best() if self.validation.history else self.export()
         if self.d.main:
             where = (
                 f"stopped at step {self.global_step} (Stage {'I' if self.stage == 1 else 'II'} step "
@@ -736,7 +905,7 @@ class Trainer:
                 f"loss is not finite at step {self.global_step + 1} (Stage {self.stage} step "
                 f"{self.step + 1}; {bad}); stopped without saving. Last good checkpoint: "
                 f"{last if last else 'none'}. Try a lower --lr"
-                + (" or --precision fp32" if self.cfg.precision != "fp32" else "")
+                + (" or --precision fp32" if self.precision != "fp32" else "")
             )
         self.step += 1
         self.global_step += 1
@@ -760,8 +929,11 @@ class Trainer:
         self._show(completed=self.step, epoch=self.epoch, rate=f"{meter.rate:.2f}" if meter.rate else "-")
         if self.step % cfg.preview_every == 0 or end_of_stage:
             self.write_preview()
+        validate = self.val_index is not None and (self.step % cfg.val_every == 0 or end_of_stage)
+        if validate:
+            self._validate()
         last_stage = self.stage_idx + 1 >= len(cfg.stages)
-        if (self.step % cfg.checkpoint_every == 0 or end_of_stage or stop_now) and (
+        if (self.step % cfg.checkpoint_every == 0 or validate or end_of_stage or stop_now) and (
             last_stage or not end_of_stage  # else run() checkpoints the start of the next stage
         ):
             self.save_checkpoint()
@@ -771,8 +943,8 @@ class Trainer:
         """Put the networks in their roles for the current stage (the trained pair in train mode with
         gradients, the rest frozen; DDP-wrapped when distributed) and return its step function."""
         stage = self.stage
-        for m in (self.g1, self.d1) if stage == 1 else (self.g2, self.d2):
-            m.train()
+        self._train_mode(self.g1 if stage == 1 else self.g2)
+        (self.d1 if stage == 1 else self.d2).train()
         _set_requires_grad(self.g1 if stage == 1 else self.g2, True)
         if stage == 2:
             self.g1.eval()
@@ -786,7 +958,28 @@ class Trainer:
         if stage == 2 and self.step == 0 and self.refine_start == "base":
             unwrap(self.g2).load_state_dict(self._widened(unwrap(self.g1)))
             self.log("Stage II: Refine-Net starts as a copy of Base-Net (--refine-init base)")
+        if self.ema is not None and (self.step == 0 or not self.ema.state):
+            self.ema.reset(unwrap(self.g1 if stage == 1 else self.g2))
+        self.warmup = 0 if self.d_loaded else self.cfg.warmup_steps
+        if self.step < self.warmup:
+            self.log(f"Stage {'I' if stage == 1 else 'II'}: {self.warmup} discriminator-only steps first "
+                     "(the generator is held; --d-warmup)")
         return self.train_step_stage1 if stage == 1 else self.train_step_stage2
+
+    def _train_mode(self, g: nn.Module) -> None:
+        """Training mode for a generator. With ``--bn running`` (a fine-tune's default) its BatchNorm keeps
+        normalising with the frozen running statistics the model predicts with (``TrainConfig.bn_mode``)."""
+        g.train()
+        if self.cfg.bn_mode == "running":
+            for m in g.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _g_update(self, loss: torch.Tensor, name: str) -> None:
+        """The generator's optimiser step, then its weight average."""
+        self._backward_step(loss, name)
+        if self.ema is not None:
+            self.ema.update(unwrap(getattr(self, name)))
 
     def _epoch_batches(self, total: int):
         """The batches left in the current epoch, on the device in [-1, 1]. A batch whose clips were all
@@ -857,6 +1050,19 @@ class Trainer:
             self._tb.losses(self.global_step, self.stage, values, rate, lrs)
 
 
+def _stage_steps_at(record: dict | None, stage_steps: dict[int, int], global_step: int) -> dict[int, int]:
+    """Each stage's steps at a validated run step (``record``), from the run's steps now."""
+    if record is None:
+        return dict(stage_steps)
+    behind = global_step - record["step"]
+    out = dict(stage_steps)
+    for stage in sorted(out, reverse=True):  # undo the latest steps first
+        undo = min(out[stage], behind)
+        out[stage] -= undo
+        behind -= undo
+    return {k: v for k, v in out.items() if v or k == record["stage"]}
+
+
 def start_weights(spec: str | None) -> tuple[str, str]:
     """The weights a fine-tuning run starts from, by the rule every command follows (``weights.resolve``):
     ``spec``, else ``$SKYFORECAST_WEIGHTS``, else the bundled default model. Returns the spec to record
@@ -892,7 +1098,9 @@ def finetune(
 ) -> Path:
     """Fine-tune existing weights (anything ``predict --weights`` accepts; None: ``$SKYFORECAST_WEIGHTS``,
     else the bundled model) on new clips. ``stage="2"`` tunes only the Refine-Net (motion) on the loaded
-    Base-Net's outputs. Discriminators start fresh."""
+    Base-Net's outputs. Discriminators come from the weights' ``discriminators.safetensors`` when they have
+    one; otherwise they start fresh and train alone for ``d_warmup`` steps first. ``val``/``val_split``
+    score the model on held-out clips and export the best step (``skyforecast.validation``)."""
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(settings) - known
     if unknown:

@@ -30,15 +30,20 @@ if TYPE_CHECKING:
 # ``models`` never imports this module; the eager model's persistence (load, save, push) is at the end.
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# the two discriminators of the run that made a model (d1.*, d2.*): only `finetune` reads them
+DISCRIMINATORS_NAME = "discriminators.safetensors"
 ENV_VAR = "SKYFORECAST_WEIGHTS"
 TRAIN_CHECKPOINT_FORMAT = "skyforecast-train-checkpoint"  # the "format" entry of `train`'s .pt files
 _CONFIG_KEYS = {"ngf": int, "batch_stats": bool, "refine_ngf": int}  # refine_ngf: null = ngf
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 __all__ = [
+    "DISCRIMINATORS_NAME",
     "ENV_VAR",
     "ModelFiles",
     "WeightsError",
+    "load_discriminators",
+    "save_discriminators",
     "WeightsSource",
     "bundled_weights_dir",
     "check_finite",
@@ -506,6 +511,44 @@ def save_model(model, folder: str | os.PathLike, *, half: bool = False) -> Path:
     if not card.exists():
         _model_card().save(card)
     return folder
+
+
+def save_discriminators(states: dict[str, dict[str, torch.Tensor]], folder: str | os.PathLike) -> Path:
+    """Write a run's discriminators (name -> state dict) beside its model, as fp16: a fine-tune from this
+    model then resumes the adversarial game where it was instead of against untrained discriminators."""
+    from safetensors.torch import save_file
+
+    path = Path(folder) / DISCRIMINATORS_NAME
+    flat = {
+        f"{name}.{k}": (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu()
+        for name, state in states.items()
+        for k, v in state.items()
+    }
+    save_file(flat, str(path), metadata={"format": "pt", "dtype": "float16"})
+    return path
+
+
+def load_discriminators(spec: str | os.PathLike | None) -> dict[str, dict[str, torch.Tensor]]:
+    """The discriminators stored with the model ``spec`` names ({"d1": state, "d2": state}, fp32), or {}
+    when it has none (older folders, the authors' weights). A Hub model's file is fetched if it has one."""
+    source = resolve(spec)
+    path = Path(locate(spec).folder) / DISCRIMINATORS_NAME
+    if source.kind == "hub" and not path.is_file():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(source.location, DISCRIMINATORS_NAME, revision=source.revision))
+        except Exception:  # the repo has none (or the Hub is away): start fresh discriminators
+            return {}
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in read_state_dict(path).items():
+        name, _, rest = key.partition(".")
+        out.setdefault(name, {})[rest] = tensor.float() if tensor.is_floating_point() else tensor
+    if set(out) != {"d1", "d2"}:
+        raise WeightsError(f"{path}: expected the tensors of d1 and d2, found {sorted(out)}")
+    return out
 
 
 def push_model(
