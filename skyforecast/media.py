@@ -495,6 +495,7 @@ def _start_encoder(
     import subprocess
 
     h, w = shape[:2]
+    vf = BT709_CONVERSION if feed == "rgb24" else BT709_PARAMS  # yuv420p: only the tags to set
     if encoding.codec == "h265":
         codec = ["-c:v", "libx265", "-x265-params", _x265_params(w * h), "-tag:v", "hvc1"]
     elif w * h <= SMALL_FRAME:
@@ -506,7 +507,7 @@ def _start_encoder(
     cmd = [
         exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", feed, "-s", f"{w}x{h}", "-framerate", f"{fps:g}", "-i", "pipe:0",
-        "-an", "-vf", BT709_CONVERSION if feed == "rgb24" else BT709_PARAMS, *codec, "-preset", "veryfast", "-crf", str(encoding.quality),
+        "-an", "-vf", vf, *codec, "-preset", "veryfast", "-crf", str(encoding.quality),
         "-pix_fmt", "yuv420p", *BT709_TAGS, "-movflags", "+faststart", "-f", "mp4", str(path),
     ]  # fmt: skip
     # its own session: a Ctrl-C in the terminal goes to our process group and must not cut this video

@@ -68,7 +68,8 @@ class I420:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"frame of shape {rgb.shape} {rgb.dtype}, expected ({self.height}, {self.width}, 3)")
+            expected = (self.height, self.width, 3)
+            raise ValueError(f"frame of shape {rgb.shape} {rgb.dtype}, expected {expected} uint8")
         step = self._full.shape[0]
         for top in range(0, self.height, step):
             bottom = min(top + step, self.height)
