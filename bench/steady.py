@@ -14,6 +14,7 @@ process, RUSAGE_SELF, ffmpeg's is RUSAGE_CHILDREN; medians of ``--repeat``):
 4. ``skyforecast predict`` on one 1080p photo, process start to MP4 written ("end to end", best of 2), and
    on a folder of N photos: per photo after start-up = (T_N - T_1) / (N - 1), CPU-s per photo likewise;
    with ``--baseline REF`` the same for the package as committed at REF (a git revision), run alternately;
+   and where the start-up's imports go (``python -X importtime``, self times summed by package);
 5. the sky warp's ``cv2.remap`` with float maps against fixed-point maps (``cv2.convertMaps`` to CV_16SC2,
    converted every frame, as a moving field needs; and the remap alone, maps converted beforehand): 32
    frames of a 1920x720 sky box.
@@ -183,6 +184,40 @@ def predict_run(code: Path, inputs: list[Path], out: Path) -> dict[str, float]:
     return {"wall": run["wall"], "cpu": run["ffmpeg_cpu"]}  # the child's own CPU and its ffmpegs'
 
 
+# modules whose import time ``import_parts`` reports: each one's cumulative time, including the modules it
+# was first to import (typer._adapters is where typer imports pydantic; skyforecast.batch brings numpy,
+# OpenCV, Pillow and the rendering modules)
+IMPORTS = (
+    "typer",
+    "typer._adapters",
+    "rich.console",
+    "rich.progress",
+    "skyforecast.cli",
+    "skyforecast.batch",
+    "numpy",
+    "cv2",
+    "torch",
+    "skyforecast.fast",
+)
+
+
+def import_parts(code: Path, photo: Path, out: Path) -> dict[str, float]:
+    """Seconds that ``python -X importtime -m skyforecast predict PHOTO`` spends importing each of
+    ``IMPORTS`` (cumulative, as importtime prints it: self times are unreliable here, since the prefetch
+    thread imports while torch loads)."""
+    env = dict(os.environ, PYTHONPATH=str(code))
+    cmd = [sys.executable, "-X", "importtime", "-m", "skyforecast", "predict", str(photo), "-o", str(out)]
+    err = subprocess.run(
+        [*cmd, "--overwrite", "-q"], env=env, capture_output=True, text=True, check=True
+    ).stderr
+    found: dict[str, float] = {}
+    for line in err.splitlines():
+        cells = line.split("|")
+        if line.startswith("import time:") and len(cells) == 3 and cells[2].strip() in IMPORTS:
+            found.setdefault(cells[2].strip(), int(cells[1]) / 1e6)
+    return {f"import_{name}_s": found[name] for name in IMPORTS if name in found}
+
+
 def in_process(args, photos: list[Path], tmp: Path) -> dict[str, float | str]:
     from skyforecast.media import load_photo, squash, write_mp4
     from skyforecast.pipeline import SkyPipeline
@@ -255,6 +290,7 @@ def cli_runs(args, photos: list[Path], tmp: Path) -> dict[str, float | str]:
     for key, code in codes.items():
         many[key].append(predict_run(code, photos, tmp / f"{key}many"))
     res: dict[str, float | str] = {"folder_photos": len(photos)}
+    res.update(import_parts(ROOT, photos[0], tmp / "imports"))
     if args.baseline:
         res["baseline"] = args.baseline
     for key in codes:
