@@ -333,4 +333,8 @@ def phase_predict(cfg: dict, emit: Callable[[dict], None]) -> dict:
     result["first_run_s"] = result["runs"][0]["wall_s"]
     result["later_runs_s"] = [r["wall_s"] for r in result["runs"][1:]]
     result["output_bytes"] = target.stat().st_size
+    emit(result)
+    from gpu_render import render_share
+
+    result["render_share"] = render_share(cfg["device"], cfg["smoke"])  # the CPU work beside the model
     return result

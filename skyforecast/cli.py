@@ -233,7 +233,7 @@ def predict(
         looks.update(compare=compare, flow=flow, speed=speed, direction=direction, light=light)
         post, ignored = _predict_output(size, **looks)
         jobs, problems = plan(inputs, output, formats, recursive, overwrite, explicit_formats=explicit)
-        encoding = _encoding(codec, crf, jobs)
+        encoding, check_encoder = _encoding(codec, crf, jobs)
     except ArgumentError as e:  # named as the library spells it: worded with predict's flags
         _fail(e.worded(_flag), code=2)
     except (UsageError, ValueError) as e:
@@ -255,7 +255,7 @@ def predict(
 
         for folder, reason in check_output_folders(todo):
             _fail(f"cannot write to output folder {folder}: {reason}")
-        pipe = _load_model(weights, device, len(todo), early=lambda: post.prefetch(todo))
+        pipe = _load_model(weights, device, len(todo), early=lambda: post.prefetch(todo), ready=check_encoder)
     try:
         result = _run_with_progress(
             console,
@@ -330,14 +330,33 @@ def _note_gif_fps(console, fps: float, jobs) -> None:
 
 
 def _encoding(codec: str | None, crf: int | None, jobs):
-    """predict's ``media.Encoding``; raises ``ArgumentError`` for a bad value, or before the model loads
-    when MP4s are to be written and ffmpeg lacks the encoder (libx265)."""
+    """predict's ``media.Encoding`` (raises ``ArgumentError`` for a bad value) and a function that raises
+    ``ArgumentError`` when MP4s are to be written and ffmpeg lacks the encoder (libx265). ffmpeg is asked in
+    a thread that runs while torch loads (a process start, ~20 ms that were on the way to the first video);
+    ``_load_model`` calls the function before it reads the weights."""
+    import threading
+
     from .media import Encoding
 
     encoding = Encoding(codec or "h264", crf)
-    if any("mp4" in job.outputs for job in jobs if not job.skip):
-        encoding.check()
-    return encoding
+    if not any("mp4" in job.outputs for job in jobs if not job.skip):
+        return encoding, lambda: None
+    asked = threading.Thread(target=_quietly, args=(encoding.check,), name="skyforecast-encoders")
+    asked.start()
+
+    def check() -> None:
+        asked.join()
+        encoding.check()  # the listing is cached by now: this only compares
+
+    return encoding, check
+
+
+def _quietly(work: Callable[[], None]) -> None:
+    """``work()`` with any exception left for the caller to meet again when it does the same work."""
+    try:
+        work()
+    except Exception:  # noqa: BLE001 - check() raises it again in the main thread
+        pass
 
 
 def _note_outputs(console, jobs, fps: float, mp4_options: bool) -> None:
@@ -349,14 +368,30 @@ def _note_outputs(console, jobs, fps: float, mp4_options: bool) -> None:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
 
 
-def _load_model(weights: str | None, device: str, photos: int, early: Callable[[], None] | None = None):
+def _load_model(
+    weights: str | None,
+    device: str,
+    photos: int,
+    early: Callable[[], None] | None = None,
+    ready: Callable[[], None] | None = None,
+):
     """The ``SkyPipeline`` for ``--weights``/``--device``; a clear line and the exit code on failure or
-    Ctrl-C (``photos``: how many were waiting for it). ``early`` starts work that needs no model first."""
+    Ctrl-C (``photos``: how many were waiting for it). ``early`` starts work that needs no model first;
+    ``ready`` runs once torch is imported, before the weights are read: an ``ArgumentError`` from it ends
+    the command with exit code 2."""
+    from .constants import ArgumentError
+
     if early is not None:
         early()
     try:
         from .pipeline import SkyPipeline
         from .weights import WeightsError
+
+        if ready is not None:
+            try:
+                ready()
+            except ArgumentError as e:
+                _fail(e.worded(_flag), code=2)
 
         try:
             return SkyPipeline.from_pretrained(weights, device=device)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from . import motion, skymask, steady
 from .constants import FRAMES, MAX_SIDE, ArgumentError
@@ -602,6 +602,8 @@ class _Panels:
         self.size, self.gap = (w, h), gap
         width = len(labels) * w + (len(labels) - 1) * gap
         self.width = width + width % 2
+        from PIL import ImageFont  # --compare only: not imported on predict's default path
+
         font = ImageFont.load_default(size=max(10, h // 18))
         self.tags = [_label(label, font) for label in labels]
 
@@ -619,6 +621,8 @@ class _Panels:
 
 
 def _label(text: str, font) -> np.ndarray:
+    from PIL import ImageDraw
+
     pad = 4
     box = font.getbbox(text)
     im = Image.new("RGBA", (box[2] + 2 * pad, box[3] + 2 * pad), (0, 0, 0, 140))

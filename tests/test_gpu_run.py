@@ -173,6 +173,20 @@ def test_non_finite_loss_under_bf16_continues_in_fp32(tmp_path):
     assert not run.precision_fallback(1)  # once only: fp32 has nothing to fall back to
 
 
+@pytest.mark.slow
+def test_render_share_splits_one_photo_into_its_parts():
+    from gpu_render import render_share
+
+    result = render_share("cpu", smoke=True, batch=1)
+    seconds = result["seconds_per_photo"]
+    assert result["size"] == "320x180" and result["device"] == "cpu"
+    assert all(v > 0 for v in seconds.values())
+    assert seconds["convert_cpu"] < seconds["render_cpu"]  # the conversion is a small part of rendering
+    assert result["share"]["model"] == pytest.approx(seconds["model"] / sum(seconds.values()), abs=1e-3)
+    warp = result["warp"]
+    assert warp["frames"] == 4 and warp["max_abs_diff"] <= 1 and warp["grid_sample_device"] == "cpu"
+
+
 # ---- the whole script, tiny, on the CPU ------------------------------------------------------------------
 
 
@@ -208,6 +222,17 @@ def test_smoke_run_every_phase(smoke):
         assert w["summary"]["fast_best_fraction_of_bf16_peak"] is None  # a CPU has no entry in the table
     predict = phases["predict"]["result"]
     assert predict["runs"][0]["wall_s"] > 0 and predict["output_bytes"] > 1000
+    share = predict["render_share"]
+    assert share["size"] == "320x180" and set(share["share"]) == {
+        "model",
+        "render_cpu",
+        "convert_cpu",
+        "x264_cpu",
+    }
+    assert abs(sum(share["share"].values()) - 1) < 0.01 and all(
+        v > 0 for v in share["seconds_per_photo"].values()
+    )
+    assert share["warp"]["max_abs_diff"] <= 1  # grid_sample and remap sample alike
 
 
 @pytest.mark.slow
