@@ -276,6 +276,8 @@ def predict(
         _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
     result.failed[:0] = problems
     if main:
+        if shard is not None:
+            _other_ranks_failures(console, shard)
         _summary(console, result, quiet)
         if shard is not None and not quiet:
             _ranks_summary(console, shard)
@@ -319,6 +321,20 @@ def _rank_device(device: str, shard) -> str:
     from .sharding import rank_device
 
     return rank_device(device, shard)
+
+
+def _other_ranks_failures(console, shard) -> None:
+    """Rank 0 repeats what failed on the other ranks (whose lines may be in another node's log), and says
+    which workers ended before they finished."""
+    from rich.markup import escape
+
+    if shard.join is None:  # --workers' failures were shown here as they happened
+        for r in shard.reports[1:]:
+            for path, reason in r.failed:
+                line = escape(f"{path}: {reason} (rank {r.rank}, {r.host})")
+                console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+    for rank, why in shard.lost.items():
+        console.print(f"[bold red]error:[/] {escape(f'worker {rank}: {why}')}", soft_wrap=True)
 
 
 def _ranks_summary(console, shard) -> None:
@@ -450,7 +466,7 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, shard=None, **kwargs):
 
 
 def _bar_of_a_rank(shard) -> bool:
-    return shard is not None and shard.events is None
+    return shard is not None and shard.join is None
 
 
 SHOW_AT_MOST = 5  # names listed in a summary line before "and N more"

@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
+
 from .batch import BatchResult, Job, run
+from .constants import SIZE
 from .distributed import dist_from_env
 from .files import remove_partials
 
@@ -72,7 +75,8 @@ class RankReport:
     device: str
     taken: int
     done: int
-    seconds: float  # from the first photo taken to the last one finished
+    seconds: float  # its batch, from the first photo taken to the last one finished
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (photo, reason), as in BatchResult
 
     @property
     def rate(self) -> float:
@@ -92,6 +96,7 @@ class Shard:
     alive: Callable[[], list[str]] | None = None  # rank 0 of --workers: why each worker ended early, or ""
     join: Callable[[], None] | None = None  # rank 0 of --workers: wait for the workers to end
     events: Any = None  # rank 0 of --workers: the workers' events, (kind, photo, detail), None at the end
+    lost: dict[int, str] = field(default_factory=dict)  # rank 0 of --workers: workers that ended early, why
     _taken: int = 0
 
     @property
@@ -152,6 +157,8 @@ class Shard:
             relay.start()
         start = time.perf_counter()
         try:
+            if pipe is not None and self.todo:
+                warm_up(pipe, kwargs.get("post"), kwargs.get("stage", 2))
             result = run(pipe, list(jobs) if self.main else [], take=self.take, on_event=on_event, **kwargs)
             return self.finish(result, time.perf_counter() - start, str(getattr(pipe, "device", "")))
         finally:
@@ -160,6 +167,9 @@ class Shard:
             if relay is not None:
                 self.events.put(None)
                 relay.join()
+                self.events.close()
+                self.events.join_thread()
+                self.events = None  # its semaphores are released here, not left to an exit that skips it
 
     def _relay(self, on_event) -> None:
         index = {str(job.source): job for job in self.todo}
@@ -169,13 +179,13 @@ class Shard:
 
     def finish(self, result: BatchResult, seconds: float, device: str = "") -> BatchResult:
         """Every rank's result combined (rank 0 combines, the others wait for it)."""
+        report = RankReport(self.rank, _host(), device, self._taken, len(result.done), seconds, result.failed)
         if not self.on:
-            self.reports = [RankReport(0, _host(), device, self._taken, len(result.done), seconds)]
+            self.reports = [report]
             return result
-        report = RankReport(self.rank, _host(), device, self._taken, len(result.done), seconds)
         self.store.set(f"report/{self.rank}", pickle.dumps((report, result)))
         if self.main:
-            lost = self._wait([f"report/{r}" for r in range(self.world)], give_up=True)
+            self.lost = lost = self._wait([f"report/{r}" for r in range(self.world)], give_up=True)
             parts = [pickle.loads(self.store.get(f"report/{r}")) for r in range(self.world) if r not in lost]
             combined = combine([r for _, r in parts], len(self.todo), lost=lost)
             self.store.set("combined", pickle.dumps(([rep for rep, _ in parts], combined)))
@@ -206,6 +216,18 @@ class Shard:
                     return {r: ended[r] for r in missing}
             time.sleep(POLL_S)
         return {}
+
+
+def warm_up(pipe, post, stage: int) -> None:
+    """One model call on a blank photo before the first real one. On the CPU the model's first call runs
+    its deep layers unpacked (``fast``: faster for a single call) and rounds a few values differently from
+    every later call; warmed up, every photo is computed the same way whichever rank takes it and whenever,
+    so a run's outputs do not depend on its schedule."""
+    blank = np.zeros((1, SIZE, SIZE, 3), np.uint8)
+    if post is None:
+        pipe.predict_squares(blank, stage=stage, batch_size=1)
+    else:
+        post.predict(pipe, blank, stage=stage, batch_size=1)
 
 
 def plan_digest(jobs: Sequence[Job]) -> str:
@@ -368,7 +390,7 @@ def _worker(rank, world, port, todo, weights, device, threads, run_kwargs, event
 
     try:
         pipe = SkyPipeline.from_pretrained(weights, device=rank_device(device, shard))
-        shard.run(pipe, [], device=str(pipe.device), on_event=forward, **run_kwargs)
+        shard.run(pipe, [], on_event=forward, **run_kwargs)
     except KeyboardInterrupt:  # before the batch began (the batch itself finishes what it started)
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - one line for rank 0's summary, not a traceback here
