@@ -259,7 +259,7 @@ def predict(
 
     todo = shard.todo if shard is not None else [j for j in jobs if not j.skip]
     run_options = dict(stage=stage, fps=fps, batch_size=batch_size, overwrite=overwrite, post=post)
-    run_options["encoding"] = encoding
+    run_options.update(encoding=encoding)
     pipe = None
     if todo:
         from .batch import check_output_folders
@@ -276,11 +276,7 @@ def predict(
         _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
     result.failed[:0] = problems
     if main:
-        if shard is not None:
-            _other_ranks_failures(console, shard)
-        _summary(console, result, quiet)
-        if shard is not None and not quiet:
-            _ranks_summary(console, shard)
+        _shared_summary(console, result, quiet, shard)
     global _exit_without_teardown
     _exit_without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
@@ -321,6 +317,15 @@ def _rank_device(device: str, shard) -> str:
     from .sharding import rank_device
 
     return rank_device(device, shard)
+
+
+def _shared_summary(console, result, quiet: bool, shard) -> None:
+    """predict's summary; for several processes, also the other ranks' failures and each rank's rate."""
+    if shard is not None:
+        _other_ranks_failures(console, shard)
+    _summary(console, result, quiet)
+    if shard is not None and not quiet:
+        _ranks_summary(console, shard)
 
 
 def _other_ranks_failures(console, shard) -> None:
