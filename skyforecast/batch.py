@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,6 +327,7 @@ def run(
     io_workers: int = 2,
     post: Output | None = None,
     encoding: Encoding | None = None,
+    take: Callable[[int], list[Job]] | None = None,
 ) -> BatchResult:
     """Predict and write every job. Decoding of the next batch and encoding of finished videos run in
     worker threads while the model computes. ``on_event(kind, job, detail)`` is called with kind in
@@ -337,7 +338,12 @@ def run(
     ``post``: the output (``postprocess.Output``): ``PostProcess`` (full resolution, still mask, loops,
     longer videos, comparison) or, by default, ``PlainOutput(size)`` (the model's frames resized to
     ``size``; ``size`` is used only for this default). Its ``predict`` runs here in the model's thread, its
-    ``write`` in the writer threads. ``pipe`` may be None when every job is skipped."""
+    ``write`` in the writer threads. ``pipe`` may be None when every job is skipped.
+
+    ``take``: when several processes share the work (``sharding``), the photos come from it instead of
+    ``jobs``: called with the most photos the model wants, it returns those this process claimed ([] when
+    none are left), and is called only when a writer thread is free, so that no process holds photos
+    another could start sooner. ``jobs`` are then the ones this process accounts as skipped."""
     batch = _Batch(
         pipe,
         post if post is not None else PlainOutput(size),
@@ -349,12 +355,21 @@ def run(
         encoding=encoding,
     )
     todo = batch.skip_finished(jobs)
-    chunks = [todo[i : i + batch.batch_size] for i in range(0, len(todo), batch.batch_size)]
+    if take is None:
+        chunks = iter([todo[i : i + batch.batch_size] for i in range(0, len(todo), batch.batch_size)])
+    else:
+        batch.paced, todo = True, []
+        chunks = iter(lambda: _taken(todo, take(batch.batch_size)), [])
     batch.run(chunks, io_workers=max(1, io_workers))
     result = batch.result
     if result.interrupted or result.stopped:
         result.unfinished = len(todo) - len(result.done) - len(result.failed)
     return result
+
+
+def _taken(todo: list[Job], jobs: list[Job]) -> list[Job]:
+    todo.extend(jobs)
+    return jobs
 
 
 class _Batch:
@@ -378,6 +393,7 @@ class _Batch:
         self.batch_size, self.overwrite, self.emit = batch_size, overwrite, emit
         self.result = BatchResult()
         self.pending_writes: list[tuple[Job, Future]] = []
+        self.paced = False  # take the next photos only when a writer is free (see ``run``'s ``take``)
 
     def skip_finished(self, jobs: Sequence[Job]) -> list[Job]:
         """Account for the jobs whose outputs exist (and for renamed outputs); the rest are to do."""
@@ -393,7 +409,7 @@ class _Batch:
                 todo.append(job)
         return todo
 
-    def run(self, chunks: list[list[Job]], io_workers: int) -> None:
+    def run(self, chunks: Iterator[list[Job]], io_workers: int) -> None:
         # decoding feeds the model's next call: its own thread, at normal priority; encoding yields to the
         # model
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skyforecast-decode")
@@ -403,10 +419,10 @@ class _Batch:
         self.io_workers = io_workers
         next_loads: list[tuple[Job, Future]] = []
         try:
-            next_loads = self._submit_loads(chunks[0]) if chunks else []
-            for index in range(len(chunks)):
+            next_loads = self._submit_loads(next(chunks, []))
+            while next_loads:
                 loads = next_loads
-                next_loads = self._submit_loads(chunks[index + 1]) if index + 1 < len(chunks) else []
+                next_loads = self._submit_loads(next(chunks, []))
                 ready = self._collect(loads)
                 if ready:
                     self._predict(ready)
@@ -469,12 +485,12 @@ class _Batch:
             if note:
                 self._note(job, note)
             self.pending_writes.append((job, self.writers.submit(self._write, job, photo, video, out_size)))
-        if self.post.frame_by_frame:
+        if self.post.frame_by_frame or self.paced:
             # rendering a photo-sized video takes longer than predicting it: the model waits for the
             # writers rather than queue every video of the batch (memory, and a Ctrl-C that has to finish
-            # them all)
+            # them all); paced, it waits for a free writer before it takes more photos
             busy = [f for _, f in self.pending_writes if not f.done()]
-            while len(busy) > 2 * self.io_workers:
+            while len(busy) > (self.io_workers - 1 if self.paced else 2 * self.io_workers):
                 wait(busy, return_when=FIRST_COMPLETED)
                 busy = [f for f in busy if not f.done()]
 

@@ -148,6 +148,15 @@ def predict(
             metavar="FILE",
         ),
     ] = None,
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=1,
+            help="Photos predicted at once, in as many processes on this machine. Default: one per 4 cores, "
+            "as many as the free memory holds. Under torchrun each rank is one process.",
+            metavar="N",
+        ),
+    ] = None,
     resolution: Annotated[
         Optional[str],  # noqa: UP045
         _beyond(
@@ -240,39 +249,37 @@ def predict(
         _fail(str(e), code=2)
     if json_path is not None and (bad := check_json_path(json_path, jobs, inputs)):
         _fail(bad, code=2)
-    _plan_lines(
-        console, problems, quiet, jobs, inputs, recursive, ignored, fps, crf is not None or codec is not None
-    )
+    shard = _shard(jobs)  # under torchrun: this rank's place; None alone
+    main = shard is None or shard.main
+    if main:  # rank 0 speaks for every rank
+        mp4_options = crf is not None or codec is not None
+        _plan_lines(console, problems, quiet, jobs, inputs, recursive, ignored, fps, mp4_options)
     if not jobs:  # nothing to do: still one summary, so every input is accounted for
         nothing = BatchResult(failed=list(problems))
-        _summary(console, nothing, jobs, json_path, time.perf_counter() - started)
+        if main:
+            _summary(console, nothing, jobs, json_path, time.perf_counter() - started)
         raise typer.Exit(nothing.exit_code)
 
-    todo = [j for j in jobs if not j.skip]
+    todo = shard.todo if shard is not None else [j for j in jobs if not j.skip]
+    run_options = dict(stage=stage, fps=fps, batch_size=batch_size, overwrite=overwrite, post=post)
+    run_options.update(encoding=encoding)
     pipe = None
     if todo:
         from .batch import check_output_folders
 
         for folder, reason in check_output_folders(todo):
             _fail(f"cannot write to output folder {folder}: {reason}")
-        pipe = _load_model(weights, device, len(todo), early=lambda: post.prefetch(todo), ready=check_encoder)
+        if shard is None and workers != 1 and len(todo) > 1:
+            shard = _start_workers(workers, jobs, todo, weights, device, run_options)
+        early = None if shard is not None else lambda: post.prefetch(todo)  # which photos come first?
+        pipe = _load_model(weights, _rank_device(device, shard), len(todo), early=early, ready=check_encoder)
     try:
-        result = _run_with_progress(
-            console,
-            pipe,
-            jobs,
-            quiet,
-            stage=stage,
-            fps=fps,
-            batch_size=batch_size,
-            overwrite=overwrite,
-            post=post,
-            encoding=encoding,
-        )
+        result = _run_with_progress(console, pipe, jobs, quiet, shard=shard, **run_options)
     except KeyboardInterrupt:  # a second Ctrl-C while the videos in progress were being finished
         _fail("interrupted; outputs are complete or absent (never partial): run the command again", 130)
     result.failed[:0] = problems
-    _summary(console, result, jobs, json_path, time.perf_counter() - started)
+    if main:
+        _shared_summary(console, result, quiet, shard, jobs, json_path, time.perf_counter() - started)
     global _exit_without_teardown
     _exit_without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
@@ -301,6 +308,76 @@ def _plan_lines(
         console.print(
             f"[yellow]note:[/] {flags} shape the sky's steady motion, which --resolution model does not "
             "use (it writes the prediction's own frames): ignored",
+            soft_wrap=True,
+        )
+
+
+def _shard(jobs):
+    """This process's ``sharding.Shard`` when a launcher (torchrun) started several, after every rank agreed
+    on the plan; None alone."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from .sharding import ShardError, shard_from_env
+
+    shard = shard_from_env()
+    try:
+        shard.agree(jobs)
+    except ShardError as e:
+        if shard.main:
+            _fail(str(e))
+        raise typer.Exit(1) from None
+    return shard
+
+
+def _start_workers(workers: int | None, jobs, todo, weights: str | None, device: str, run_options):
+    """``--workers``: the shard of this process and the workers it starts; None when one process is best."""
+    from .sharding import auto_workers, start_workers
+
+    count = min(len(todo), workers or auto_workers())
+    if count <= 1:
+        return None
+    return start_workers(count, jobs, weights=weights, device=device, **run_options)
+
+
+def _rank_device(device: str, shard) -> str:
+    if shard is None:
+        return device
+    from .sharding import rank_device
+
+    return rank_device(device, shard)
+
+
+def _shared_summary(console, result, quiet: bool, shard, jobs, json_path: str | None, seconds: float) -> None:
+    """predict's summary; for several processes, also the other ranks' failures and each rank's rate."""
+    if shard is not None:
+        _other_ranks_failures(console, shard)
+    _summary(console, result, jobs, json_path, seconds)
+    if shard is not None and not quiet:
+        _ranks_summary(console, shard)
+
+
+def _other_ranks_failures(console, shard) -> None:
+    """Rank 0 repeats what failed on the other ranks (whose lines may be in another node's log), and says
+    which workers ended before they finished."""
+    from rich.markup import escape
+
+    if shard.join is None:  # --workers' failures were shown here as they happened
+        for r in shard.reports[1:]:
+            for path, reason in r.failed:
+                line = escape(f"{path}: {reason} (rank {r.rank}, {r.host})")
+                console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+    for rank, why in shard.lost.items():
+        console.print(f"[bold red]error:[/] {escape(f'worker {rank}: {why}')}", soft_wrap=True)
+
+
+def _ranks_summary(console, shard) -> None:
+    """One line per process: where it ran and how fast (photos per second of its own run)."""
+    for r in shard.reports:
+        console.print(
+            f"  rank {r.rank} ({r.host}, {r.device or 'no model'}): {r.done} done of {r.taken} taken in "
+            f"{r.seconds:.1f} s ({r.rate:.2f} photos/s)",
             soft_wrap=True,
         )
 
@@ -406,7 +483,7 @@ def _flag(argument: str) -> str:
     return "--" + argument.replace("_", "-")
 
 
-def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
+def _run_with_progress(console, pipe, jobs, quiet: bool, shard=None, **kwargs):
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -442,7 +519,8 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=quiet or (len(jobs) < 2 and not kwargs["post"].frame_by_frame),
+        # a rank of torchrun sees its own photos only: no bar (the lines of several would garble it)
+        disable=quiet or (len(jobs) < 2 and not kwargs["post"].frame_by_frame) or _bar_of_a_rank(shard),
     )
 
     def acknowledge() -> None:  # runs in a helper thread the moment Ctrl-C is pressed
@@ -454,7 +532,11 @@ def _run_with_progress(console, pipe, jobs, quiet: bool, **kwargs):
 
     with progress, acknowledge_interrupt(acknowledge):
         task = progress.add_task("predicting", total=len(jobs))
-        return run(pipe, jobs, on_event=on_event, **kwargs)
+        return (run if shard is None else shard.run)(pipe, jobs, on_event=on_event, **kwargs)
+
+
+def _bar_of_a_rank(shard) -> bool:
+    return shard is not None and shard.join is None
 
 
 def _summary(console, result, jobs, json_path: str | None, seconds: float) -> None:

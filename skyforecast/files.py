@@ -8,13 +8,14 @@ to a temporary path next to the target and renamed over it in one step.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes"]
+__all__ = ["atomic_path", "atomic_write_bytes", "remove_partials"]
 
 
 @contextlib.contextmanager
@@ -69,3 +70,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def remove_partials(final: str | os.PathLike) -> None:
+    """Remove what ``atomic_path`` left next to ``final`` in a process killed while writing it (a kill
+    leaves no time for its cleanup). Only where no other process is writing ``final`` now."""
+    final = Path(final)
+    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*.partial"):
+        shutil.rmtree(leftover, ignore_errors=True)

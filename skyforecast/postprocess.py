@@ -458,6 +458,16 @@ class PostProcess:
             return self._stream_model(still, videos, size, file_mask)
         return self._stream_steady(still, videos, size, file_mask, layer)
 
+    def __getstate__(self) -> dict:
+        """Pickled (for ``predict --workers``'s processes) without the lock and the work started early, which
+        belong to this process."""
+        state = dict(self.__dict__)
+        state["_lock"], state["_early"] = None, {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def prefetch(self, jobs: Sequence, count: int = 2) -> None:
         """Start the first ``count`` jobs' model-free work (the photo decoded at its output size and its sky
         mask, ~0.3 s for a 1080p photo) in a background thread, for ``stream`` to pick up. ``predict`` calls

@@ -1,0 +1,329 @@
+"""Batch prediction over several processes: ranks of ``torchrun`` (Gloo on the CPU, real processes, a real
+SIGKILL), ``predict --workers``, and the shared store's bookkeeping with ranks as threads."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch.distributed as dist
+from PIL import Image, ImageOps
+from videos import read_video
+
+from skyforecast.batch import Job, plan
+from skyforecast.files import atomic_path, remove_partials
+from skyforecast.pipeline import SkyPipeline
+from skyforecast.postprocess import PlainOutput
+from skyforecast.sharding import Shard, ShardError, auto_workers, largest_first
+
+# The same arithmetic in every process, so that outputs compare byte for byte: one thread each (the thread
+# count changes the rounding of the model's sums), and one photo per model call (so does the batch: which
+# photos share a call differs between one process and several, and between a run and its resumption).
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+OPTIONS = ["--resolution", "model", "--device", "cpu", "-f", "mp4", "-f", "gif", "--batch-size", "1"]
+WROTE = re.compile(r"^wrote (.+)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def photos(sample_photos: Path, tmp_path_factory) -> Path:
+    """8 photos of two sizes (the sample photos, and a crop of each)."""
+    folder = tmp_path_factory.mktemp("many") / "photos"
+    folder.mkdir()
+    for src in sorted(sample_photos.iterdir()):
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            im.save(folder / f"{src.stem}.jpg", quality=95)
+            ImageOps.mirror(im).crop((40, 0, 200, 90)).save(folder / f"{src.stem}_crop.jpg", quality=80)
+    return folder
+
+
+def _predict(*args: str) -> list[str]:
+    return [sys.executable, "-m", "skyforecast", "predict", *args]
+
+
+def _torchrun(*args: str, logs: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    return [*cmd, "--log-dir", str(logs), "--redirects", "3", "-m", "skyforecast", "predict", *args]
+
+
+def _rank_logs(logs: Path) -> list[str]:
+    """stderr of rank 0 and rank 1 of the one torchrun run logged in ``logs``."""
+    (run,) = logs.iterdir()
+    return [(run / "attempt_0" / str(r) / "stderr.log").read_text() for r in (0, 1)]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(photos: Path, tiny_weights: Path, tmp_path_factory) -> dict[str, bytes]:
+    """The outputs of one process doing the whole folder. A photo before the others takes the model's first
+    call, which on the CPU rounds differently from every later one (``fast``: unpacked weights); ranks warm
+    up instead (``sharding.warm_up``), so that their outputs do not depend on which photo each did first."""
+    folder = tmp_path_factory.mktemp("reference")
+    (folder / "in").mkdir()
+    for photo in photos.iterdir():
+        (folder / "in" / photo.name).write_bytes(photo.read_bytes())
+    (folder / "in" / "0_first.jpg").write_bytes((photos / "cirrus.jpg").read_bytes())
+    out = folder / "out"
+    cmd = _predict(str(folder / "in"), "-o", str(out), "-w", str(tiny_weights), *OPTIONS, "-q")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = {name: data for name, data in _files(out).items() if not name.startswith("0_first.")}
+    assert len(files) == 16
+    return files
+
+
+@pytest.mark.slow
+def test_two_ranks_do_every_photo_once_and_write_what_one_process_writes(
+    photos, tiny_weights, reference, tmp_path
+):
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    cmd = _torchrun(str(photos), "-o", str(out), "-w", str(tiny_weights), *OPTIONS, logs=logs)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rank0, rank1 = _rank_logs(logs)
+    wrote = WROTE.findall(rank0) + WROTE.findall(rank1)
+    assert sorted(wrote) == sorted(f"{out / n}.mp4, {out / n}.gif" for n in _stems(photos))  # once each
+    assert _files(out) == reference  # byte for byte, nothing else (no temporary files)
+    assert "8 done, 0 skipped (outputs exist), 0 failed" in rank0 and "done," not in rank1
+    taken = [int(n) for n in re.findall(r"rank \d \(.*\): \d+ done of (\d+) taken", rank0)]
+    assert len(taken) == 2 and sum(taken) == 8
+
+    logs = tmp_path / "again"
+    cmd = _torchrun(str(photos), "-o", str(out), "-w", str(tiny_weights), *OPTIONS, logs=logs)
+    assert subprocess.run(cmd, capture_output=True, env=ENV, timeout=300, cwd=tmp_path).returncode == 0
+    assert "0 done, 8 skipped (outputs exist), 0 failed" in _rank_logs(logs)[0]
+    assert _files(out) == reference
+
+
+def _stems(folder: Path) -> list[str]:
+    return [p.stem for p in sorted(folder.iterdir())]
+
+
+def _rank_pid(launcher: int, rank: int, timeout: float = 120) -> int:
+    """The process id of ``rank`` among the children of the ``torchrun`` process ``launcher``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                env = (entry / "environ").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == launcher and f"RANK={rank}".encode() in env:
+                return int(entry.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no rank {rank} under process {launcher}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the rank's process in /proc")
+def test_a_rank_killed_mid_run_then_the_same_command_finishes_everything_once(
+    photos, tiny_weights, reference, tmp_path
+):
+    out = tmp_path / "out"
+    args = (str(photos), "-o", str(out), "-w", str(tiny_weights), *OPTIONS)
+    first = subprocess.Popen(
+        _torchrun(*args, logs=tmp_path / "logs1"), env=ENV, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        rank1 = _rank_pid(first.pid, 1)
+        end = time.monotonic() + 240
+        while time.monotonic() < end:  # mid-run: some outputs whole, one being written
+            names = [p.name for p in out.iterdir()] if out.exists() else []
+            if any(n.endswith(".gif") for n in names) and any(n.endswith(".partial") for n in names):
+                break
+            time.sleep(0.01)
+        os.kill(rank1, signal.SIGKILL)
+        assert first.wait(timeout=120) != 0
+    finally:
+        first.kill()
+        first.wait()
+    before = _files(out)
+    finished = {name for name in before if not name.startswith(".")}
+    assert 0 < len(finished) < 16
+    assert all(before[name] == reference[name] for name in finished)  # whole, never half-written
+    stamps = {name: (out / name).stat().st_mtime_ns for name in finished}
+
+    logs = tmp_path / "logs2"
+    again = subprocess.run(_torchrun(*args, logs=logs), capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = WROTE.findall("\n".join(_rank_logs(logs)))
+    redone = sorted(Path(line.split(", ")[0]).stem for line in lines)
+    unfinished = {Path(n).stem for n in set(reference) - finished}
+    assert redone == sorted(unfinished)  # each photo left over once, no finished one again
+    assert {name: (out / name).stat().st_mtime_ns for name in finished} == stamps  # not rewritten
+    assert _files(out) == reference  # everything, once, and no temporary file left
+
+
+@pytest.mark.slow
+def test_a_photo_failing_on_any_rank_is_reported_by_rank_0(photos, tiny_weights, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("cumulus.jpg", "dusk_crop.jpg", "hills_crop.jpg"):
+        (folder / name).write_bytes((photos / name).read_bytes())
+    for i in range(4):
+        (folder / f"broken{i}.jpg").write_bytes(b"not a photo" * (1 + 3000 * i))  # sizes among the photos'
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    cmd = _torchrun(str(folder), "-o", str(out), "-w", str(tiny_weights), *OPTIONS, logs=logs)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0  # every rank exits 1
+    rank0, rank1 = _rank_logs(logs)
+    assert "3 done, 0 skipped (outputs exist), 4 failed" in rank0
+    for i in range(4):
+        # each failure once in rank 0's lines as it happened or as rank 1's, and once in the list
+        name = str(folder / f"broken{i}.jpg")
+        assert rank0.count(f"error: {name}: ") == 1 and rank0.count(f"  {name}: ") == 1
+        if f"error: {name}: " in rank1:
+            assert "(rank 1, " in rank0.split(f"error: {name}: ")[1].splitlines()[0]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{s}.{f}" for s in ("cumulus", "dusk_crop", "hills_crop") for f in ("gif", "mp4")
+    )
+
+
+@pytest.mark.slow
+def test_workers_share_a_folder_and_write_what_one_process_writes(photos, tiny_weights, reference, tmp_path):
+    out = tmp_path / "out"
+    cmd = _predict(str(photos), "-o", str(out), "-w", str(tiny_weights), *OPTIONS, "--workers", "2")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "leaked" not in proc.stderr
+    assert len(WROTE.findall(proc.stderr)) == 8  # one console shows every worker's photos
+    assert "8 done, 0 skipped (outputs exist), 0 failed" in proc.stderr
+    assert len(re.findall(r"^  rank [01] ", proc.stderr, re.M)) == 2
+    assert _files(out) == reference
+
+
+# ---- the shared store's bookkeeping, ranks as threads of this process ----
+
+
+def _store(world: int) -> tuple[dist.TCPStore, list]:
+    server = dist.TCPStore("127.0.0.1", 0, world, True, wait_for_workers=False)
+    clients = [dist.TCPStore("127.0.0.1", server.port, world, False) for _ in range(world - 1)]
+    return server, [server, *clients]
+
+
+def _jobs(folder: Path, n: int, tmp: Path) -> list[Job]:
+    return [Job(folder / f"p{i}.jpg", {"mp4": tmp / f"p{i}.mp4"}) for i in range(n)]
+
+
+def test_ranks_taking_at_once_get_every_photo_exactly_once(tmp_path):
+    jobs = _jobs(tmp_path, 203, tmp_path)
+    _, stores = _store(3)
+    shards = [Shard(r, 3, r, s, todo=list(jobs)) for r, s in enumerate(stores)]
+    taken: list[list[Job]] = [[] for _ in shards]
+
+    def drain(r: int) -> None:
+        while chunk := shards[r].take(8):
+            assert 1 <= len(chunk) <= 8
+            taken[r].extend(chunk)
+
+    threads = [threading.Thread(target=drain, args=(r,)) for r in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = [j.source.name for part in taken for j in part]
+    assert sorted(got) == sorted(j.source.name for j in jobs)  # all, none twice
+    assert all(part for part in taken)
+
+
+def test_takes_shrink_to_single_photos_at_the_end(tmp_path):
+    _, (store,) = _store(1)
+    shard = Shard(0, 2, 0, store, todo=_jobs(tmp_path, 40, tmp_path))
+    sizes = []
+    while chunk := shard.take(8):
+        sizes.append(len(chunk))
+    assert sum(sizes) == 40 and sizes[0] == 5 and sizes[-4:] == [1, 1, 1, 1]
+
+
+def test_largest_photo_is_taken_first(tmp_path):
+    for name, size in [("a.jpg", 10), ("b.jpg", 300), ("c.jpg", 20), ("d.jpg", 300)]:
+        (tmp_path / name).write_bytes(b"x" * size)
+    jobs = [Job(tmp_path / n, {}) for n in ("a.jpg", "b.jpg", "c.jpg", "d.jpg", "gone.jpg")]
+    assert largest_first([0, 1, 2, 3, 4], jobs) == [1, 3, 2, 0, 4]
+
+
+def test_ranks_with_different_plans_refuse_to_start(sample_photos, tmp_path):
+    _, stores = _store(2)
+    plans = [plan([sample_photos], tmp_path / "out")[0], plan([sample_photos], tmp_path / "other")[0]]
+    errors: list[str] = []
+
+    def agree(r: int) -> None:
+        try:
+            Shard(r, 2, r, stores[r]).agree(plans[r])
+        except ShardError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=agree, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(errors) == 2 and all("rank 1 planned other inputs or outputs than rank 0" in e for e in errors)
+
+
+def test_rank_0_combines_a_failure_met_on_rank_1(sample_photos, tiny_weights, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    (folder / "dusk.jpg").write_bytes((sample_photos / "dusk.jpg").read_bytes())
+    jobs, _ = plan([folder], tmp_path / "out")
+    _, stores = _store(2)
+    shards = [Shard(r, 2, r, stores[r]) for r in (0, 1)]
+    pipe = SkyPipeline.from_pretrained(tiny_weights, device="cpu")
+    results: dict[int, object] = {}
+
+    def rank(r: int) -> None:
+        shards[r].agree(jobs)
+        if r == 0:
+            while not stores[0].check(["report/1"]):  # rank 1 first: it takes every photo
+                time.sleep(0.01)
+        results[r] = shards[r].run(pipe, jobs, post=PlainOutput(None))
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results[0] == results[1]  # every rank holds the combination (and exits with its code)
+    combined = results[0]
+    assert [Path(p).name for p, _ in combined.failed] == ["broken.jpg"] and combined.exit_code == 1
+    assert [p.name for p in combined.done] == ["dusk.jpg"]
+    assert [(r.rank, r.taken, r.done) for r in shards[0].reports] == [(0, 0, 0), (1, 2, 1)]
+    assert [Path(p).name for p, _ in shards[0].reports[1].failed] == ["broken.jpg"]
+    assert len(read_video(tmp_path / "out" / "dusk.mp4")) == 32
+
+
+def test_remove_partials_removes_only_what_a_killed_writer_left(tmp_path):
+    final = tmp_path / "clip.mp4"
+    final.write_bytes(b"earlier")
+    killed = atomic_path(final)  # a writer that never gets to finish (or clean up)
+    tmp = killed.__enter__()
+    tmp.write_bytes(b"half")
+    other = tmp_path / ".clip.mp4x.abc.partial"  # another output's
+    other.mkdir()
+    mine = tmp_path / "clip.mp4.partial"  # a user's file, not hidden
+    mine.write_bytes(b"mine")
+    remove_partials(final)
+    assert not tmp.parent.exists() and other.exists()
+    assert mine.read_bytes() == b"mine" and final.read_bytes() == b"earlier"
+
+
+def test_workers_by_default_follow_cores_and_memory():
+    assert auto_workers(cores=2, free_bytes=64 << 30) == 1
+    assert auto_workers(cores=16, free_bytes=64 << 30) == 4
+    assert auto_workers(cores=64, free_bytes=4 << 30) == 2
+    assert auto_workers(cores=1, free_bytes=0) == 1
