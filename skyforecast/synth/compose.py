@@ -104,7 +104,11 @@ def _frame_colours(scene: Scene, t: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 def _render_scene(scene: Scene, frames: int, w: int, h: int, start: int) -> RenderedClip:
-    """Frames ``start`` .. ``start + frames - 1`` of ``scene`` at w x h, with the static-foreground mask."""
+    """Frames ``start`` .. ``start + frames - 1`` of ``scene`` at w x h, with the static-foreground mask.
+
+    Takes a scene, never a seed: make_scene renders the preview that calibrates its motion with it, with no
+    loop back to the entry points in ``render`` (which draw the scene from a seed when none is given).
+    """
     import cv2
 
     st = _static_layers(scene, w, h)
