@@ -47,29 +47,38 @@ def _imports(body: list[ast.stmt], deferred: bool, scope: str = "") -> list[tupl
     return found
 
 
+def _module_name(path: Path, package: Path) -> str:
+    """``skyforecast.x`` for x.py, ``skyforecast.sub`` for sub/__init__.py, ``skyforecast.sub.y`` for
+    sub/y.py."""
+    parts = path.relative_to(package).with_suffix("").parts
+    return ".".join(("skyforecast",) + (parts[:-1] if parts[-1] == "__init__" else parts))
+
+
 def import_graph(package: Path = PACKAGE, deferred: bool = False) -> dict[str, set[str]]:
-    """skyforecast module -> the skyforecast modules it imports at import time (``deferred``: or later,
-    from a function, except the ``COMPAT_SPELLINGS``)."""
-    modules = {p.stem for p in package.glob("*.py")}
+    """skyforecast module (sub-packages' modules included) -> the skyforecast modules it imports at import
+    time (``deferred``: or later, from a function, except the ``COMPAT_SPELLINGS``)."""
+    paths = sorted(package.rglob("*.py"))
+    modules = {_module_name(p, package) for p in paths}
     graph: dict[str, set[str]] = {}
-    for path in sorted(package.glob("*.py")):
-        name = "skyforecast" if path.stem == "__init__" else f"skyforecast.{path.stem}"
+    for path in paths:
+        name = _module_name(path, package)
+        here = name.split(".") if path.stem == "__init__" else name.split(".")[:-1]  # for relative imports
         deps: set[str] = set()
         for scope, node in _imports(ast.parse(path.read_text(encoding="utf-8")).body, deferred):
-            if (path.stem, scope) in COMPAT_SPELLINGS:
+            if (name.removeprefix("skyforecast."), scope) in COMPAT_SPELLINGS:
                 continue
             if isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names if a.name.split(".")[0] == "skyforecast"}
                 continue
-            if node.level:  # relative: ``from .x import y`` or ``from . import x``
-                target = "skyforecast" + (f".{node.module}" if node.module else "")
+            if node.level:  # relative: ``from .x import y``, ``from . import x``, ``from ..x import y``
+                target = ".".join(here[: len(here) - node.level + 1] + ([node.module] if node.module else []))
             elif (node.module or "").split(".")[0] == "skyforecast":
                 target = node.module
             else:
                 continue
-            deps.add(target)
-            if target == "skyforecast":
-                deps |= {f"skyforecast.{a.name}" for a in node.names if a.name in modules}
+            submodules = {f"{target}.{a.name}" for a in node.names} & modules
+            # ``from . import x`` needs module x, not its package (already being imported around it)
+            deps |= submodules if len(submodules) == len(node.names) else submodules | {target}
         graph[name] = deps - {name}
     return graph
 
@@ -117,6 +126,38 @@ def test_no_import_cycle_through_deferred_imports_either():
     assert "skyforecast.models" in graph["skyforecast.weights"]  # load_folder's deferred import is seen
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle)
+
+
+def test_the_graph_resolves_relative_imports_in_sub_packages(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "top.py").write_text("from . import __version__\nfrom .sub import a\n")
+    (tmp_path / "sub" / "__init__.py").write_text("from .a import f\n")
+    (tmp_path / "sub" / "a.py").write_text("from ..top import g\nfrom . import b\n")
+    (tmp_path / "sub" / "b.py").write_text("import skyforecast.sub.a\n")
+    assert import_graph(tmp_path) == {
+        "skyforecast.top": {"skyforecast", "skyforecast.sub.a"},
+        "skyforecast.sub": {"skyforecast.sub.a"},
+        "skyforecast.sub.a": {"skyforecast.top", "skyforecast.sub.b"},  # not its own package: no false loop
+        "skyforecast.sub.b": {"skyforecast.sub.a"},
+    }
+
+
+def test_the_graph_sees_sub_packages_and_the_generator_stands_alone():
+    """The sky generator's modules are in the graph, with their relative imports resolved inside their
+    sub-package, and they import nothing else from skyforecast (the generator needs none of it)."""
+    graph = import_graph(deferred=True)
+    assert "skyforecast.synth.noise" in graph["skyforecast.synth.clouds"]
+    assert "skyforecast.synth.write_dataset" not in graph["skyforecast.synth"]  # a name, not a module
+    assert "skyforecast.synth.dataset" in graph["skyforecast.synth"]
+    assert "skyforecast.synth" in graph["skyforecast.cli"]
+    outside = {
+        (mod, dep)
+        for mod, deps in graph.items()
+        if mod.startswith("skyforecast.synth")
+        for dep in deps
+        if not dep.startswith("skyforecast.synth")
+    }
+    assert not outside, outside
 
 
 def _modules_after(code: str) -> dict:
