@@ -1290,3 +1290,12 @@ def main() -> None:
 
 if __name__ == "__main__":  # python -m skyforecast.cli
     sys.exit(main())
+
+
+def __getattr__(name: str):
+    """``skyforecast.cli.command``: the click command behind the Typer app, built on first use. Tools that
+    document click commands read it (the documentation's command-line reference is generated from it, so
+    ``--help`` and the docs say the same); building it at import would slow every start."""
+    if name == "command":
+        return typer.main.get_command(app)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,17 +1,54 @@
-"""The bundled default model must be found after a non-editable install, not only in a source checkout,
-and predict from there with no network and no --weights."""
+"""The package as an index would get it: the sdist and the wheel built from it pass `twine check` and carry
+the metadata a package page shows, and the bundled default model is found after a non-editable install, not
+only in a source checkout, and predicts from there with no network and no --weights."""
 
 from __future__ import annotations
 
+import email
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 from conftest import REPO
+
+
+def _metadata(wheel: Path) -> email.message.Message:
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        return email.message_from_bytes(z.read(name))
+
+
+def test_sdist_and_wheel_pass_twine_check_with_the_package_page_metadata(tmp_path):
+    pytest.importorskip("build", reason="needs the build package (pip install -e '.[dev]')")
+    pytest.importorskip("twine", reason="needs twine (pip install -e '.[dev]')")
+    dist = tmp_path / "dist"
+    # the wheel is built from the sdist, so a file the sdist forgets breaks the wheel too
+    subprocess.run(
+        [sys.executable, "-m", "build", "-q", "-o", str(dist), str(REPO)], check=True, cwd=tmp_path
+    )
+    files = sorted(dist.iterdir(), key=lambda p: p.suffix)  # .gz, .whl
+    assert [p.suffix for p in files] == [".gz", ".whl"], files
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, files)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    import skyforecast
+
+    meta = _metadata(files[1])
+    assert meta["Version"] == skyforecast.__version__  # the version lives in one place
+    assert meta["License-Expression"] == "MIT" and meta["License-File"] == "LICENSE"
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
+    assert {"Homepage", "Documentation", "Source", "Changelog"} <= set(urls)
+    assert meta["Author"] and meta["Keywords"] and len(meta.get_all("Classifier")) >= 5
+    assert meta["Description-Content-Type"] == "text/markdown" and "skyforecast predict" in meta.get_payload()
+    with zipfile.ZipFile(files[1]) as z:
+        assert any(n.endswith("licenses/LICENSE") for n in z.namelist())
 
 
 def test_wheel_ships_the_weights_folder_as_package_data(tmp_path):
