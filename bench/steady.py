@@ -333,7 +333,7 @@ def main() -> None:
         results.update(remap_cost())
         results.update(cli_runs(args, photos, tmp))
     for key in ("", "baseline_") if args.baseline else ("",):
-        for feed in ("rgb24", "yuv420p"):  # the ratio: a folder's time per photo over x264 alone
+        for feed in ("rgb24", "yuv420p"):  # the target's ratio: a folder's time per photo over x264 alone
             ratio = results[f"{key}per_photo_after_start_s"] / results[f"x264_alone_{feed}_s"]
             results[f"{key}per_photo_over_x264_{feed}"] = ratio
     results["load_average_start_end"] = f"{start:.1f} {os.getloadavg()[0]:.1f}"
