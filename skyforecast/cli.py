@@ -1063,7 +1063,7 @@ def evaluate_command(
     Examples:
       skyforecast evaluate ../shared/data/real-sky-dev
       skyforecast evaluate clips/ -w run/model --per-clip --json scores.json
-      skyforecast evaluate ../shared/data/real-sky-dev --photo-size 720 --directions 8
+      skyforecast evaluate clips/ --photo-size 720 --directions 8
     """
     import json
 
