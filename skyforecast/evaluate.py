@@ -565,6 +565,25 @@ def _clip_name(index, clip, clips_per_sequence: dict[int, int]) -> str:
     return f"{name}@{clip.start}" if clips_per_sequence[clip.sequence] > 1 else name
 
 
+def _checked_systems(
+    systems: Sequence[str], batch_size: int, photo_size: int | None, directions: int | None
+) -> Sequence[str]:
+    """``evaluate``'s arguments checked (``ValueError`` names the bad one); the systems to score, with the
+    default output added when ``directions`` asks for its best of K."""
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise ValueError(f"systems must be among {SYSTEMS}, got {list(systems)}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if photo_size is not None and not 16 <= photo_size <= 4096:
+        raise ValueError(f"photo size must be 16..4096 px, got {photo_size}")
+    if directions is not None and not 1 <= directions <= 64:
+        raise ValueError(f"directions must be 1..64, got {directions}")
+    if directions is not None and "default" not in systems:
+        systems = (*systems, "default")
+    return systems
+
+
 def evaluate(
     data: str | os.PathLike,
     weights: str | os.PathLike | None = None,
@@ -595,17 +614,7 @@ def evaluate(
     """
     from .data import ClipDataset, discover_clips
 
-    unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown or not systems:
-        raise ValueError(f"systems must be among {SYSTEMS}, got {list(systems)}")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    if photo_size is not None and not 16 <= photo_size <= 4096:
-        raise ValueError(f"photo size must be 16..4096 px, got {photo_size}")
-    if directions is not None and not 1 <= directions <= 64:
-        raise ValueError(f"directions must be 1..64, got {directions}")
-    if directions is not None and "default" not in systems:
-        systems = (*systems, "default")
+    systems = _checked_systems(systems, batch_size, photo_size, directions)
     index = discover_clips(data, frames=FRAMES) if index is None else index
     count = len(index.clips) if limit is None else min(len(index.clips), max(0, int(limit)))
     dataset = ClipDataset(index, crop="squash")
