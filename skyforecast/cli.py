@@ -1057,7 +1057,7 @@ def evaluate_command(
     """Score the model against real time-lapses: PSNR, SSIM and motion over frames 1..31.
 
     Five systems beside the real clips: predict's default output, the model's own Stage II video, Stage II
-    motion on the photo, Stage I alone and the first frame repeated.
+    flow on the photo, Stage I (Base-Net) alone and the first frame repeated.
 
     \b
     Examples:

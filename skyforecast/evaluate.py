@@ -66,8 +66,8 @@ SYSTEMS = ("default", "stage2", "transfer", "stage1", "copy")
 SYSTEM_LABELS = {
     "default": "predict (default)",
     "stage2": "model (Stage II)",
-    "transfer": "Stage II motion on the photo",
-    "stage1": "Stage I alone (Base-Net)",
+    "transfer": "Stage II flow on photo",
+    "stage1": "Stage I (Base-Net)",
     "copy": "first frame repeated",
 }
 # The reference numbers on the 16 clips of ../shared/data/real-sky-dev (see its README).
@@ -640,7 +640,7 @@ def evaluate(
     )
     if directions is not None:
         report.systems["best"] = SystemReport(
-            "best", label_text=f"predict, best of {directions} directions", real=report.real.clips
+            "best", label_text=f"best of {directions} directions", real=report.real.clips
         )
     per_sequence = Counter(c.sequence for c in index.clips)
     for start in range(0, count, batch_size):

@@ -456,7 +456,7 @@ def test_cli_on_real_sky_dev_prints_tables_and_writes_json(
         "-q",
     )
     assert r.returncode == 0, r.stderr
-    for label in ("model (Stage II)", "Stage I alone (Base-Net)", "first frame repeated", "grid00/grid00_1"):
+    for label in ("model (Stage II)", "Stage I (Base-Net)", "first frame repeated", "grid00/grid00_1"):
         assert label in r.stdout
     d = json.loads(out.read_text())
     assert d["clips"] == 3
