@@ -33,7 +33,7 @@ COAST = ROOT.parent / "shared" / "data" / "photos" / "coast.png"
 PREPARE = """
 import sys, torch
 from PIL import Image
-from skyforecast.models import MDGAN
+from skyforecast.model.networks import MDGAN
 src, photo, size, weights, ngf = sys.argv[1:6]
 image = Image.open(src).convert("RGB")
 if photo != src:

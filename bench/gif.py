@@ -46,7 +46,7 @@ def main() -> None:
     from videos import read_video
 
     import skyforecast
-    from skyforecast.media import write_gif, write_mp4
+    from skyforecast.io.media import write_gif, write_mp4
 
     with tempfile.TemporaryDirectory() as tmp:
         for photo in args.photos:

@@ -27,10 +27,10 @@ def render_share(device: str, smoke: bool, batch: int | None = None) -> dict:
     import torch
     from steady import encode_yuv, make_photos  # bench/steady.py
 
-    from skyforecast.media import load_photo, squash
-    from skyforecast.pipeline import SkyPipeline
-    from skyforecast.postprocess import PostProcess
-    from skyforecast.yuv import I420
+    from skyforecast.io.media import load_photo, squash
+    from skyforecast.io.yuv import I420
+    from skyforecast.model.pipeline import SkyPipeline
+    from skyforecast.render.postprocess import PostProcess
 
     size = (320, 180) if smoke else (1920, 1080)
     batch = batch or (2 if smoke else 32)

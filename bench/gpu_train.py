@@ -2,8 +2,8 @@
 best snapshot.
 
 Stage I, then Stage II, at the widest width whose fp16 export fits the size budget (parameter counts
-from ``skyforecast.models.MDGAN`` itself), through ``skyforecast train`` sessions: each session ends with
-``--stop-after N`` (checkpoint + export), the next one continues with ``--resume``. N is planned from the
+from ``skyforecast.model.networks.MDGAN`` itself), through ``skyforecast train`` sessions: each session ends
+with ``--stop-after N`` (checkpoint + export), the next one continues with ``--resume``. N is planned from the
 step rate the previous sessions measured, so the sessions fill the time left. Each export is stored as
 fp16 (what would be bundled) and scored with ``skyforecast evaluate`` in the background while training
 goes on; the whole evaluate JSON is kept, so metrics that evaluate gains later come along unchanged. The
@@ -39,7 +39,7 @@ def fp16_export_bytes(ngf: int, refine_ngf: int | None = None) -> int:
     device, so no memory is spent on weights."""
     import torch
 
-    from skyforecast.models import MDGAN
+    from skyforecast.model.networks import MDGAN
 
     with torch.device("meta"):
         model = MDGAN(ngf=ngf, refine_ngf=refine_ngf)
@@ -322,7 +322,7 @@ class TrainRun:
 
     def snapshot(self, stage: int, global_step: int) -> None:
         """The session's export, stored as fp16 (what would be bundled), then scored in the background."""
-        from skyforecast.weights import load_model
+        from skyforecast.model.weights import load_model
 
         tag = f"s{stage}-step{global_step:06d}"
         folder = self.snap_dir / tag

@@ -3,8 +3,8 @@
 Measured in one run, so the numbers share the machine's conditions:
 
 * model only, two stages: the plain eager fp32 model (the reference) against the fast path
-  (``skyforecast.fast``) at several batch sizes, interleaved round by round, medians; plus ablations that
-  switch one optimisation off at a time, and optionally ``torch.compile``;
+  (``skyforecast.model.fast``) at several batch sizes, interleaved round by round, medians; plus ablations
+  that switch one optimisation off at a time, and optionally ``torch.compile``;
 * end to end: ``skyforecast predict`` as a new process for one photo (process start to file written) and for
   a folder of 32 photos (clips/s), with the peak resident memory of the process;
 * where the one-photo run spends its time, phase by phase (interpreter start, imports, weights, prediction,
@@ -29,16 +29,17 @@ import tempfile
 import time
 from pathlib import Path
 
-# The CLI lets idle OpenMP threads sleep (skyforecast/cli.py); the model-only timings use the same setting
+# The CLI lets idle OpenMP threads sleep (skyforecast/cli/__init__.py); the model-only timings use the same
+# setting
 # so that they compare with the end-to-end ones. An explicit OMP_WAIT_POLICY in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from skyforecast.fast import FastMDGAN, cpu_supports_bf16, onednn_available  # noqa: E402
-from skyforecast.models import FRAMES, MDGAN  # noqa: E402
-from skyforecast.pipeline import pick_device  # noqa: E402
+from skyforecast.model.fast import FastMDGAN, cpu_supports_bf16, onednn_available  # noqa: E402
+from skyforecast.model.networks import FRAMES, MDGAN  # noqa: E402
+from skyforecast.model.pipeline import pick_device  # noqa: E402
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"  # beside the checkout
 
@@ -231,8 +232,8 @@ import skyforecast.cli as cli
 mark("import CLI (typer, rich)", start)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 start = clock()
-import skyforecast.batch, skyforecast.fast, skyforecast.media, skyforecast.pipeline, skyforecast.weights
-mark("import torch + prediction code", start)
+import skyforecast.batch, skyforecast.model.fast, skyforecast.io.media, skyforecast.model.pipeline,
+skyforecast.model.weights mark("import torch + prediction code", start)
 mods = sys.modules
 
 def wrap(owner, attr, name, static=False):
@@ -246,11 +247,11 @@ def wrap(owner, attr, name, static=False):
             mark(name, start)
     setattr(owner, attr, classmethod(timed) if static else timed)
 
-wrap(mods["skyforecast.weights"], "locate", "find weights, read config")
-wrap(mods["skyforecast.fast"].FastMDGAN, "from_files", "read + fold weights", static=True)
-wrap(mods["skyforecast.pipeline"].SkyPipeline, "predict_squares", "predict (model)")
+wrap(mods["skyforecast.model.weights"], "locate", "find weights, read config")
+wrap(mods["skyforecast.model.fast"].FastMDGAN, "from_files", "read + fold weights", static=True)
+wrap(mods["skyforecast.model.pipeline"].SkyPipeline, "predict_squares", "predict (model)")
 wrap(mods["skyforecast.batch"], "load_photo", "decode photo")
-writers = mods["skyforecast.media"].WRITERS
+writers = mods["skyforecast.io.media"].WRITERS
 mp4 = writers["mp4"]
 def write_mp4(*a, **k):
     start = clock()

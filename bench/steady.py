@@ -84,7 +84,7 @@ def encode_yuv(planes: list[np.ndarray], size: tuple[int, int], path: Path) -> N
     """x264 on frames already in yuv420p, with exactly the encoder settings ``write_mp4`` uses."""
     import imageio_ffmpeg
 
-    from skyforecast.media import Encoding, _start_encoder, check_mp4
+    from skyforecast.io.media import Encoding, _start_encoder, check_mp4
 
     exe = imageio_ffmpeg.get_ffmpeg_exe()
     with tempfile.TemporaryFile() as log:
@@ -197,7 +197,7 @@ IMPORTS = (
     "numpy",
     "cv2",
     "torch",
-    "skyforecast.fast",
+    "skyforecast.model.fast",
 )
 
 
@@ -219,10 +219,10 @@ def import_parts(code: Path, photo: Path, out: Path) -> dict[str, float]:
 
 
 def in_process(args, photos: list[Path], tmp: Path) -> dict[str, float | str]:
-    from skyforecast.media import load_photo, squash, write_mp4
-    from skyforecast.pipeline import SkyPipeline
-    from skyforecast.postprocess import PostProcess
-    from skyforecast.yuv import I420
+    from skyforecast.io.media import load_photo, squash, write_mp4
+    from skyforecast.io.yuv import I420
+    from skyforecast.model.pipeline import SkyPipeline
+    from skyforecast.render.postprocess import PostProcess
 
     pipe = SkyPipeline.from_pretrained(None, device="cpu")
     post = PostProcess()

@@ -41,8 +41,8 @@ def measure(stage: str, ngf: int, setting: str, steps: int, data: str) -> dict:
     """One setting in this process: build the run, time ``steps`` steps after one untimed step."""
     import torch
 
-    from skyforecast.models import MDGAN
-    from skyforecast.train import TrainConfig, Trainer
+    from skyforecast.model.networks import MDGAN
+    from skyforecast.training.trainer import TrainConfig, Trainer
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     weights = None

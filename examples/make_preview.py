@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 import skyforecast
-from skyforecast.files import atomic_path
+from skyforecast.io.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
 PHOTO = HERE / "sky.jpg"

@@ -6,8 +6,8 @@ renders it (the same ``PostProcess``: the steady sky field at the photo's size b
 
 The model is loaded on the first call and kept for later calls with the same ``weights`` and ``device``, so
 a script that animates many photos pays for loading once. (On the CPU a model's first call at an input size
-runs plain matrix products and later calls packed convolutions, ``skyforecast.fast``: a later call may round
-a few pixels 1 of 255 levels away from what a fresh ``predict`` writes; the first call matches exactly.)
+runs plain matrix products and later calls packed convolutions, ``skyforecast.model.fast``: a later call may
+round a few pixels 1 of 255 levels away from what a fresh ``predict`` writes; the first call matches exactly.)
 Bad option values raise ``ArgumentError`` (a ``ValueError``) naming the argument: ``speed: must be ...``.
 """
 
@@ -20,10 +20,10 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from .constants import FRAMES, ArgumentError
-from .media import Photo, load_photo, photo_from_image, squash
-from .pipeline import SkyPipeline
-from .postprocess import PostProcess
+from .io.constants import FRAMES, ArgumentError
+from .io.media import Photo, load_photo, photo_from_image, squash
+from .model.pipeline import SkyPipeline
+from .render.postprocess import PostProcess
 
 PhotoInput = str | os.PathLike | Image.Image | np.ndarray
 

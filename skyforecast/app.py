@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from .api import animate, load_pipeline
-from .constants import FRAMES, ArgumentError
-from .media import InputError, Photo, load_photo, write_gif, write_mp4
-from .postprocess import PostProcess
+from .io.constants import FRAMES, ArgumentError
+from .io.media import InputError, Photo, load_photo, write_gif, write_mp4
+from .render.postprocess import PostProcess
 
 INSTALL_HINT = 'the web app needs Gradio, which is not installed: pip install "skyforecast[app]"'
 FPS = 8  # as predict's default
@@ -321,7 +321,7 @@ def serve(
 ) -> None:
     """Serve the page until Ctrl-C (or SIGTERM), then remove every file the app made. Raises ``AppError``
     (one line) when Gradio is missing, the weights cannot be loaded or the port cannot be used."""
-    from .weights import WeightsError
+    from .model.weights import WeightsError
 
     root = Path(tempfile.mkdtemp(prefix="skyforecast-app-")).resolve()
     try:

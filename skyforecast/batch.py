@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .media import FORMATS, Encoding, InputError, Photo, list_images, load_photo, output_name, squash
-from .postprocess import Output, PlainOutput
+from .io.media import FORMATS, Encoding, InputError, Photo, list_images, load_photo, output_name, squash
+from .render.postprocess import Output, PlainOutput
 
 if TYPE_CHECKING:
-    from .pipeline import SkyPipeline
+    from .model.pipeline import SkyPipeline
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
 # Suffixes of video and image files that ``-o`` cannot write: such a name is a mistake, not a folder.

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from .batch import BatchResult, Job, run
-from .constants import SIZE
-from .distributed import dist_from_env
-from .files import remove_partials
+from .io.constants import SIZE
+from .io.files import remove_partials
+from .training.distributed import dist_from_env
 
 __all__ = [
     "RankReport",
@@ -379,7 +379,7 @@ def _worker(rank, world, port, todo, weights, device, threads, run_kwargs, event
     """One ``--workers`` process: load the model, take photos until none are left, report."""
     import torch.distributed as dist
 
-    from .pipeline import SkyPipeline
+    from .model.pipeline import SkyPipeline
 
     _limit_threads(threads)
     store = dist.TCPStore("127.0.0.1", port, world, False, timeout=STORE_TIMEOUT)

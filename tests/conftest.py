@@ -83,7 +83,7 @@ def visible_tiny_model(seed: int, mean_spread: float = 0.2):
     (running means in +-``mean_spread``) and a last layer widened 20x."""
     import torch
 
-    from skyforecast.models import MDGAN
+    from skyforecast.model.networks import MDGAN
 
     torch.manual_seed(seed)
     model = MDGAN(ngf=4)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import skyforecast
 from skyforecast.api import load_pipeline
 from skyforecast.cli import app
-from skyforecast.constants import ArgumentError
+from skyforecast.io.constants import ArgumentError
 
 runner = CliRunner()
 

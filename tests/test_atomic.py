@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 from videos import read_video
 
-from skyforecast.media import atomic_path, write_frames, write_gif, write_mp4
-from skyforecast.models import MDGAN
+from skyforecast.io.media import atomic_path, write_frames, write_gif, write_mp4
+from skyforecast.model.networks import MDGAN
 
 
 def _video(t: int = 32, h: int = 64, w: int = 96) -> np.ndarray:
@@ -113,7 +113,7 @@ def test_failed_overwrite_keeps_the_old_output(tmp_path):
 
 
 def test_truncated_mp4_is_refused(tmp_path):
-    from skyforecast.media import check_mp4
+    from skyforecast.io.media import check_mp4
 
     write_mp4(_video(t=8), tmp_path / "ok.mp4")
     check_mp4(tmp_path / "ok.mp4")

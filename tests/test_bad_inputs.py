@@ -22,8 +22,8 @@ import pytest
 import torch
 from PIL import Image
 
-from skyforecast.media import InputError, load_photo
-from skyforecast.models import MDGAN
+from skyforecast.io.media import InputError, load_photo
+from skyforecast.model.networks import MDGAN
 
 # ---- file builders -----------------------------------------------------------------------------------
 

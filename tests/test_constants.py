@@ -1,12 +1,14 @@
-"""``skyforecast.constants``: the shared numbers and suffixes are the ones the modules use, and the one
+"""``skyforecast.io.constants``: the shared numbers and suffixes are the ones the modules use, and the one
 ``WxH`` parser accepts and refuses what the two it replaces did."""
 
 from __future__ import annotations
 
 import pytest
 
-from skyforecast import constants, fast, media, models, pipeline
-from skyforecast.constants import IMAGE_SUFFIXES, parse_wxh
+from skyforecast.io import constants, media
+from skyforecast.io.constants import IMAGE_SUFFIXES, parse_wxh
+from skyforecast.model import fast, pipeline
+from skyforecast.model import networks as models
 
 
 def test_the_clip_shape_is_defined_once():

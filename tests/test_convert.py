@@ -12,8 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.models import MDGAN, Generator
-from skyforecast.weights import load_model
+from skyforecast.model.networks import MDGAN, Generator
+from skyforecast.model.weights import load_model
 
 runner = CliRunner()
 

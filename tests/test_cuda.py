@@ -1,7 +1,7 @@
-"""The CUDA path, on a real GPU: the fast path's autocast and cuDNN settings (skyforecast/fast.py), the
-pipeline's pinned uint8 transfers and its batch halving on out-of-memory (skyforecast/pipeline.py), and a
-few training steps in bf16 (skyforecast/train.py). Every test here is marked ``cuda`` and skipped without a
-CUDA device, as on CI; ``bench/gpu_run.sh`` runs them (``pytest -m cuda``) on a CUDA machine."""
+"""The CUDA path, on a real GPU: the fast path's autocast and cuDNN settings (skyforecast/model/fast.py), the
+pipeline's pinned uint8 transfers and its batch halving on out-of-memory (skyforecast/model/pipeline.py), and
+a few training steps in bf16 (skyforecast/training/trainer.py). Every test here is marked ``cuda`` and skipped
+without a CUDA device, as on CI; ``bench/gpu_run.sh`` runs them (``pytest -m cuda``) on a CUDA machine."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import torch
 from conftest import randomise_batchnorm
 
-from skyforecast.fast import FastMDGAN
-from skyforecast.models import FRAMES, MDGAN
-from skyforecast.pipeline import SkyPipeline
+from skyforecast.model.fast import FastMDGAN
+from skyforecast.model.networks import FRAMES, MDGAN
+from skyforecast.model.pipeline import SkyPipeline
 
 pytestmark = [
     pytest.mark.cuda,
@@ -119,9 +119,9 @@ def test_pipeline_halves_the_batch_on_out_of_memory():
 
 
 def test_training_steps_on_cuda_in_bf16(tmp_path):
+    from skyforecast.model.weights import load_model
     from skyforecast.synth import write_dataset
-    from skyforecast.train import TrainConfig, train
-    from skyforecast.weights import load_model
+    from skyforecast.training.trainer import TrainConfig, train
 
     write_dataset(tmp_path / "clips", 4, 0, size=(128, 128))
     model_dir = train(

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from skyforecast.data import (
+from skyforecast.io.clips import (
     ClipDataset,
     ClipSampler,
     DataError,

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skyforecast import motion_metrics as mm
-from skyforecast.evaluate import (
+from skyforecast.evaluation import motion_metrics as mm
+from skyforecast.evaluation.scoring import (
     PSNR_CAP,
     SSIM_K1,
     SSIM_K2,
@@ -285,7 +285,7 @@ def test_evaluate_measures_each_real_clip_once(tmp_path: Path, monkeypatch: pyte
 
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
-    from skyforecast.models import MDGAN
+    from skyforecast.model.networks import MDGAN
 
     folder = tmp_path / "model"
     MDGAN(ngf=4).save_pretrained(folder)
@@ -318,7 +318,7 @@ def test_evaluate_copy_baseline_on_written_clips(tmp_path: Path):
 
 
 def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path, tiny_model: Path):
-    from skyforecast.pipeline import SkyPipeline
+    from skyforecast.model.pipeline import SkyPipeline
 
     data = tmp_path / "data"
     real = moving_clip(seed=3, size=128)
@@ -335,14 +335,14 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
         assert got.psnr == pytest.approx(want.psnr) and got.ssim == pytest.approx(want.ssim)
         assert got.motion_ratio == pytest.approx(want.motion_ratio)
         assert 0 < got.psnr < PSNR_CAP
-    from skyforecast.motion import transfer
+    from skyforecast.render.motion import transfer
 
     warped = transfer(real[0], pipe.predict_squares(real[:1], stage=2)[0])
     assert (warped[0] == real[0]).all()  # the photo itself, moved by the prediction's flow
     want, got = score_clip(warped, real), report.systems["transfer"].clips[0]
     assert got.psnr == pytest.approx(want.psnr) and got.motion_ratio == pytest.approx(want.motion_ratio)
 
-    from skyforecast.steady import default_output
+    from skyforecast.render.steady import default_output
 
     made, _ = default_output(real[0], pipe.predict_squares(real[:1], stage=2)[0])
     assert (made[0] == real[0]).all()  # what predict writes by default, at 128x128: the photo, moved
@@ -358,8 +358,8 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
 def test_evaluate_at_a_photo_size_and_best_of_k_directions(tmp_path: Path, tiny_model: Path):
     import cv2
 
-    from skyforecast.pipeline import SkyPipeline
-    from skyforecast.steady import default_output
+    from skyforecast.model.pipeline import SkyPipeline
+    from skyforecast.render.steady import default_output
 
     data = tmp_path / "data"
     real = drifting_clip(1.0, size=128, seed=5)

@@ -11,9 +11,9 @@ from PIL import Image
 from typer.testing import CliRunner
 from videos import read_video
 
-from skyforecast import motion
 from skyforecast.cli import app
-from skyforecast.constants import MAX_SIDE
+from skyforecast.io.constants import MAX_SIDE
+from skyforecast.render import motion
 
 
 def _photo(path, width: int, height: int):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import randomise_batchnorm
 
-from skyforecast.fast import (
+from skyforecast.model.fast import (
     FastGenerator,
     FastMDGAN,
     FastPathError,
@@ -19,9 +19,9 @@ from skyforecast.fast import (
     _subpixel_conv,
     onednn_available,
 )
-from skyforecast.models import FRAMES, MDGAN
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.weights import save_model
+from skyforecast.model.networks import FRAMES, MDGAN
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.model.weights import save_model
 
 TOL = 1e-3
 
@@ -191,7 +191,7 @@ def test_pipeline_fast_and_reference_videos_agree(model):
 def test_loading_files_straight_into_the_fast_path_matches_the_reference(model, photos, tmp_path, half):
     """``SkyPipeline.from_pretrained`` folds the stored tensors without building the eager network; the
     result must be the reference's (stored fp16 weights are the same fp16 values widened)."""
-    from skyforecast.weights import locate
+    from skyforecast.model.weights import locate
 
     folder = tmp_path / "m"
     save_model(model, folder, half=half)

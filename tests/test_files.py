@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from skyforecast import media
-from skyforecast.files import atomic_path, atomic_write_bytes
+from skyforecast.io import media
+from skyforecast.io.files import atomic_path, atomic_write_bytes
 
 
 def test_media_keeps_the_old_name():

@@ -18,12 +18,12 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.data import ClipDataset, discover_clips
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.runfolder import _label, list_checkpoints
-from skyforecast.train import TrainConfig, Trainer
-from skyforecast.validation import Validation, split_index
-from skyforecast.weights import load_model, read_state_dict
+from skyforecast.io.clips import ClipDataset, discover_clips
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.model.weights import load_model, read_state_dict
+from skyforecast.training.runfolder import _label, list_checkpoints
+from skyforecast.training.trainer import TrainConfig, Trainer
+from skyforecast.training.validation import Validation, split_index
 
 FAST = ["--num-workers", "0", "--log-every", "1", "--batch-size", "2", "-q"]
 
@@ -156,7 +156,7 @@ def test_the_step0_preview_is_the_starting_models_prediction_and_says_so(ft_run,
 
 
 def test_split_holds_out_whole_sequences():
-    from skyforecast.data import Clip, ClipIndex, FrameSequence
+    from skyforecast.io.clips import Clip, ClipIndex, FrameSequence
 
     seqs = [FrameSequence(f"s{i}", "video", 96) for i in range(5)]
     index = ClipIndex("root", seqs, [Clip(i, s) for i in range(5) for s in (0, 32, 64)])
@@ -181,7 +181,7 @@ def test_the_choice_needs_a_better_psnr_without_more_leak():
 
 
 def test_precision_auto_is_bf16_where_the_cpu_has_it(clips: Path, tmp_path: Path):
-    from skyforecast.fast import cpu_supports_bf16
+    from skyforecast.model.fast import cpu_supports_bf16
 
     t = Trainer(TrainConfig(data=str(clips), out=str(tmp_path / "r"), ngf=4, device="cpu", progress=False,
                             num_workers=0)).setup()

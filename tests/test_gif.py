@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from videos import read_video
 
-from skyforecast.media import write_gif, write_mp4
+from skyforecast.io.media import write_gif, write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
 

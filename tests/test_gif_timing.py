@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.media import write_gif
+from skyforecast.io.media import write_gif
 
 
 def _delays(path) -> list[int]:

@@ -32,8 +32,8 @@ from gpu_train import (  # noqa: E402
     write_parts,
 )
 
-from skyforecast.models import MDGAN  # noqa: E402
-from skyforecast.weights import load_model  # noqa: E402
+from skyforecast.model.networks import MDGAN  # noqa: E402
+from skyforecast.model.weights import load_model  # noqa: E402
 
 
 def test_bf16_peak_by_device_name():

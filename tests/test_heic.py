@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from videos import read_video
 
 from skyforecast.cli import app
-from skyforecast.media import list_images, load_photo
+from skyforecast.io.media import list_images, load_photo
 
 pillow_heif = pytest.importorskip("pillow_heif")
 

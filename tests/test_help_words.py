@@ -7,7 +7,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.evaluate import SYSTEM_LABELS, _table
+from skyforecast.evaluation.scoring import SYSTEM_LABELS, _table
 
 
 def _help(command: str) -> str:

@@ -22,10 +22,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.media import resize_frames
-from skyforecast.models import MDGAN
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.weights import ENV_VAR, WeightsError, load_model, save_model
+from skyforecast.io.media import resize_frames
+from skyforecast.model.networks import MDGAN
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.model.weights import ENV_VAR, WeightsError, load_model, save_model
 
 REPO = "user/sky-model"
 

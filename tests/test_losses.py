@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from skyforecast.losses import (
+from skyforecast.model.networks import Discriminator
+from skyforecast.training.losses import (
     adversarial_loss,
     content_loss,
     frame_difference_loss,
@@ -16,7 +17,6 @@ from skyforecast.losses import (
     ranking_loss,
     ranking_loss_layers,
 )
-from skyforecast.models import Discriminator
 
 
 def test_frame_difference_loss_by_hand():

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import randomise_batchnorm
 
-from skyforecast.models import MDGAN, Discriminator, Generator, state_shapes, widened_state
-from skyforecast.weights import WeightsError, load_model, save_model
+from skyforecast.model.networks import MDGAN, Discriminator, Generator, state_shapes, widened_state
+from skyforecast.model.weights import WeightsError, load_model, save_model
 
 # (layer, channels as a multiple of ngf (or absolute when negative), T, H, W) from the spec's table
 GENERATOR_SHAPES = [
@@ -283,7 +283,7 @@ def test_framewise_training_convolutions_match_native_3d_kernels(
 ):
     """On CPU with gradients on, the networks compute 3D convolutions as sums of 2D ones (a much faster
     backward); outputs and gradients must match the native 3D kernels."""
-    from skyforecast.models import Conv3d, ConvTranspose3d
+    from skyforecast.model.networks import Conv3d, ConvTranspose3d
 
     torch.manual_seed(0)
     layer = (ConvTranspose3d if transposed else Conv3d)(cin, cout, kernel, stride, padding, bias=False)
@@ -303,7 +303,7 @@ def test_to_uint8_video_leaves_its_input_alone():
     # training's previews pass tensors still in use, some of them expanded views of one frame
     import torch
 
-    from skyforecast.pipeline import to_uint8_video
+    from skyforecast.model.pipeline import to_uint8_video
 
     frame = torch.linspace(-1.5, 1.5, 3 * 4 * 4).reshape(1, 3, 1, 4, 4)
     video = frame.expand(1, 3, 5, 4, 4)

@@ -12,8 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 from videos import read_video
 
-from skyforecast import motion
 from skyforecast.cli import app
+from skyforecast.render import motion
 
 runner = CliRunner()
 
@@ -116,8 +116,8 @@ def test_mask_auto_on_village_keeps_houses_still_under_real_sky_motion(real_phot
     """No trained model exists yet, so the motion comes from a real time-lapse clip whose clouds fill its top
     40 %: the auto mask (motion within the photo's sky prior) must leave the village's lower part exactly
     still."""
-    from skyforecast.media import load_photo
-    from skyforecast.postprocess import PostProcess
+    from skyforecast.io.media import load_photo
+    from skyforecast.render.postprocess import PostProcess
 
     clip = read_clip(real_sky_dev / "grid39" / "grid39_1")
     photo = load_photo(real_photos / "village-sunset.jpg")
@@ -181,8 +181,8 @@ def test_mask_auto_keeps_a_house_still_when_the_motion_spills_over_it(tmp_path, 
     """The predicted motion covers the sky and most of a textured, edged house (0.8), or mostly the house
     (0.55 of the frame, the sky's share being 0.39): either way the house and the ground stay within 2/255
     of the photo in every frame, while the sky moves."""
-    from skyforecast.media import load_photo
-    from skyforecast.postprocess import PostProcess
+    from skyforecast.io.media import load_photo
+    from skyforecast.render.postprocess import PostProcess
 
     path, still_part = _village_scene(tmp_path)
     video = _spilling_video(top)
@@ -294,9 +294,9 @@ def test_full_resolution_is_written_frame_by_frame(tmp_path, real_photos, tiny_w
     the frames (as before streaming) costs at least 1."""
     import tracemalloc
 
-    from skyforecast.media import load_photo, squash
-    from skyforecast.pipeline import SkyPipeline
-    from skyforecast.postprocess import PostProcess
+    from skyforecast.io.media import load_photo, squash
+    from skyforecast.model.pipeline import SkyPipeline
+    from skyforecast.render.postprocess import PostProcess
 
     photo = load_photo(real_photos / "coast.png")
     post = PostProcess(resolution=540, mask="none", frames=64)

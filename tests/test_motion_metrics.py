@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from skyforecast import motion_metrics as mm
+from skyforecast.evaluation import motion_metrics as mm
 
 
 def texture(size: int = 160, seed: int = 0) -> np.ndarray:

@@ -58,7 +58,7 @@ def test_wheel_ships_the_weights_folder_as_package_data(tmp_path):
     wheel = next(wheel_dir.glob("skyforecast-*.whl"))
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
 
-    code = "import skyforecast.weights as w; print(w.bundled_weights_dir())"
+    code = "import skyforecast.model.weights as w; print(w.bundled_weights_dir())"
     env = dict(os.environ, PYTHONPATH=str(site))
     found = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True

@@ -14,8 +14,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.postprocess import join, make_loop, predict_long
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.render.postprocess import join, make_loop, predict_long
 
 runner = CliRunner()
 
@@ -130,8 +130,8 @@ def test_prefetched_still_and_mask_give_the_same_video_and_are_used(tmp_path):
     """``predict`` starts the first photos' decode and sky mask while the model loads (``prefetch``); the
     video must be exactly what the writer makes without it, and the early work must be the one used."""
     from skyforecast.batch import Job
-    from skyforecast.media import load_photo
-    from skyforecast.postprocess import PostProcess
+    from skyforecast.io.media import load_photo
+    from skyforecast.render.postprocess import PostProcess
 
     source = Path(__file__).parent / "data" / "photos" / "cumulus.jpg"
     photo = load_photo(source)
@@ -158,7 +158,7 @@ def test_prefetched_still_and_mask_give_the_same_video_and_are_used(tmp_path):
 def test_prefetch_reads_only_jpeg_headers(tmp_path):
     """The early start takes only JPEGs, sized as load_photo orients them (EXIF 6: rotated a quarter turn):
     a PNG's EXIF may follow its pixels, and reading it would decode the whole image beside the batch."""
-    from skyforecast.media import peek_jpeg_size
+    from skyforecast.io.media import peek_jpeg_size
 
     im = Image.new("RGB", (60, 40), (90, 140, 200))
     exif = Image.Exif()

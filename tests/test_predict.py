@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from videos import read_video
 
 from skyforecast.cli import app
-from skyforecast.media import load_photo, resize_frames
-from skyforecast.models import WeightsError
-from skyforecast.pipeline import SkyPipeline
+from skyforecast.io.media import load_photo, resize_frames
+from skyforecast.model.networks import WeightsError
+from skyforecast.model.pipeline import SkyPipeline
 
 runner = CliRunner()
 
@@ -165,7 +165,7 @@ def test_missing_input_fails_but_the_rest_is_done(tmp_path, sample_photos, tiny_
 
 
 def test_no_weights_anywhere_says_what_was_tried(tmp_path, monkeypatch):
-    import skyforecast.weights as w
+    import skyforecast.model.weights as w
 
     monkeypatch.delenv(w.ENV_VAR, raising=False)
     monkeypatch.setattr(w, "bundled_weights_dir", lambda: tmp_path / "empty")

@@ -15,8 +15,8 @@ from videos import read_video
 
 from skyforecast.batch import plan, run
 from skyforecast.cli import app
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.postprocess import PostProcess
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.render.postprocess import PostProcess
 
 MODEL = ["--resolution", "model"]  # the model's own frames: the fastest output
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from skyforecast.batch import plan, run
 from skyforecast.cli import app
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.postprocess import PostProcess
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.render.postprocess import PostProcess
 
 
 def _photos(folder, n: int = 2):

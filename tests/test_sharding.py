@@ -18,9 +18,9 @@ from PIL import Image, ImageOps
 from videos import read_video
 
 from skyforecast.batch import Job, plan
-from skyforecast.files import atomic_path, remove_partials
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.postprocess import PlainOutput
+from skyforecast.io.files import atomic_path, remove_partials
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.render.postprocess import PlainOutput
 from skyforecast.sharding import Shard, ShardError, auto_workers, largest_first
 
 # The same arithmetic in every process, so that outputs compare byte for byte: one thread each (the thread

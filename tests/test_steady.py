@@ -1,5 +1,5 @@
-"""Steady sky motion (``skyforecast.steady``) and the sky mask (``skyforecast.skymask``): small synthetic
-photos and predictions, the bundled example photo, and the real photos where present."""
+"""Steady sky motion (``skyforecast.render.steady``) and the sky mask (``skyforecast.render.skymask``): small
+synthetic photos and predictions, the bundled example photo, and the real photos where present."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 from videos import read_video
 
-from skyforecast import motion_metrics as mm
-from skyforecast import skymask, steady
 from skyforecast.cli import app
+from skyforecast.evaluation import motion_metrics as mm
+from skyforecast.render import skymask, steady
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -282,8 +282,8 @@ def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path,
 
 
 def test_evaluate_scores_exactly_what_predict_writes_by_default(tmp_path):
-    from skyforecast.media import load_photo
-    from skyforecast.postprocess import PostProcess
+    from skyforecast.io.media import load_photo
+    from skyforecast.render.postprocess import PostProcess
 
     photo, _ = sky_photo(128, 128)
     Image.fromarray(photo).save(tmp_path / "p.png")

@@ -21,9 +21,9 @@ from runs import make_clips, read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.data import ClipDataset, discover_clips, to_model_range
-from skyforecast.evaluate import real_clip
-from skyforecast.pipeline import to_uint8_video
+from skyforecast.evaluation.scoring import real_clip
+from skyforecast.io.clips import ClipDataset, discover_clips, to_model_range
+from skyforecast.model.pipeline import to_uint8_video
 
 TINY = ["--ngf", "4", "--ndf", "4", "--num-workers", "0", "--batch-size", "1", "--log-every", "1", "-q"]
 LOSSES = ("loss_g", "loss_d", "adv", "l1", "flicker", "d_real", "d_fake")
@@ -166,7 +166,7 @@ def test_without_the_package_log_tensorboard_is_one_usage_line(clips: Path, tmp_
 
     # the Python API says the same, before it reads data or writes anything
     api = NO_TENSORBOARD + (
-        "from skyforecast.train import TrainConfig, TrainError, train\n"
+        "from skyforecast.training.trainer import TrainConfig, TrainError, train\n"
         f"try:\n    train(TrainConfig(data={str(clips)!r}, out={str(out)!r}, log='tensorboard'))\n"
         "except TrainError as e:\n    print(e)\n"
     )

@@ -17,9 +17,9 @@ from runs import read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.data import ClipDataset, discover_clips, to_model_range
-from skyforecast.models import MDGAN
-from skyforecast.train import TrainConfig, Trainer, TrainError, latest_checkpoint, train
+from skyforecast.io.clips import ClipDataset, discover_clips, to_model_range
+from skyforecast.model.networks import MDGAN
+from skyforecast.training.trainer import TrainConfig, Trainer, TrainError, latest_checkpoint, train
 
 TINY = {"ngf": 4, "ndf": 4, "num_workers": 0, "progress": False, "log_every": 1}
 

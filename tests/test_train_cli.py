@@ -18,9 +18,9 @@ from runs import make_clips, read_metrics
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.evaluate import evaluate
-from skyforecast.models import MDGAN
-from skyforecast.train import TrainConfig, latest_checkpoint, start_weights, train
+from skyforecast.evaluation.scoring import evaluate
+from skyforecast.model.networks import MDGAN
+from skyforecast.training.trainer import TrainConfig, latest_checkpoint, start_weights, train
 
 TINY = ["--ngf", "4", "--ndf", "4", "--num-workers", "0", "--log-every", "1", "-q"]
 WIDE = {"COLUMNS": "200"}  # help texts on one line each

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from skyforecast.synth import write_dataset
-from skyforecast.train import list_checkpoints
+from skyforecast.training.trainer import list_checkpoints
 
 
 def _metrics(run: Path) -> list[dict]:

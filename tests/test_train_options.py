@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from skyforecast.cli import app
 from skyforecast.synth import write_dataset
-from skyforecast.trainconfig import TrainConfig
+from skyforecast.training.config import TrainConfig
 
 
 def _options(command: str) -> dict:

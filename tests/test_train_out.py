@@ -13,7 +13,7 @@ from runs import make_clips
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.runfolder import check_out_folder
+from skyforecast.training.runfolder import check_out_folder
 
 FAST = ["--ndf", "4", "--num-workers", "0", "--log-every", "1", "-q", "--steps", "1"]
 TINY = ["--ngf", "4", *FAST]

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from videos import read_video
 
 from skyforecast.cli import app
-from skyforecast.constants import ArgumentError
-from skyforecast.media import Encoding, load_photo, photo_from_image, write_gif, write_mp4
+from skyforecast.io.constants import ArgumentError
+from skyforecast.io.media import Encoding, load_photo, photo_from_image, write_gif, write_mp4
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 PATCHES = {  # flat colours that a wrong matrix visibly shifts

@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from skyforecast.cli import app
-from skyforecast.pipeline import SkyPipeline
-from skyforecast.weights import WeightsError, load_model
+from skyforecast.model.pipeline import SkyPipeline
+from skyforecast.model.weights import WeightsError, load_model
 
 BROKEN = "refine.conv3.0.weight"
 
@@ -69,7 +69,7 @@ def test_finite_weights_still_load(tiny_weights):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_the_check_finds_one_bad_value_anywhere(dtype, bad):
-    from skyforecast.weights import check_finite
+    from skyforecast.model.weights import check_finite
 
     for pos in (0, 517, 999):
         t = torch.randn(1000).to(dtype)

@@ -1,5 +1,5 @@
-"""yuv420p made in our process (``skyforecast.yuv``) against ffmpeg's own conversion from rgb24: the planes,
-and MP4s written from either feed decoded back."""
+"""yuv420p made in our process (``skyforecast.io.yuv``) against ffmpeg's own conversion from rgb24: the
+planes, and MP4s written from either feed decoded back."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from videos import read_video
 
-from skyforecast.media import BT709_CONVERSION, write_mp4
-from skyforecast.yuv import BAND, I420, to_yuv420p
+from skyforecast.io.media import BT709_CONVERSION, write_mp4
+from skyforecast.io.yuv import BAND, I420, to_yuv420p
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 SKY = Path(__file__).resolve().parents[1] / "examples" / "sky.jpg"

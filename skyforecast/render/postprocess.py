@@ -25,12 +25,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..io.constants import FRAMES, MAX_SIDE, ArgumentError
+from ..io.media import WRITERS, Encoding, InputError, Photo, load_photo, output_size, resize_frames
 from . import motion, skymask, steady
-from .constants import FRAMES, MAX_SIDE, ArgumentError
-from .media import WRITERS, Encoding, InputError, Photo, load_photo, output_size, resize_frames
 
 if TYPE_CHECKING:
-    from .pipeline import SkyPipeline
+    from ..model.pipeline import SkyPipeline
 
 LOOP_STYLES = ("fade", "pingpong")
 MAX_FRAMES = 960
@@ -268,9 +268,9 @@ class PostProcess:
 
     ``resolution``: ``"auto"`` (the default: the photo's own size up to ``DEFAULT_BOX``, GIFs
     ``DEFAULT_GIF_HEIGHT`` high), ``"native"`` or a height: the photo animated by the steady field of its
-    prediction (``skyforecast.steady``); ``"model"``: the prediction's own pixels at ``size``. ``mask``:
-    ``None`` (auto for the photo, none for model), ``"auto"`` (``skymask.sky_mask``), ``"none"`` or a mask
-    image path (white = sky). ``speed``/``direction``: ``--speed``/``--direction`` text (see
+    prediction (``skyforecast.render.steady``); ``"model"``: the prediction's own pixels at ``size``.
+    ``mask``: ``None`` (auto for the photo, none for model), ``"auto"`` (``skymask.sky_mask``), ``"none"`` or
+    a mask image path (white = sky). ``speed``/``direction``: ``--speed``/``--direction`` text (see
     ``steady.parse_speed``/``parse_direction``); ``light``: carry the prediction's global light trend."""
 
     resolution: str | int = "auto"
@@ -484,7 +484,7 @@ class PostProcess:
             work.append((Path(job.source), next(iter(job.outputs)), fut))
 
         def run() -> None:
-            from .media import peek_jpeg_size
+            from ..io.media import peek_jpeg_size
 
             for path, fmt, fut in work:
                 try:
@@ -542,8 +542,8 @@ class PostProcess:
         file_mask: np.ndarray | None,
         layer: steady.SkyLayer | None = None,
     ) -> tuple[Frames, list[str]]:
-        """The photo moved by the steady field of each prediction (``skyforecast.steady``); ``layer``: the
-        auto mask's ``SkyLayer`` when ``prefetch`` made it already."""
+        """The photo moved by the steady field of each prediction (``skyforecast.render.steady``); ``layer``:
+        the auto mask's ``SkyLayer`` when ``prefetch`` made it already."""
         notes: list[str] = []
         if self.mask == "auto":
             layer = layer or steady.sky_layer(still, skymask.sky_mask(still))

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .trainconfig import TrainError
+from .config import TrainError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,7 +104,7 @@ class RunLog:
         self.scalars(step, self._scores(videos))
 
     def _scores(self, videos: dict[str, np.ndarray]) -> dict[str, float | None]:
-        from .evaluate import real_clip, score_clip
+        from ..evaluation.scoring import real_clip, score_clip
 
         real = videos["real"]
         if self._reference is None:

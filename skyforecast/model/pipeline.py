@@ -1,7 +1,7 @@
 """The prediction pipeline: photos in, 32-frame uint8 videos out. It hides device, dtype and batching, so
 the CLI, the evaluator and users' own scripts all predict the same way.
 
-    >>> from skyforecast.pipeline import SkyPipeline
+    >>> from skyforecast.model.pipeline import SkyPipeline
     >>> pipe = SkyPipeline.from_pretrained()            # bundled default, or a folder / Hub repo id
     >>> videos = pipe(["photo.jpg"])                     # list of (32, 128, 128, 3) uint8 arrays
 """
@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .constants import FRAMES, SIZE
-from .media import Photo, load_photo, squash
+from ..io.constants import FRAMES, SIZE
+from ..io.media import Photo, load_photo, squash
 
 if TYPE_CHECKING:
-    from .models import MDGAN
+    from .networks import MDGAN
 
 PhotoLike = "str | os.PathLike | Image.Image | np.ndarray | Photo"
 
@@ -68,7 +68,7 @@ def to_uint8_video(y: torch.Tensor) -> np.ndarray:
 class SkyPipeline:
     """MD-GAN prediction with batching under ``torch.inference_mode``.
 
-    ``fast=True`` (default) predicts through ``skyforecast.fast.FastMDGAN`` (BatchNorm folded, prepacked
+    ``fast=True`` (default) predicts through ``skyforecast.model.fast.FastMDGAN`` (BatchNorm folded, prepacked
     oneDNN convolutions, the static-input temporal shortcut; autocast on CUDA), which matches the plain
     model within 1e-3 in fp32; ``fast=False`` runs ``self.model`` eagerly, the reference. Models that
     need batch statistics always run the reference. ``precision``: ``auto`` (fp32 on CPU, bf16/fp16 on
@@ -106,7 +106,7 @@ class SkyPipeline:
         precision: str = "auto",
         compile: bool = False,
     ) -> SkyPipeline:
-        """Load weights by the project's one rule (``skyforecast.weights``); options as ``__init__``.
+        """Load weights by the project's one rule (``skyforecast.model.weights``); options as ``__init__``.
 
         With the fast path (the default) the stored tensors go straight into ``FastMDGAN``'s folded layers
         and the eager network is built only if ``.model`` is asked for: loading then takes a fraction of the

@@ -81,11 +81,11 @@ def bundled_weights_dir() -> Path:
     """The folder the default model lives in: inside the installed package for a wheel install
     (``skyforecast/_bundled_weights``), or the repository's top-level ``weights/`` for a source checkout
     or editable install."""
-    here = Path(__file__).resolve().parent
-    installed = here / "_bundled_weights"
+    package = Path(__file__).resolve().parents[1]  # skyforecast/, this module's package's parent
+    installed = package / "_bundled_weights"
     if installed.is_dir():
         return installed
-    return here.parent / "weights"
+    return package.parent / "weights"
 
 
 def resolve(spec: str | os.PathLike | None = None) -> WeightsSource:
@@ -231,7 +231,7 @@ def load_folder(folder: str | os.PathLike, describe: str | None = None):
     the network is built on the meta device, so nothing is initialised only to be replaced."""
     import torch
 
-    from .models import MDGAN
+    from .networks import MDGAN
 
     files = _check_folder(folder, describe or str(folder))
     try:

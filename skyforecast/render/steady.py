@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .constants import ArgumentError
+from ..io.constants import ArgumentError
 from .motion import bounding_box
 
 # Calibration and physics constants (see the module docstring and README "Beyond the paper").

@@ -30,8 +30,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import __version__
-from .data import (
+from .. import __version__
+from ..io.clips import (
     FRAMES,
     SIZE,
     ClipDataset,
@@ -41,11 +41,12 @@ from .data import (
     discover_clips,
     to_model_range,
 )
+from ..io.files import atomic_write_bytes
+from ..model.networks import MDGAN, Discriminator, Generator, _batch_statistics, widened_state
+from ..model.pipeline import to_uint8_video
+from .config import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, SESSION_ONLY, TrainConfig, TrainError
 from .distributed import all_reduce_mean, dist_from_env, init_process_group, pick_device, unwrap, wrap
-from .files import atomic_write_bytes
 from .losses import adversarial_loss, content_loss, frame_difference_loss, ranking_loss_layers
-from .models import MDGAN, Discriminator, Generator, _batch_statistics, widened_state
-from .pipeline import to_uint8_video
 from .runfolder import (
     CHECKPOINT_FORMAT,
     atomic_torch_save,
@@ -65,7 +66,6 @@ from .runfolder import (
     write_preview,
 )
 from .tblog import missing_package, open_log
-from .trainconfig import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, SESSION_ONLY, TrainConfig, TrainError
 from .validation import VAL_SYSTEMS, Validation, split_index
 
 __all__ = [
@@ -162,7 +162,7 @@ def effective_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cpu":
-        from .fast import cpu_supports_bf16
+        from ..model.fast import cpu_supports_bf16
 
         return "bf16" if cpu_supports_bf16() else "fp32"
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -261,7 +261,7 @@ class Trainer:
         self.init_discriminators: dict[str, dict[str, torch.Tensor]] = {}
         self.batch_stats = False
         if cfg.weights and checkpoint is None:
-            from .weights import WeightsError, load_discriminators, load_model
+            from ..model.weights import WeightsError, load_discriminators, load_model
 
             try:  # a run folder stands for its model/ (weights.run_model_folder), as for every command
                 self.init_model = load_model(cfg.weights, device="cpu")
@@ -753,7 +753,7 @@ class Trainer:
     def _export_best(self) -> Path | None:
         """At the end of a validated run: the best step's model again, its card with the whole history."""
         if self._best is None:  # a resumed run whose best came before this session: it is in model/
-            from .weights import load_discriminators, load_folder
+            from ..model.weights import load_discriminators, load_folder
 
             folder = self.out / "model"
             self._best = (load_folder(folder), load_discriminators(str(folder)))
@@ -1067,7 +1067,7 @@ def start_weights(spec: str | None) -> tuple[str, str]:
     """The weights a fine-tuning run starts from, by the rule every command follows (``weights.resolve``):
     ``spec``, else ``$SKYFORECAST_WEIGHTS``, else the bundled default model. Returns the spec to record
     and one line saying which it is."""
-    from .weights import WeightsError, resolve
+    from ..model.weights import WeightsError, resolve
 
     try:
         source = resolve(spec)
@@ -1100,7 +1100,7 @@ def finetune(
     else the bundled model) on new clips. ``stage="2"`` tunes only the Refine-Net (motion) on the loaded
     Base-Net's outputs. Discriminators come from the weights' ``discriminators.safetensors`` when they have
     one; otherwise they start fresh and train alone for ``d_warmup`` steps first. ``val``/``val_split``
-    score the model on held-out clips and export the best step (``skyforecast.validation``)."""
+    score the model on held-out clips and export the best step (``skyforecast.training.validation``)."""
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(settings) - known
     if unknown:

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from . import __version__
+from .. import __version__
 
 PAPER = "https://arxiv.org/abs/1709.07592"
 # settings shown in the card, in this order (the rest of the run's config is in its config.json)
@@ -103,7 +103,7 @@ _HOW_TO_LOAD = [
     "```",
     "",
     "```python",
-    "from skyforecast.pipeline import SkyPipeline",
+    "from skyforecast.model.pipeline import SkyPipeline",
     "",
     'pipe = SkyPipeline.from_pretrained("THIS_FOLDER")',
     'video = pipe(["photo.jpg"])[0]  # (32, 128, 128, 3) uint8',

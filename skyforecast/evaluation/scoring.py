@@ -7,7 +7,7 @@ Pixel metrics reward a video that does not move (repeating the first frame beats
 9 dB on real-sky-dev), so a motion ratio is always reported beside them, and the same run scores two
 baselines: the first frame repeated 32 times (``copy``) and Base-Net alone (``stage1``). ``transfer``
 scores the model's motion apart from its pixels: the input photo itself warped by the optical flow of the
-Stage II prediction, with its slow brightness change (``skyforecast.motion``: the warp ``predict
+Stage II prediction, with its slow brightness change (``skyforecast.render.motion``: the warp ``predict
 --resolution`` applies, here to the 128x128 input and with no mask). It separates the cost of the
 generator's blur (none here) from the cost of the motion. It says little about the motion's direction:
 for the bundled model on real-sky-dev the same flow negated scores only 0.3 dB less. ``default`` scores what
@@ -31,8 +31,8 @@ Definitions (all on RGB in [0, 1]):
   jump (in our models each end step is 2.4-3.4x a real step), and two jumps out of 31 steps can make a video
   that hardly moves score a motion ratio of 0.5; this ratio says whether the middle of the video moves.
 - speed, steadiness, leak and direction: measured from DIS optical flow over the inner frames 1..30
-  (``skyforecast.motion_metrics`` defines them). The speed ratio of a system is the sum over clips of its
-  mean flow length over the sum of the real clips' (a ratio of means: clips that move more weigh more);
+  (``skyforecast.evaluation.motion_metrics`` defines them). The speed ratio of a system is the sum over clips
+  of its mean flow length over the sum of the real clips' (a ratio of means: clips that move more weigh more);
   the leak pools clips the same way (the sum of the system's still-region steps over the sum of the real
   clips' moving-region steps); steadiness is the mean over clips that move. Direction: in how many clips
   the system's dominant direction is within 90 degrees of the real clip's. The real clips themselves are
@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.constants import FRAMES
 from . import motion_metrics as mm
-from .constants import FRAMES
 
 DIRECTION_AGREES = 90.0  # degrees: a system's direction agrees with the real clip's when at most this apart
 PSNR_CAP = 100.0
@@ -164,7 +164,7 @@ def ssim_frames(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
 
 def frame_change(video: np.ndarray) -> float:
     """Mean absolute difference of consecutive frames of a (T,H,W,3) video, in [0, 1] units (what the
-    motion ratio compares; not a flow length, unlike ``skyforecast.motion.flow_travel``)."""
+    motion ratio compares; not a flow length, unlike ``skyforecast.render.motion.flow_travel``)."""
     v = _unit(video)
     if len(v) < 2:
         return 0.0
@@ -600,7 +600,7 @@ def evaluate(
 ) -> EvalReport:
     """Predict every 32-frame clip of ``data`` from its first frame and score the chosen ``systems``.
 
-    Clips are found and read exactly as training reads them (``skyforecast.data``: Sky Timelapse
+    Clips are found and read exactly as training reads them (``skyforecast.io.clips``: Sky Timelapse
     ``<video>/<clip>/*.jpg``, image-sequence folders or video files; frames squashed to 128x128), so
     evaluation sees what training saw. Clips are predicted and scored ``batch_size`` at a time, never all
     held in memory. ``pipeline`` (a ``SkyPipeline``) overrides ``weights``/``device``; model systems are
@@ -612,7 +612,7 @@ def evaluate(
     ``index`` (a ``data.ClipIndex``) scores those clips instead of discovering ``data``'s (a
     training run's held-out share).
     """
-    from .data import ClipDataset, discover_clips
+    from ..io.clips import ClipDataset, discover_clips
 
     systems = _checked_systems(systems, batch_size, photo_size, directions)
     index = discover_clips(data, frames=FRAMES) if index is None else index
@@ -622,8 +622,8 @@ def evaluate(
     needs_model = any(s != "copy" for s in systems)
     weights_text = None
     if needs_model and pipeline is None:
-        from .pipeline import SkyPipeline
-        from .weights import resolve
+        from ..model.pipeline import SkyPipeline
+        from ..model.weights import resolve
 
         weights_text = resolve(weights).describe()
         pipeline = SkyPipeline.from_pretrained(weights, device=device)
@@ -684,7 +684,7 @@ def _default_video(
     bicubically, the output shrunk back to the clip's size): (frames, field)."""
     import cv2
 
-    from .steady import default_output
+    from ..render.steady import default_output
 
     if photo_size is None:
         return default_output(first, prediction, direction)
@@ -726,7 +726,7 @@ def _system_videos(
         preds["default"] = np.stack([video for video, _ in made])
         fits = [(fit.source == "prediction", fit.direction) for _, fit in made]
     if "transfer" in systems:
-        from .motion import transfer
+        from ..render.motion import transfer
 
         preds["transfer"] = np.stack([transfer(r[0], y) for r, y in zip(real, preds["stage2"], strict=True)])
     return preds, fits

@@ -6,7 +6,8 @@
       previews/step_*.gif    input | Stage I | Stage II | real, for one fixed clip (labelled panels)
       checkpoints/step_*.pt  the last few full training states (atomic writes)
       model/                 the exported MDGAN (config.json + model.safetensors + README.md card)
-      tensorboard/           with ``--log tensorboard``: TensorBoard event files (``skyforecast.tblog``)
+      tensorboard/           with ``--log tensorboard``: TensorBoard event files
+      (``skyforecast.training.tblog``)
 
 Reading and writing checkpoints (with the RNG state that makes a resume exact), metrics, previews, the
 exported model folder, and ``export_checkpoint`` (any checkpoint -> a model folder). Every file is written
@@ -24,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import FRAMES
-from .files import atomic_path, atomic_write_bytes
-from .models import MDGAN
-from .pipeline import to_uint8_video
-from .trainconfig import SESSION_ONLY, TrainConfig, TrainError
-from .weights import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from ..io.constants import FRAMES
+from ..io.files import atomic_path, atomic_write_bytes
+from ..model.networks import MDGAN
+from ..model.pipeline import to_uint8_video
+from ..model.weights import TRAIN_CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from .config import SESSION_ONLY, TrainConfig, TrainError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -172,8 +173,8 @@ def write_model_folder(
     """Write ``final`` (config.json, model.safetensors in ``dtype``, the run's discriminators when given, the
     README.md card) into a temporary sibling folder, then swap it in: a crash leaves the previous folder or
     none, never a mix. Files are world-readable like any other output (0644, the folder 0755)."""
+    from ..model.weights import save_discriminators, save_model
     from .card import model_card
-    from .weights import save_discriminators, save_model
 
     with atomic_path(final, is_dir=True) as tmp:
         save_model(model, tmp, half=dtype == "fp16")
@@ -204,9 +205,10 @@ def export_checkpoint(
 ) -> Path:
     """Make a model folder (what ``--weights`` takes) from one training checkpoint: a ``step_*.pt`` of a run,
     or a run folder (its latest checkpoint). The card records the run's data, steps and settings; with
-    ``evaluate_on`` (clips) the model is scored with ``skyforecast.evaluate`` and the scores go in the card.
-    Our own checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values only.
-    ``dtype`` fp16 (default) halves the file; the tests check predictions stay within 1/255 of fp32's."""
+    ``evaluate_on`` (clips) the model is scored with ``skyforecast.evaluation.scoring`` and the scores go in
+    the card. Our own checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values
+    only. ``dtype`` fp16 (default) halves the file; the tests check predictions stay within 1/255 of
+    fp32's."""
     if dtype not in ("fp16", "fp32"):
         raise TrainError(f"--dtype must be fp16 or fp32, got {dtype!r}")
     ckpt = _checkpoint_file(Path(source))
@@ -237,8 +239,8 @@ def export_checkpoint(
     write_model_folder(model, out, facts, discriminators=discriminators if len(discriminators) == 2 else None,
                        dtype=dtype)
     if evaluate_on is not None:
+        from ..evaluation.scoring import evaluate
         from .card import model_card
-        from .evaluate import evaluate
 
         systems = ("default", "stage2", "stage1", "copy")
         report = evaluate(evaluate_on, str(out), device=device, limit=limit, systems=systems)

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .trainconfig import TrainError
+from .config import TrainError
 
 __all__ = ["Dist", "all_reduce_mean", "dist_from_env", "init_process_group", "pick_device", "unwrap", "wrap"]
 

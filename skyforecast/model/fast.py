@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import FRAMES
-from .models import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
+from ..io.constants import FRAMES
+from .networks import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
 
 if TYPE_CHECKING:
-    from .models import MDGAN, Generator
+    from .networks import MDGAN, Generator
     from .weights import ModelFiles
 
 CL = torch.channels_last_3d

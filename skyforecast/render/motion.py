@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .constants import MAX_SIDE, ArgumentError
-from .media import InputError, Photo, load_photo
+from ..io.constants import MAX_SIDE, ArgumentError
+from ..io.media import InputError, Photo, load_photo
 
 # The largest frame written for ``--resolution native`` (4K UHD worth of pixels, all panels of ``--compare``
 # together): bigger requests are scaled down, with a note. Frames are rendered and encoded one at a time, so

@@ -1,8 +1,8 @@
 """Scoring a run's model on clips it does not train on, while it trains, and choosing the checkpoint to
 export. A fine-tune can make a model worse on the clips a user cares about (the adversarial game, the
 learning rate, a handful of clips); with ``--val CLIPS`` or ``--val-split`` every validated step is scored
-with ``skyforecast.evaluate`` and ``model/`` holds the best one, the starting model included, so a run
-never ends with a worse model than it started from without saying so.
+with ``skyforecast.evaluation.scoring`` and ``model/`` holds the best one, the starting model included, so a
+run never ends with a worse model than it started from without saying so.
 
 The choice: the highest PSNR of the raw model (Stage II, frames 1..31) on the validation clips, among the
 steps whose motion does not leak more into the still parts of the clips than the starting model's did.
@@ -15,7 +15,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from .data import ClipIndex, DataError
+from ..io.clips import ClipIndex, DataError
 
 VAL_SYSTEMS = ("stage2", "default")  # the raw model (chosen on) and what `predict` writes by default
 SHOWN = ("psnr", "speed_ratio", "steadiness", "leak")  # per system, in metrics.jsonl and the card
@@ -48,8 +48,8 @@ def split_index(index: ClipIndex, share: float, seed: int = 0) -> tuple[ClipInde
 
 def score_model(model, data: str, index: ClipIndex | None, device: str) -> dict:
     """``evaluate``'s scores (``SHOWN`` of each of ``VAL_SYSTEMS``) of an in-memory ``MDGAN``."""
-    from .evaluate import evaluate
-    from .pipeline import SkyPipeline
+    from ..evaluation.scoring import evaluate
+    from ..model.pipeline import SkyPipeline
 
     pipe = SkyPipeline(model, device=device)
     report = evaluate(data, systems=VAL_SYSTEMS, pipeline=pipe, index=index)

@@ -85,7 +85,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     preview_every: int = 200
-    log: str = "none"  # "tensorboard": also TensorBoard event files under RUN/tensorboard (skyforecast.tblog)
+    log: str = "none"  # "tensorboard": also TensorBoard event files under RUN/tensorboard (tblog)
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     crop: str = "squash"
@@ -120,7 +120,7 @@ class TrainConfig:
             raise TrainError(f"--refine-init must be base, weights or random, got {self.refine_init!r}")
         if self.refine_init == "weights" and not self.weights:
             raise TrainError("--refine-init weights needs starting --weights (use finetune)")
-        from .data import CROPS  # deferred: data imports torch, this module must stay light
+        from ..io.clips import CROPS  # deferred: data imports torch, this module must stay light
 
         if self.crop not in CROPS:
             raise TrainError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .constants import FRAMES  # noqa: F401  (re-exported: the clip length these networks take)
+from ..io.constants import FRAMES  # noqa: F401  (re-exported: the clip length these networks take)
 
 if TYPE_CHECKING:
     import os
@@ -272,7 +272,7 @@ class Discriminator(nn.Module):
 
 class MDGAN(nn.Module):
     """Base-Net and Refine-Net with their config: the unit that is saved, loaded and pushed to the Hub
-    (by ``skyforecast.weights``).
+    (by ``skyforecast.model.weights``).
 
     ``batch_stats=True`` makes BatchNorm normalise with the statistics of the batch being predicted, as
     the authors' test script did (their released weights need it); our own models use running averages.
@@ -338,7 +338,7 @@ class MDGAN(nn.Module):
 
 def __getattr__(name: str):
     """``from .models import WeightsError``, the old spelling, for callers not yet switched to
-    ``skyforecast.weights`` (resolved on use, so importing this module does not import ``weights``)."""
+    ``skyforecast.model.weights`` (resolved on use, so importing this module does not import ``weights``)."""
     if name == "WeightsError":
         from .weights import WeightsError
 

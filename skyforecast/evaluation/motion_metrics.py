@@ -2,7 +2,8 @@
 
 Pixel metrics cannot tell clouds that drift from clouds that shimmer, nor a sky that moves from a roof that
 wobbles. These numbers can, and they are cheap enough to compute for every clip and every system that
-``skyforecast.evaluate`` scores. Only numpy and OpenCV are needed (no torch), so any module can import them.
+``skyforecast.evaluation.scoring`` scores. Only numpy and OpenCV are needed (no torch), so any module can
+import them.
 
 All of them look at the *inner* frames 1..30 of a 32-frame clip, i.e. the frame steps 1->2 .. 29->30: a 3D
 U-Net's temporal padding makes the step out of frame 0 and the step into frame 31 jump, and a predicted

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .media import atomic_path
-from .models import MDGAN
+from ..io.media import atomic_path
+from .networks import MDGAN
 from .weights import WeightsError, load_state, save_model
 
 

@@ -1,0 +1,1 @@
+"""Scores against real clips: PSNR, SSIM and the flow-based motion scores."""

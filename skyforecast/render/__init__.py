@@ -1,0 +1,1 @@
+"""What `predict` renders after the model: the sky mask, the steady field and its renderer."""
