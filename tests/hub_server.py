@@ -16,6 +16,17 @@ Here small files (``config.json``) answer 200 directly with their git blob sha a
 files are "LFS": the resolve URL answers 302 to ``http://localhost:PORT/cdn/<sha256>`` (a different origin
 than ``127.0.0.1``, like the real CDN), with the sha256 as ``X-Linked-Etag``.
 
+Uploads (``HfApi.create_repo`` then ``upload_folder``, read from ``hf_api.py`` and ``_commit_api.py``):
+
+* ``POST /api/repos/create`` with ``{"name", "organization", ...}``: 200 and ``{"url"}``, or 409 when the repo
+  exists (``exist_ok=True`` takes that as success).
+* ``POST /api/validate-yaml`` with a README's text: its metadata block is accepted.
+* ``POST /api/models/{repo_id}/preupload/{revision}`` with the files' paths, sizes and samples: every file is
+  answered ``uploadMode: "regular"`` (no LFS), so its bytes come with the commit.
+* ``POST /api/models/{repo_id}/commit/{revision}``: NDJSON, a ``header`` line then one ``file`` line per file
+  (base64 content); the files replace those of the revision's current commit in a new commit that
+  ``revision`` then points to. The answer holds ``commitUrl`` and ``commitOid``.
+
 Each repo can be switched to misbehave: ``"404"`` (not found), ``"private"`` (401 RepoNotFound, what the Hub
 answers without a token), ``"401"`` (401 bad credentials), ``"500"`` (server error) or ``"hang"`` (accept the
 connection, never answer).
@@ -23,7 +34,9 @@ connection, never answer).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +81,10 @@ class HubServer:
         """Publish every file of ``folder`` as a new commit of ``repo_id`` and point ``revision`` at it
         (a branch or a tag: the Hub resolves both the same way). Returns the commit sha."""
         files = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+        return self.commit(repo_id, revision, files)
+
+    def commit(self, repo_id: str, revision: str, files: dict[str, bytes]) -> str:
+        """``files`` as a new commit of ``repo_id`` that ``revision`` points to; returns its sha."""
         digest = hashlib.sha1(repo_id.encode())
         for name, data in files.items():
             digest.update(name.encode() + hashlib.sha256(data).digest())
@@ -109,6 +126,56 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._answer(body=True)
+
+    def do_POST(self) -> None:
+        hub = self.hub
+        path = urlsplit(self.path).path
+        hub.requests.append((self.command, path, dict(self.headers.items())))
+        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if path == "/api/repos/create":
+            spec = json.loads(data)
+            repo_id = f"{spec['organization']}/{spec['name']}" if spec.get("organization") else spec["name"]
+            with hub._lock:
+                exists = repo_id in hub.repos
+                hub.repos.setdefault(repo_id, Repo())
+            if exists:
+                return self._json(409, {"error": "You already created this model repo"})
+            return self._json(200, {"url": self._url(repo_id)})
+        if path == "/api/validate-yaml":  # upload_folder checks a README's metadata block first
+            content = json.loads(data)["content"]
+            ok = not content.startswith("---") or content.count("---") >= 2
+            errors = [] if ok else [{"message": "metadata block not closed"}]
+            return self._json(200 if ok else 400, {"warnings": [], "errors": errors})
+        parts = unquote(path).strip("/").split("/")  # api/models/{ns}/{name}/{preupload|commit}/{rev}
+        if len(parts) != 6 or parts[:2] != ["api", "models"] or parts[4] not in ("preupload", "commit"):
+            return self._send(404, {}, b"not an upload URL", body=True)
+        repo_id, action, revision = f"{parts[2]}/{parts[3]}", parts[4], parts[5]
+        repo = hub.repos.get(repo_id)
+        if repo is None:
+            return self._send(404, {"X-Error-Code": "RepoNotFound"}, b"Repository not found", body=True)
+        if action == "preupload":
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
+                for f in json.loads(data)["files"]
+            ]
+            return self._json(200, {"files": files})
+        current = repo.commits.get(repo.refs.get(revision, ""), {})
+        files = dict(current)
+        for line in data.splitlines():
+            item = json.loads(line)
+            if item["key"] == "file":
+                files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            elif item["key"] != "header":
+                return self._send(400, {}, f"unsupported commit item {item['key']}".encode(), body=True)
+        commit = hub.commit(repo_id, revision, files)
+        url = f"{self._url(repo_id)}/commit/{commit}"
+        return self._json(200, {"commitUrl": url, "commitOid": commit, "pullRequestUrl": None})
+
+    def _url(self, repo_id: str) -> str:
+        return f"{self.hub.url}/{repo_id}"
+
+    def _json(self, status: int, value: dict) -> None:
+        self._send(status, {"Content-Type": "application/json"}, json.dumps(value).encode(), body=True)
 
     # ---- routing -------------------------------------------------------------------------------
     def _answer(self, body: bool) -> None:
