@@ -51,8 +51,16 @@ def measure(stage: str, ngf: int, setting: str, steps: int, data: str) -> dict:
         MDGAN(ngf=ngf).save_pretrained(tmp / "weights")
         weights = str(tmp / "weights")
     cfg = TrainConfig(
-        data=data, out=str(tmp / "run"), stage=stage, ngf=ngf, batch_size=4, weights=weights, num_workers=0,
-        progress=False, d_warmup=0, **SETTINGS[setting],
+        data=data,
+        out=str(tmp / "run"),
+        stage=stage,
+        ngf=ngf,
+        batch_size=4,
+        weights=weights,
+        num_workers=0,
+        progress=False,
+        d_warmup=0,
+        **SETTINGS[setting],
     )
     trainer = Trainer(cfg).setup()
     step_fn = trainer._enter_stage()
@@ -71,8 +79,14 @@ def measure(stage: str, ngf: int, setting: str, steps: int, data: str) -> dict:
             times.append(time.perf_counter() - t0)
     median = statistics.median(times)
     return {
-        "stage": stage, "ngf": ngf, "setting": setting, "precision": trainer.precision, "ndf": cfg.ndf,
-        "bn": cfg.bn_mode, "step_s": [round(t, 2) for t in times], "median_step_s": round(median, 2),
+        "stage": stage,
+        "ngf": ngf,
+        "setting": setting,
+        "precision": trainer.precision,
+        "ndf": cfg.ndf,
+        "bn": cfg.bn_mode,
+        "step_s": [round(t, 2) for t in times],
+        "median_step_s": round(median, 2),
         "clips_per_s": round(4 / median, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -111,8 +125,13 @@ def main() -> None:
                 f"{new['clips_per_s'] / base['clips_per_s']:.2f}x",
                 flush=True,
             )
-    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_end": os.getloadavg(),
-            "data": data if tmp is None else "synthetic", "results": results}
+    info = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_end": os.getloadavg(),
+        "data": data if tmp is None else "synthetic",
+        "results": results,
+    }
     if args.json:
         args.json.write_text(json.dumps(info, indent=2) + "\n")
 

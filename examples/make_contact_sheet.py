@@ -38,8 +38,10 @@ def main() -> Path:
     long = skyforecast.animate(PHOTO, frames=480)
     rows = [
         [(short[t], "frame 0 (the photo)" if t == 0 else str(t)) for t in (0, 8, 16, 31)],
-        [(long[t], f"--frames 480: {t}" if t == 0 else (f"{t} (mid-cycle)" if t == 30 else str(t)))
-         for t in (0, 30, 250, 479)],
+        [
+            (long[t], f"--frames 480: {t}" if t == 0 else (f"{t} (mid-cycle)" if t == 30 else str(t)))
+            for t in (0, 30, 250, 479)
+        ],
     ]
     width, height = 4 * TILE[0] + 3 * GAP, 2 * TILE[1] + GAP
     sheet = Image.new("RGB", (width, height), (24, 24, 24))

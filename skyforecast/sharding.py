@@ -37,7 +37,7 @@ import numpy as np
 from .batch import BatchResult, Job, run
 from .io.constants import SIZE
 from .io.files import remove_partials
-from .training.distributed import dist_from_env
+from .training.distributed import Dist, dist_from_env
 
 __all__ = [
     "RankReport",
@@ -84,12 +84,10 @@ class RankReport:
 
 
 @dataclass
-class Shard:
-    """This process's place among the processes sharing one batch. ``world == 1``: alone (no store)."""
+class Shard(Dist):
+    """This process's place among the processes sharing one batch (``rank``, ``world``, ``local_rank``,
+    ``main`` and ``on`` as for training). ``world == 1``: alone (no store)."""
 
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
     store: Any = None  # a torch.distributed Store every rank reaches
     todo: list[Job] = field(default_factory=list)  # the photos to predict, in the order they are taken
     reports: list[RankReport] = field(default_factory=list)  # every rank's, once ``finish`` has run
@@ -98,14 +96,6 @@ class Shard:
     events: Any = None  # rank 0 of --workers: the workers' events, (kind, photo, detail), None at the end
     lost: dict[int, str] = field(default_factory=dict)  # rank 0 of --workers: workers that ended early, why
     _taken: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def on(self) -> bool:
-        return self.world > 1
 
     def agree(self, jobs: Sequence[Job]) -> None:
         """Check that every rank planned the same outputs, then set ``todo`` from rank 0's view of what is
@@ -348,6 +338,7 @@ def start_workers(
     ]
     for p in procs:
         p.start()
+
     def alive() -> list[str]:
         return [""] + [_why_ended(store, rank, p.exitcode) for rank, p in enumerate(procs, 1)]
 
@@ -396,4 +387,3 @@ def _worker(rank, world, port, todo, weights, device, threads, run_kwargs, event
     except Exception as e:  # noqa: BLE001 - one line for rank 0's summary, not a traceback here
         store.set(f"error/{rank}", f"{type(e).__name__}: {e}")
         sys.exit(1)
-

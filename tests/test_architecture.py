@@ -212,9 +212,10 @@ def test_the_layer_rule_catches_an_upward_import(tmp_path):
     (tmp_path / "io" / "__init__.py").write_text("")
     (tmp_path / "io" / "media.py").write_text("from ..render import steady\n")
     graph = import_graph(tmp_path, deferred=True)
-    assert "skyforecast.render.steady" in graph["skyforecast.io.media"] or "skyforecast.render" in graph[
-        "skyforecast.io.media"
-    ]
+    assert (
+        "skyforecast.render.steady" in graph["skyforecast.io.media"]
+        or "skyforecast.render" in graph["skyforecast.io.media"]
+    )
     assert layer_of("skyforecast.render.steady") < layer_of("skyforecast.io.media")
 
 

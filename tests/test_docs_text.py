@@ -30,7 +30,7 @@ def test_readme_is_the_first_five_minutes_and_links_to_pages_that_exist():
     """README stays short (the documentation site has the rest) and every page it links to is there."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) < 250
-    assert "pip install -e \".[dev]\" && python -m pytest -q" in readme  # the test command
+    assert 'pip install -e ".[dev]" && python -m pytest -q' in readme  # the test command
     links = re.findall(r"\]\((docs/[^)#]+)", readme)
     assert links and [link for link in links if not (REPO / link).is_file()] == []
     preview = re.search(r"!\[[^]]*\]\((examples/[^)]+)\)", readme).group(1)

@@ -112,8 +112,22 @@ def test_the_model_folder_is_fp16_readable_and_carries_its_discriminators(ft_run
 def test_a_finetune_from_a_model_with_discriminators_loads_them_and_skips_warm_up(ft_run, clips, tmp_path):
     run, _ = ft_run
     out = tmp_path / "again"
-    result = CliRunner().invoke(app, ["finetune", str(clips), "-w", str(run / "model"), "--out", str(out),
-                                      "--stage", "2", "--steps", "1", *FAST])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            str(clips),
+            "-w",
+            str(run / "model"),
+            "--out",
+            str(out),
+            "--stage",
+            "2",
+            "--steps",
+            "1",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "discriminators: loaded with the starting weights" in result.output
     assert "discriminator-only" not in result.output
@@ -122,8 +136,19 @@ def test_a_finetune_from_a_model_with_discriminators_loads_them_and_skips_warm_u
     ck = torch.load(list_checkpoints(out)[-1], map_location="cpu", weights_only=True)
     assert "d1" not in ck["models"]  # Stage II does not need Stage I's discriminator to resume
     assert set(ck["optim"]) == {"g2", "d2"}  # nor the Adam moments of a stage it never reopens
-    d1 = Trainer(TrainConfig(data=str(clips), out=str(tmp_path / "x"), weights=str(run / "model"),
-                             progress=False, num_workers=0)).setup().d1.state_dict()
+    d1 = (
+        Trainer(
+            TrainConfig(
+                data=str(clips),
+                out=str(tmp_path / "x"),
+                weights=str(run / "model"),
+                progress=False,
+                num_workers=0,
+            )
+        )
+        .setup()
+        .d1.state_dict()
+    )
     assert all(torch.equal(d1[k], shipped[f"d1.{k}"].float()) for k in d1 if d1[k].is_floating_point())
 
 
@@ -183,8 +208,11 @@ def test_the_choice_needs_a_better_psnr_without_more_leak():
 def test_precision_auto_is_bf16_where_the_cpu_has_it(clips: Path, tmp_path: Path):
     from skyforecast.model.fast import cpu_supports_bf16
 
-    t = Trainer(TrainConfig(data=str(clips), out=str(tmp_path / "r"), ngf=4, device="cpu", progress=False,
-                            num_workers=0)).setup()
+    t = Trainer(
+        TrainConfig(
+            data=str(clips), out=str(tmp_path / "r"), ngf=4, device="cpu", progress=False, num_workers=0
+        )
+    ).setup()
     assert t.precision == ("bf16" if cpu_supports_bf16() else "fp32")
     assert t.cfg.ndf == 4  # the discriminators are as wide as the generators
     assert t.cfg.bn_mode == "batch" and t.cfg.warmup_steps == 0  # from scratch: as the paper
@@ -205,8 +233,10 @@ def test_export_is_fp16_by_default_within_one_level_of_fp32_with_a_card_without_
     assert (half / "model.safetensors").stat().st_mode & 0o777 == 0o644
     dataset = ClipDataset(discover_clips(clips))
     firsts = np.stack([dataset[i].numpy()[:, 0].transpose(1, 2, 0) for i in range(len(dataset))])
-    videos = [SkyPipeline(load_model(str(f)), device="cpu", fast=False).predict_squares(firsts, stage=2)
-              for f in (half, full)]
+    videos = [
+        SkyPipeline(load_model(str(f)), device="cpu", fast=False).predict_squares(firsts, stage=2)
+        for f in (half, full)
+    ]
     assert np.abs(videos[0].astype(int) - videos[1].astype(int)).max() <= 1  # within 1/255
     card = (half / "README.md").read_text()
     assert str(tmp_path) not in card and str(run) not in card and str(clips) not in card

@@ -94,3 +94,24 @@ def test_avif_reads(tmp_path):
     Image.fromarray(upright_photo()).save(path, quality=95)
     got = patch_centres(np.asarray(load_photo(path, min_side=None).image))
     assert np.abs(got - COLOURS).max() <= 6
+
+
+def test_the_heif_plugin_loads_only_for_a_photo_that_needs_it(tmp_path):
+    """A JPEG's read (the common case, and ``predict``'s start-up) does not pay for importing the plugin; a
+    HEIC read in the same fresh process then loads it and succeeds."""
+    import subprocess
+    import sys
+
+    heic = iphone_heic(tmp_path / "IMG_0002.HEIC")
+    jpeg = tmp_path / "photo.jpg"
+    Image.fromarray(upright_photo()).save(jpeg, quality=95)
+    code = (
+        "import sys\n"
+        "from skyforecast.io.media import load_photo\n"
+        f"load_photo({str(jpeg)!r})\n"
+        "assert 'pillow_heif' not in sys.modules, 'imported for a JPEG'\n"
+        f"assert load_photo({str(heic)!r}, min_side=None).size == (96, 64)\n"
+        "assert 'pillow_heif' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

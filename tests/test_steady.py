@@ -134,8 +134,9 @@ def test_speed_is_a_share_of_the_frame_height_at_every_size():
         drift[h] = band_speeds(frames) / h  # frame heights per frame, band by band
     assert np.all(drift[360] > 0) and drift[360].mean() > 0.5 * steady.REAL_SPEED
     np.testing.assert_allclose(drift[1080], drift[360], rtol=0.1)
-    ten = steady.animate(cloud_photo(1080, 1920), video, None, frames=12, speed=steady.parse_speed("10px"),
-                         direction=0.0)
+    ten = steady.animate(
+        cloud_photo(1080, 1920), video, None, frames=12, speed=steady.parse_speed("10px"), direction=0.0
+    )
     assert band_speeds(ten).mean() == pytest.approx(10.0, rel=0.1)  # the mean over the sky: 10 px per frame
 
 
@@ -359,8 +360,11 @@ def _detail(frame: np.ndarray) -> float:
 
 @pytest.mark.parametrize("frames, loop, floor", [(480, False, 0.8), (32, True, 0.7)])
 def test_no_frame_looks_like_two_photos_overlaid(frames, loop, floor):
-    photo = cv2.resize(np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")), (640, 360),
-                       interpolation=cv2.INTER_AREA)
+    photo = cv2.resize(
+        np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")),
+        (640, 360),
+        interpolation=cv2.INTER_AREA,
+    )
     still = np.stack([cv2.resize(photo, (128, 128))] * 32)
     renderer, _ = steady.animate_frames(photo, still, skymask.sky_mask(photo), frames=frames, loop=loop)
     detail = np.array([_detail(renderer[t]) for t in range(frames)])

@@ -12,6 +12,7 @@ import typer
 # isort: off
 # importing them registers their commands, in the order --help lists them
 from . import predict, training, evaluate, tools  # noqa: F401
+
 # isort: on
 from .common import Ending, app
 

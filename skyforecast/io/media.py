@@ -78,14 +78,13 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     """
     path = str(path)
     notes: list[str] = []
-    _register_plugins()
     try:
         if os.path.getsize(path) == 0:
             raise InputError(path, "empty file (0 bytes)")
     except OSError as e:
         raise InputError(path, f"cannot read ({e.strerror or e})") from None
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             n_frames = getattr(im, "n_frames", 1)
             if n_frames > 1:
                 im.seek(0)
@@ -129,21 +128,33 @@ def load_photo(path: str | os.PathLike, min_side: int | None = 2 * SIZE) -> Phot
     return Photo(path=path, image=rgb, size=full, notes=notes)
 
 
+def _open_image(path: str) -> Image.Image:
+    """``Image.open``, and for a file Pillow alone does not know, once more with the HEIF/AVIF plugin: the
+    plugin's import (~50 ms) is paid only by the photos that need it, never by a JPEG's ``predict``."""
+    try:
+        return Image.open(path)
+    except UnidentifiedImageError:
+        if not _register_plugins():
+            raise
+        return Image.open(path)
+
+
 @functools.cache
-def _register_plugins() -> None:
+def _register_plugins() -> bool:
     """Teach Pillow HEIC/HEIF (iPhone photos), and AVIF where Pillow's own build lacks it, through the
-    pillow-heif plugin, on the first photo read (its import costs ~50 ms). libheif turns the image upright
-    by the file's rotation and mirror boxes and then reports EXIF orientation 1, so ``load_photo`` does not
-    turn it twice; the ICC profile (Display P3 on iPhones) comes in ``info`` as for a JPEG."""
+    pillow-heif plugin; False without it. libheif turns the image upright by the file's rotation and mirror
+    boxes and then reports EXIF orientation 1, so ``load_photo`` does not turn it twice; the ICC profile
+    (Display P3 on iPhones) comes in ``info`` as for a JPEG."""
     try:
         import pillow_heif
     except ImportError:  # a dependency; without it such photos get Pillow's "cannot read"
-        return
+        return False
     from PIL import features
 
     pillow_heif.register_heif_opener()
     if not features.check("avif") and "register_avif_opener" in dir(pillow_heif):
         pillow_heif.register_avif_opener()
+    return True
 
 
 def photo_from_image(image: Image.Image | np.ndarray) -> Photo:

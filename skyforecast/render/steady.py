@@ -528,9 +528,7 @@ class SteadyRenderer:
         ph, pw = self.photo.shape[:2]
         cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
         cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
-        return cv2.remap(
-            self._wrapped, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT
-        )
+        return cv2.remap(self._wrapped, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
 
 
 SEAM = 0.03  # share of the width over which a wrapped copy is blended into the edge it continues

@@ -236,8 +236,9 @@ def export_checkpoint(
         source=f"checkpoint `{_public_checkpoint_name(ckpt)}`",
     )
     discriminators = {n: ck["models"][n] for n in ("d1", "d2") if n in ck["models"]}
-    write_model_folder(model, out, facts, discriminators=discriminators if len(discriminators) == 2 else None,
-                       dtype=dtype)
+    write_model_folder(
+        model, out, facts, discriminators=discriminators if len(discriminators) == 2 else None, dtype=dtype
+    )
     if evaluate_on is not None:
         from ..evaluation.scoring import evaluate
         from .card import model_card

@@ -170,6 +170,14 @@ def effective_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def _d_scores(o_real, o_fake) -> dict[str, torch.Tensor]:
+    """The discriminator's mean probabilities of "real" on real and generated clips, as logged."""
+    return {
+        "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
+        "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
+    }
+
+
 # ---- the trainer ---------------------------------------------------------------------------------------
 
 
@@ -271,8 +279,10 @@ class Trainer:
             if self.init_discriminators:
                 width = self.init_discriminators["d1"]["conv1.0.weight"].shape[0]
                 if cfg.ndf not in (None, width):
-                    self.log(f"note: the starting weights' discriminators are {width} wide; --ndf {cfg.ndf} "
-                             "starts fresh ones instead")
+                    self.log(
+                        f"note: the starting weights' discriminators are {width} wide; --ndf {cfg.ndf} "
+                        "starts fresh ones instead"
+                    )
                     self.init_discriminators = {}
                 else:
                     cfg.ndf = width
@@ -293,8 +303,10 @@ class Trainer:
         elif cfg.val:
             self.val_index = discover_clips(cfg.val, FRAMES)
         if self.val_index is not None:
-            self.log(f"validation: {len(self.val_index.clips)} clips not trained on, scored every "
-                     f"{cfg.val_every} steps; the best step is exported")
+            self.log(
+                f"validation: {len(self.val_index.clips)} clips not trained on, scored every "
+                f"{cfg.val_every} steps; the best step is exported"
+            )
         self.dataset = ClipDataset(self.index, SIZE, cfg.crop)
         self.sampler = ClipSampler(
             len(self.dataset), shuffle=True, flip=cfg.flip, seed=cfg.seed, num_replicas=d.world, rank=d.rank
@@ -554,8 +566,7 @@ class Trainer:
             "adv": adv.detach(),
             "l1": l1.detach(),
             "flicker": flicker.detach(),
-            "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
-            "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
+            **_d_scores(o_real, o_fake),
         }
 
     def train_step_stage2(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -602,8 +613,7 @@ class Trainer:
             "flicker": flicker.detach(),
             "rank": rank_g.detach(),
             "rank_d": rank_d.detach(),
-            "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
-            "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
+            **_d_scores(o_real, o_fake),
         }
 
     def _warmup_stats(self, loss_d, fake, real, o_real, o_fake) -> dict[str, torch.Tensor]:
@@ -612,8 +622,7 @@ class Trainer:
         return {
             "loss_d": loss_d.detach(),
             "l1": content_loss(fake.detach(), real).detach(),
-            "d_real": torch.sigmoid(o_real.logit.detach().float()).mean(),
-            "d_fake": torch.sigmoid(o_fake.logit.detach().float()).mean(),
+            **_d_scores(o_real, o_fake),
         }
 
     # -- previews, checkpoints, export
@@ -655,8 +664,10 @@ class Trainer:
         return model.eval()
 
     def _discriminators(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {n: {k: v.detach().cpu().clone() for k, v in unwrap(getattr(self, n)).state_dict().items()}
-                for n in ("d1", "d2")}
+        return {
+            n: {k: v.detach().cpu().clone() for k, v in unwrap(getattr(self, n)).state_dict().items()}
+            for n in ("d1", "d2")
+        }
 
     def _validate(self) -> None:
         """Score the model as it stands on the validation clips; log it (metrics.jsonl, TensorBoard, one
@@ -668,17 +679,26 @@ class Trainer:
         model = self._snapshot()
         scores = score_model(model, self.cfg.val or self.cfg.data, self.val_index, str(self.device))
         new_best = self.validation.add({"step": self.global_step, "stage": self.stage, **scores})
-        record = {"time": _dt.datetime.now().isoformat(timespec="seconds"), "step": self.global_step,
-                  "stage": self.stage, "val": scores, "best_step": self.validation.best_step}
+        record = {
+            "time": _dt.datetime.now().isoformat(timespec="seconds"),
+            "step": self.global_step,
+            "stage": self.stage,
+            "val": scores,
+            "best_step": self.validation.best_step,
+        }
         self._metrics_file.write(json.dumps(record) + "\n")
         self._metrics_file.flush()
         if self._tb is not None:
-            self._tb.scalars(self.global_step, {f"val_{system}/{k}": v for system in VAL_SYSTEMS
-                                                for k, v in scores[system].items()})
+            self._tb.scalars(
+                self.global_step,
+                {f"val_{system}/{k}": v for system in VAL_SYSTEMS for k, v in scores[system].items()},
+            )
         raw = scores["stage2"]
-        self.log(f"validation at step {self.global_step}: Stage II PSNR {raw['psnr']}, speed ratio "
-                 f"{raw['speed_ratio']}, steadiness {raw['steadiness']}, leak {raw['leak']}"
-                 + ("  [best so far]" if new_best else ""))
+        self.log(
+            f"validation at step {self.global_step}: Stage II PSNR {raw['psnr']}, speed ratio "
+            f"{raw['speed_ratio']}, steadiness {raw['steadiness']}, leak {raw['leak']}"
+            + ("  [best so far]" if new_best else "")
+        )
         if new_best:
             self._best = (model, self._discriminators())
             self.export(*self._best)
@@ -759,8 +779,10 @@ class Trainer:
             self._best = (load_folder(folder), load_discriminators(str(folder)))
         path = self.export(*self._best)
         if self.validation.best_step == self.validation.start["step"]:
-            self.log("[yellow]note:[/] no validated step beat the starting model on the validation clips: "
-                     f"{path} holds the starting weights (scores in metrics.jsonl and the card)")
+            self.log(
+                "[yellow]note:[/] no validated step beat the starting model on the validation clips: "
+                f"{path} holds the starting weights (scores in metrics.jsonl and the card)"
+            )
         else:
             self.log(f"exported the best validated step: {self.validation.reason()}")
         return path
@@ -962,8 +984,10 @@ class Trainer:
             self.ema.reset(unwrap(self.g1 if stage == 1 else self.g2))
         self.warmup = 0 if self.d_loaded else self.cfg.warmup_steps
         if self.step < self.warmup:
-            self.log(f"Stage {'I' if stage == 1 else 'II'}: {self.warmup} discriminator-only steps first "
-                     "(the generator is held; --d-warmup)")
+            self.log(
+                f"Stage {'I' if stage == 1 else 'II'}: {self.warmup} discriminator-only steps first "
+                "(the generator is held; --d-warmup)"
+            )
         return self.train_step_stage1 if stage == 1 else self.train_step_stage2
 
     def _train_mode(self, g: nn.Module) -> None:
