@@ -369,3 +369,51 @@ def test_no_frame_looks_like_two_photos_overlaid(frames, loop, floor):
     renderer, _ = steady.animate_frames(photo, still, skymask.sky_mask(photo), frames=frames, loop=loop)
     detail = np.array([_detail(renderer[t]) for t in range(frames)])
     assert detail.min() / detail[0] >= floor  # two phases overlaid halve it
+
+
+@pytest.mark.parametrize("vx, vy", [(0.0, 3.0), (0.0, -3.0), (3.0, 0.0), (-3.0, 0.0)])
+def test_sky_that_flows_in_is_a_translated_copy_with_a_soft_seam(vx, vy):
+    """Content that enters across an edge is sky with the photo's own texture: not the edge mirrored
+    (a symmetric "butterfly" cloud), not the edge pixel stretched, and joined without a hard step."""
+    h, w, frames = 96, 160, 16
+    photo = texture(h, w, seed=5)
+    drift = np.zeros((4, 4, 2), np.float32)
+    drift[..., 0], drift[..., 1] = vx / h, vy / h  # frame heights per frame, the same everywhere
+    field = steady.SteadyField(a=0.0, b=0.0, horizon=1.0, aspect=w / h, residual=drift)
+    last = steady.SteadyRenderer(photo, field, frames)[frames - 1].astype(np.float32)
+    travel = int(round(3.0 * (frames - 1)))  # the photo's edge has moved this far in
+    # work along columns: rows become columns for vertical motion, and motion goes towards +index
+    img = last if vy == 0 else last.transpose(1, 0, 2)
+    if vx < 0 or vy < 0:
+        img = img[:, ::-1]
+    inflow, inside = img[:, :travel], img[:, travel:]
+    band = max(2, int(round(steady.SEAM * (h if vy else w))))
+    d = np.arange(band + 1, 16)
+    mirror_gap = np.abs(img[:, travel - d] - img[:, travel + d - 1]).mean()
+    assert mirror_gap > 20  # a mirrored edge gives ~0 here
+    assert inflow.std(axis=0).mean() > 0.5 * inside.std(axis=0).mean()  # textured, not stretched rows
+    steps = np.abs(np.diff(img, axis=1)).mean(axis=(0, 2))
+    assert steps[travel - 1] < 3 * np.median(steps)  # no hard step at the join
+
+
+def test_a_round_sun_and_its_glare_stay_but_a_big_lit_cloud_moves():
+    """A sun is small, clipped and round; a cloud lit white all over is larger and is sky that moves."""
+    h, w = 360, 640
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    sky = np.dstack([90 + 0.2 * ys, 140 + 0.15 * ys, np.full_like(ys, 215)])
+    sky += (texture(h, w, seed=2, scale=24).astype(np.float32) - 128) * 0.35
+    sun_r = np.hypot(xs - 470, ys - 110)
+    sky += (255 * np.exp(-((sun_r / 40) ** 2)))[..., None]  # glare
+    sky[sun_r < 12] = 255  # the clipped disc: 0.2 % of the frame
+    cloud_r = np.hypot(xs - 160, ys - 120)
+    sky[cloud_r < 70] = 255  # a cloud lit white all over: 6.7 % of the frame
+    sky[cloud_r < 70] -= (texture(h, w, seed=4, scale=12)[cloud_r < 70].astype(np.float32) - 128) * 0.1
+    photo = np.clip(sky, 0, 255).astype(np.uint8)
+    photo[int(0.75 * h) :] = (50, 90, 40)
+    mask = skymask.sky_mask(photo)
+    assert mask[110, 470] == 0 and mask[110, 470 + 30] == 0  # the sun and its glare are kept still
+    assert mask[120, 160] == 1  # the lit cloud is sky
+    frames = steady.animate(photo, translating_prediction(0.6, 0.0), mask, frames=32)
+    sun = sun_r < 30
+    assert np.array_equal(frames[-1][sun], photo[sun])
+    assert np.abs(frames[-1][cloud_r < 80].astype(int) - photo[cloud_r < 80]).mean() > 2

@@ -99,7 +99,7 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
 
 SUN_L = 250  # L* (OpenCV's 8-bit scale) of a sun's clipped disc
 SUN_GLARE = 2.0  # the still disc around a sun: this many sun radii, plus 3 % of the shorter side
-SUN_AREA = (0.001, 0.15)  # a sun's clipped blob, share of the frame (smaller: a cloud's highlight)
+SUN_AREA = (0.001, 0.02)  # a sun's clipped blob, share of the frame (a lit cloud is larger)
 
 
 def sun_disc(photo: np.ndarray, work: int = 256) -> np.ndarray:
@@ -116,8 +116,10 @@ def sun_disc(photo: np.ndarray, work: int = 256) -> np.ndarray:
     for k in range(1, n):
         x, y, bw, bh, area = stats[k]
         round_enough = area >= 0.4 * bw * bh and 0.4 <= bw / bh <= 2.5
-        if SUN_AREA[0] * h * w <= area <= SUN_AREA[1] * h * w and round_enough and (
-            best is None or area > stats[best, 4]
+        if (
+            SUN_AREA[0] * h * w <= area <= SUN_AREA[1] * h * w
+            and round_enough
+            and (best is None or area > stats[best, 4])
         ):
             best = k
     disc = np.zeros((h, w), np.float32)

@@ -410,13 +410,15 @@ class SteadyRenderer:
         self._onset = (0.5 - half + 2 * half * rank).astype(np.float32)
         y0, y1, x0, x1 = self.box
         bx, by = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-        # content that flows in across the left or right edge is the sky that left across the other one
-        # (a wrapped copy, ``wrapped``): a mirrored edge made a symmetric "butterfly" cloud
+        # content that flows in across an edge is a translated copy of sky (``wrapped``): across the left
+        # or right edge the sky that left across the other one, across the top or bottom the sky next to
+        # that edge shifted half a width sideways
         steps = self.period if self.two_phase else self.frames
-        reach = float(np.abs(fwd[..., 0]).max()) * self._gscale[0] * steps + 2
-        self._pad = int(min(pw, math.ceil(reach))) if reach > 2 else 0
-        self._wrapped = wrapped(self.source, self._pad)
-        self._base = np.dstack([bx + self._pad, by])  # output-pixel grid of the box, made once
+        reach = np.abs(fwd).reshape(-1, 2).max(axis=0) * self._gscale * steps + 2
+        self._pad = int(min(pw, math.ceil(reach[0]))) if reach[0] > 2 else 0
+        self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
+        self._wrapped = wrapped(self.source, self._pad, self._vpad)
+        self._base = np.dstack([bx + self._pad, by + self._vpad])  # output-pixel grid of the box, made once
         # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
         # that large come from mmap, so each frame paid for touching new pages again (page faults made the
         # renderer's time swing between 0.2 and 0.45 s for 32 frames)
@@ -531,26 +533,57 @@ class SteadyRenderer:
         return cv2.remap(self._wrapped, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
 
 
-SEAM = 0.03  # share of the width over which a wrapped copy is blended into the edge it continues
+SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
 
 
-def wrapped(source: np.ndarray, pad: int) -> np.ndarray:
-    """``source`` continued ``pad`` pixels to the left and right by the sky at its other side (a translated
-    copy, so clouds keep their shapes), with the seam softened: over ``SEAM`` of the width next to each edge
-    the copy fades in from the edge's own mirror image, so the join has no hard step."""
+def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:
+    """``copy`` (the continuation next to an edge, along axis 1) faded in from ``inner``'s mirror image:
+    the columns nearest the edge are the edge's own pixels mirrored, so the join has no hard step.
+    ``towards_edge``: ``copy``'s last column touches the edge (it lies before it), else its first."""
+    band = copy.shape[1]
+    ramp = ((np.arange(band, dtype=np.float32) + 1) / (band + 1))[None, :, None]  # 0 at the edge -> 1
+    weight = ramp[:, ::-1] if towards_edge else ramp
+    mirror = inner[:, :band][:, ::-1] if towards_edge else inner[:, -band:][:, ::-1]
+    mixed = copy.astype(np.float32) * weight + mirror.astype(np.float32) * (1 - weight)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def wrapped(source: np.ndarray, pad: int, vpad: int = 0) -> np.ndarray:
+    """``source`` continued ``pad`` pixels to the left and right by the sky at its other side, and ``vpad``
+    rows above and below by its own top (bottom) rows shifted half a width sideways: translated copies, so
+    clouds keep their shapes (a mirrored edge made a symmetric "butterfly" cloud, a stretched one streaks),
+    and a shifted one does not line up with the clouds it continues. Each seam is softened: over ``SEAM``
+    of the size next to an edge the copy fades in from the edge's own mirror image."""
+    h, w = source.shape[:2]
+    if vpad > 0:
+        vpad = min(vpad, h)
+        band = min(vpad, max(2, int(round(SEAM * h))), h // 2)
+        top = _shifted(source[:vpad], w // 2)
+        bottom = _shifted(source[h - vpad :], w // 2)
+        # rows as columns: the seam code works along axis 1
+        top[vpad - band :] = _fade_from_mirror(
+            top[vpad - band :].swapaxes(0, 1), source[:band].swapaxes(0, 1), True
+        ).swapaxes(0, 1)
+        bottom[:band] = _fade_from_mirror(
+            bottom[:band].swapaxes(0, 1), source[h - band :].swapaxes(0, 1), False
+        ).swapaxes(0, 1)
+        source = np.concatenate([top, source, bottom])
     if pad <= 0:
         return source
-    h, w = source.shape[:2]
     out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
     band = min(pad, max(2, int(round(SEAM * w))), w // 2)
-    ramp = ((np.arange(band, dtype=np.float32) + 1) / (band + 1))[None, :, None]  # 0 at the edge -> 1
-    for cols, mirror, copy_weight in (
-        (slice(pad - band, pad), source[:, :band][:, ::-1], ramp[:, ::-1]),  # x = -band .. -1
-        (slice(pad + w, pad + w + band), source[:, w - band :][:, ::-1], ramp),  # x = w .. w + band - 1
-    ):
-        mixed = out[:, cols].astype(np.float32) * copy_weight + mirror.astype(np.float32) * (1 - copy_weight)
-        out[:, cols] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
+    out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
     return out
+
+
+def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:
+    """``rows`` moved ``shift`` pixels sideways, wrapping around (the wrap's seam softened as ``wrapped``
+    softens its sides)."""
+    w = rows.shape[1]
+    if shift <= 0 or w < 4:
+        return rows.copy()
+    return np.ascontiguousarray(wrapped(rows, shift)[:, w : 2 * w])
 
 
 def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160) -> np.ndarray:
