@@ -178,7 +178,6 @@ LAYERS = [
 KNOWN_LONG = {
     "skyforecast.batch",
     "skyforecast.training.trainer",
-    "skyforecast.evaluation.scoring",
     "skyforecast.render.steady",
     "skyforecast.render.postprocess",
     "skyforecast.io.media",
