@@ -180,7 +180,6 @@ KNOWN_LONG = {
     "skyforecast.training.trainer",
     "skyforecast.render.steady",
     "skyforecast.render.postprocess",
-    "skyforecast.io.media",
 }
 MAX_LINES = 600
 
