@@ -166,7 +166,14 @@ def test_the_graph_sees_sub_packages_and_the_generator_stands_alone():
 # The package root (``__version__``) belongs to no layer.
 LAYERS = [
     ("skyforecast.cli", "skyforecast.__main__"),
-    ("skyforecast.api", "skyforecast.batch", "skyforecast.app", "skyforecast.report", "skyforecast.sharding"),
+    (
+        "skyforecast.api",
+        "skyforecast.batch",
+        "skyforecast.batchplan",
+        "skyforecast.app",
+        "skyforecast.report",
+        "skyforecast.sharding",
+    ),
     ("skyforecast.training",),
     ("skyforecast.evaluation",),
     ("skyforecast.render", "skyforecast.synth"),
@@ -176,12 +183,8 @@ LAYERS = [
 # Modules still over the length limit, each to be split by what it holds. The list may only shrink: a new
 # over-long module fails, and a listed one that is no longer over-long fails until its line goes.
 KNOWN_LONG = {
-    "skyforecast.batch",
-    "skyforecast.training.trainer",
-    "skyforecast.evaluation.scoring",
     "skyforecast.render.steady",
     "skyforecast.render.postprocess",
-    "skyforecast.io.media",
 }
 MAX_LINES = 600
 
