@@ -82,7 +82,7 @@ def ssim_frames(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
 
 def frame_change(video: np.ndarray) -> float:
     """Mean absolute difference of consecutive frames of a (T,H,W,3) video, in [0, 1] units (what the
-    motion ratio compares; not a flow length, unlike ``skyforecast.render.motion.flow_travel``)."""
+    motion ratio compares; not a flow length, unlike ``skyforecast.render.skymask.flow_travel``)."""
     v = _unit(video)
     if len(v) < 2:
         return 0.0

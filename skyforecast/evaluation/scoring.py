@@ -7,7 +7,7 @@ Pixel metrics reward a video that does not move (repeating the first frame beats
 9 dB on real-sky-dev), so a motion ratio is always reported beside them, and the same run scores two
 baselines: the first frame repeated 32 times (``copy``) and Base-Net alone (``stage1``). ``transfer``
 scores the model's motion apart from its pixels: the input photo itself warped by the optical flow of the
-Stage II prediction, with its slow brightness change (``skyforecast.render.motion``: the warp ``predict
+Stage II prediction, with its slow brightness change (``skyforecast.render.transfer``: the warp ``predict
 --resolution`` applies, here to the 128x128 input and with no mask). It separates the cost of the
 generator's blur (none here) from the cost of the motion. It says little about the motion's direction:
 for the bundled model on real-sky-dev the same flow negated scores only 0.3 dB less. ``default`` scores what
@@ -266,7 +266,7 @@ def _system_videos(
         preds["default"] = np.stack([video for video, _ in made])
         fits = [(fit.source == "prediction", fit.direction) for _, fit in made]
     if "transfer" in systems:
-        from ..render.motion import transfer
+        from ..render.transfer import transfer
 
         preds["transfer"] = np.stack([transfer(r[0], y) for r, y in zip(real, preds["stage2"], strict=True)])
     return preds, fits
