@@ -280,6 +280,20 @@ def test_village_masks_keep_houses_and_timestamp_still(real_photos):
         assert all(np.array_equal(f[still], photo[still]) for f in frames), name
 
 
+def test_a_distant_pylons_faint_top_stays_with_its_legs(real_photos):
+    """In haze the insulators at the top of a distant pylon are fainter than its legs and a gap separates
+    them; they are part of the pylon and stay still (at 1080p, where they are visible)."""
+    photo = np.asarray(Image.open(real_photos / "village-sunset.jpg").convert("RGB"))
+    photo = cv2.resize(photo, (1920, 1080), interpolation=cv2.INTER_AREA)
+    sky = skymask.sky_mask(photo)
+    box = (slice(240, 300), slice(1090, 1200))  # the insulators of the pylon right of the bare tree
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float32)[box]
+    dark = grey < np.median(grey) - 12
+    assert dark.sum() > 20  # the insulators are there
+    assert (sky[box][dark] == 0).mean() > 0.8  # 0.86 (none of it before fainter parts were joined)
+    assert sky[:100].mean() > 0.8  # the sky above still moves (the near pylon and chimneys stand in it)
+
+
 def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path, tiny_weights):
     tiny = tmp_path / "tiny.png"
     Image.fromarray(sky_photo(32, 48)[0]).save(tiny)

@@ -96,8 +96,32 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
         return np.zeros((ph, pw), np.float32)
     grounded = np.unique(labels[(thin > 0) & ground])
     thin = np.isin(labels, grounded[grounded > 0]).astype(np.uint8)
+    thin |= _faint_parts(hat, noise, thin, size)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return resize_mask(thin.astype(np.float32), (pw, ph))
+
+
+JOIN_REACH = 0.08  # frame heights: how far from a grounded thin structure its fainter parts are looked for
+JOIN_AREA = 0.002  # share of the frame: a faint part larger than this is cloud texture, not a part
+
+
+def _faint_parts(hat: np.ndarray, noise: float, grounded: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Fainter thin strokes next to the grounded ones (uint8, 1 = still): a distant pylon's insulators and
+    the twigs of a bare tree, which haze makes too faint for ``thin_dark``'s threshold and which a gap
+    separates from the structure they belong to. Only small pieces within ``JOIN_REACH`` of a grounded thin
+    structure count; cloud texture at the same contrast forms large connected webs and is left to move."""
+    if not grounded.any():
+        return np.zeros_like(grounded)
+    weak = (hat > max(2.0, 2.0 * noise)).astype(np.uint8)
+    reach = max(3, int(round(JOIN_REACH * size[1])))
+    near = cv2.dilate(grounded, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[(weak > 0) & (near > 0)])] = True
+    small = stats[:, cv2.CC_STAT_AREA] <= JOIN_AREA * size[0] * size[1]
+    keep = touching & small
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
 
 
 SUN_L = 250  # L* (OpenCV's 8-bit scale) of a sun's clipped disc
