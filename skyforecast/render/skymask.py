@@ -114,7 +114,7 @@ def _faint_parts(hat: np.ndarray, noise: float, grounded: np.ndarray, size: tupl
         return np.zeros_like(grounded)
     weak = (hat > max(2.0, 2.0 * noise)).astype(np.uint8)
     reach = max(3, int(round(JOIN_REACH * size[1])))
-    near = cv2.dilate(grounded, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    near = cv2.distanceTransform((grounded == 0).astype(np.uint8), cv2.DIST_L2, 3) <= reach  # a wide dilation
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     touching = np.zeros(n, bool)
     touching[np.unique(labels[(weak > 0) & (near > 0)])] = True

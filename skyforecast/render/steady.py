@@ -62,6 +62,7 @@ class SteadyRenderer:
     Frames share work buffers: read one renderer from one thread at a time (each output renders its own)."""
 
     GRID = 96  # rows of the integration grid
+    STRIP = 16  # rows per strip of the feathered edge that is blended
 
     def __init__(
         self,
@@ -136,11 +137,14 @@ class SteadyRenderer:
             a = np.ascontiguousarray(alpha[y0:y1, x0:x1], dtype=np.float32)
             self._inside = (a >= 1.0).astype(np.uint8)
             band = (a > 0) & (a < 1)  # the feathered edge, blended (blendLinear keeps 0 and 1 exact)
-            self._band = bounding_box(band) if band.any() else None
-            if self._band is not None:
-                by0, by1, bx0, bx1 = self._band
-                part = np.ascontiguousarray(a[by0:by1, bx0:bx1])
-                self._band_alpha = (part, 1.0 - part)
+            # in strips of rows, each cut to the columns its part of the edge spans: a skyline's edge is a
+            # thin curve across the frame, and one box around all of it blended most of the sky for nothing
+            self._band = []
+            for r0 in range(0, y1 - y0, self.STRIP):
+                cols = np.flatnonzero(band[r0 : r0 + self.STRIP].any(axis=0))
+                if len(cols):
+                    part = np.ascontiguousarray(a[r0 : r0 + self.STRIP, cols[0] : cols[-1] + 1])
+                    self._band.append((r0, r0 + len(part), int(cols[0]), int(cols[-1]) + 1, part, 1.0 - part))
 
     def __len__(self) -> int:
         return self.frames
@@ -223,9 +227,7 @@ class SteadyRenderer:
             return out
         comp = out[y0:y1, x0:x1]
         cv2.copyTo(moved, self._inside, comp[...])  # alpha 1: the moved sky; alpha 0 keeps the photo exactly
-        if self._band is not None:
-            by0, by1, bx0, bx1 = self._band
-            a, rest = self._band_alpha
+        for by0, by1, bx0, bx1, a, rest in self._band:
             comp[by0:by1, bx0:bx1] = cv2.blendLinear(
                 moved[by0:by1, bx0:bx1], self.photo[y0 + by0 : y0 + by1, x0 + bx0 : x0 + bx1], a, rest
             )
