@@ -335,7 +335,7 @@ def test_evaluate_model_systems_score_what_the_pipeline_predicts(tmp_path: Path,
         assert got.psnr == pytest.approx(want.psnr) and got.ssim == pytest.approx(want.ssim)
         assert got.motion_ratio == pytest.approx(want.motion_ratio)
         assert 0 < got.psnr < PSNR_CAP
-    from skyforecast.render.motion import transfer
+    from skyforecast.render.transfer import transfer
 
     warped = transfer(real[0], pipe.predict_squares(real[:1], stage=2)[0])
     assert (warped[0] == real[0]).all()  # the photo itself, moved by the prediction's flow

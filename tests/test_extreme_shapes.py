@@ -13,7 +13,7 @@ from videos import read_video
 
 from skyforecast.cli import app
 from skyforecast.io.constants import MAX_SIDE
-from skyforecast.render import motion
+from skyforecast.render import sizing
 
 
 def _photo(path, width: int, height: int):
@@ -38,7 +38,7 @@ def _predict(*args: str) -> tuple[int, str]:
     ],
 )
 def test_frame_size_keeps_every_side_within_max_side(photo, resolution, panels, size):
-    got, note = motion.frame_size(photo, resolution, panels)
+    got, note = sizing.frame_size(photo, resolution, panels)
     assert got == size and got[0] * panels <= MAX_SIDE and got[1] <= MAX_SIDE
     assert f"rendered at {size[0]}x{size[1]} (at most {MAX_SIDE} px a side" in note
 

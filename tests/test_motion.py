@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from videos import read_video
 
 from skyforecast.cli import app
-from skyforecast.render import motion
+from skyforecast.render import sizing, skymask, transfer
 
 runner = CliRunner()
 
@@ -60,7 +60,7 @@ def test_transfer_reproduces_real_sky_motion(real_sky_dev):
     for clip_dir in clips:
         clip = read_clip(clip_dir)
         big = np.stack([np.asarray(Image.fromarray(f).resize((256, 256), Image.BICUBIC)) for f in clip])
-        out = motion.transfer(big[0], clip)  # motion estimated at 128, rendered at 256
+        out = transfer.transfer(big[0], clip)  # motion estimated at 128, rendered at 256
         assert out.shape == big.shape
 
         def psnr(a, b):
@@ -88,25 +88,25 @@ def _drifting_sky_video() -> tuple[np.ndarray, np.ndarray]:
 
 def test_auto_mask_finds_the_moving_part_and_leaves_the_rest_still():
     video, truth = _drifting_sky_video()
-    mask = motion.auto_mask(video)
+    mask = skymask.auto_mask(video)
     assert mask[:56].mean() > 0.9  # the drifting part, bar the eroded edge
     assert mask[72:].max() == 0  # the still part is never in the mask
     photo = np.asarray(Image.fromarray(video[0]).resize((400, 300), Image.BICUBIC))
-    alpha = motion.soft_alpha(motion.resize_mask(mask, (400, 300)))
-    out = motion.transfer(photo, video, alpha)
+    alpha = skymask.soft_alpha(skymask.resize_mask(mask, (400, 300)))
+    out = transfer.transfer(photo, video, alpha)
     assert np.array_equal(out[:, 160:], np.broadcast_to(photo[160:], out[:, 160:].shape))  # exactly still
     assert np.abs(np.diff(out[:, :120].astype(np.float32), axis=0)).mean() > 1  # the top moves
 
 
 def test_a_still_prediction_gives_an_empty_mask():
     video = np.repeat(np.full((1, 128, 128, 3), 90, np.uint8), 32, axis=0)
-    assert motion.auto_mask(video).max() == 0
+    assert skymask.auto_mask(video).max() == 0
 
 
 def test_soft_alpha_is_zero_outside_and_ramps_inside():
     mask = np.zeros((100, 200), np.float32)
     mask[:50] = 1
-    alpha = motion.soft_alpha(mask, feather=10)
+    alpha = skymask.soft_alpha(mask, feather=10)
     assert alpha[50:].max() == 0
     assert alpha[:35].min() == pytest.approx(1.0)
     assert 0 < alpha[45, 100] < 1
@@ -124,7 +124,7 @@ def test_mask_auto_on_village_keeps_houses_still_under_real_sky_motion(real_phot
     post = PostProcess(resolution=180, mask="auto")
     frames, _ = post.render(photo, clip[None])
     assert frames.shape == (32, 180, 320, 3)
-    still = motion.load_photo_at(photo.path, (320, 180))
+    still = sizing.load_photo_at(photo.path, (320, 180))
     assert np.array_equal(frames[0], still)
     assert np.array_equal(frames[:, 100:], np.broadcast_to(still[100:], frames[:, 100:].shape))
     assert np.abs(np.diff(frames[:, :40].astype(np.float32), axis=0)).mean() > 0.3  # the sky moves
@@ -186,8 +186,8 @@ def test_mask_auto_keeps_a_house_still_when_the_motion_spills_over_it(tmp_path, 
 
     path, still_part = _village_scene(tmp_path)
     video = _spilling_video(top)
-    small = motion.auto_mask(video)
-    moving = motion.resize_mask(small, (320, 180)) > 0
+    small = skymask.auto_mask(video)
+    moving = skymask.resize_mask(small, (320, 180)) > 0
     assert moving[70:150, 60:250].mean() > 0.3  # the motion really does spill over the house
     post = PostProcess(resolution="native", mask="auto")
     frames, _ = post.render(load_photo(path), video[None])
@@ -205,7 +205,7 @@ def test_mask_auto_keeps_a_house_still_when_the_motion_spills_over_it(tmp_path, 
 def test_sky_prior_finds_the_sky_and_not_the_house(tmp_path):
     path, still_part = _village_scene(tmp_path)
     photo = np.asarray(Image.open(path).convert("RGB"))
-    prior = motion.sky_prior(photo).astype(bool)
+    prior = skymask.sky_prior(photo).astype(bool)
     assert prior.shape == (180, 320)
     assert not (prior & still_part).any()
     assert prior[:60].mean() > 0.9  # most of the sky, bar an eroded edge
@@ -218,9 +218,9 @@ def test_sky_prior_is_empty_when_the_top_is_not_sky(real_photos):
     noise = (rng.random((180, 320, 3)) * 255).astype(np.uint8)
     village = np.asarray(Image.open(real_photos / "village-sunset.jpg").convert("RGB"))
     for photo in (noise, np.ascontiguousarray(village[::-1])):
-        assert not motion.sky_prior(photo).any()
-        assert motion.refine_mask(np.ones((128, 128), np.float32), photo).max() == 0
-    assert motion.sky_prior(village)[:20].mean() > 0.8  # the right way up it has a sky
+        assert not skymask.sky_prior(photo).any()
+        assert skymask.refine_mask(np.ones((128, 128), np.float32), photo).max() == 0
+    assert skymask.sky_prior(village)[:20].mean() > 0.8  # the right way up it has a sky
 
 
 def test_mask_auto_from_the_cli_at_a_chosen_height(tmp_path, real_photos, tiny_weights):
@@ -266,18 +266,18 @@ def test_compare_writes_photo_stage1_stage2_side_by_side(tmp_path, real_photos, 
 
 
 def test_native_size_is_capped_with_a_note():
-    size, note = motion.frame_size((12000, 8000), "native")
-    assert size[0] * size[1] <= motion.MAX_FRAME_PIXELS and size[0] % 2 == 0 and size[1] % 2 == 0
+    size, note = sizing.frame_size((12000, 8000), "native")
+    assert size[0] * size[1] <= sizing.MAX_FRAME_PIXELS and size[0] % 2 == 0 and size[1] % 2 == 0
     assert abs(size[0] / size[1] - 1.5) < 0.01 and "12000x8000" in note
-    assert motion.frame_size((3000, 2000), "native") == ((3000, 2000), None)
-    panel, note = motion.frame_size((3000, 2000), "native", panels=3)  # --compare: three side by side
-    assert 3 * panel[0] * panel[1] <= motion.MAX_FRAME_PIXELS and "3 panels" in note
-    assert motion.frame_size((640, 360), 1080) == ((1920, 1080), None)
+    assert sizing.frame_size((3000, 2000), "native") == ((3000, 2000), None)
+    panel, note = sizing.frame_size((3000, 2000), "native", panels=3)  # --compare: three side by side
+    assert 3 * panel[0] * panel[1] <= sizing.MAX_FRAME_PIXELS and "3 panels" in note
+    assert sizing.frame_size((640, 360), 1080) == ((1920, 1080), None)
 
 
 def test_the_cap_note_is_printed_and_applied(tmp_path, real_photos, tiny_weights, monkeypatch):
     """The cap scaled down to this small photo: the command says so and writes the capped size."""
-    monkeypatch.setattr(motion, "MAX_FRAME_PIXELS", 320 * 180)
+    monkeypatch.setattr(sizing, "MAX_FRAME_PIXELS", 320 * 180)
     code, out = predict(
         str(real_photos / "coast.png"), "-w", str(tiny_weights), "-o", str(tmp_path), "-f", "frames",
         "--resolution", "native", "--mask", "none",

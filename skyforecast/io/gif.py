@@ -19,7 +19,7 @@ from PIL import Image
 from .files import atomic_path
 
 if TYPE_CHECKING:
-    from .media import Encoding
+    from .mp4 import Encoding
 
 GIF_MAX_FPS = 50  # a 20 ms delay: browsers play shorter GIF delays far slower, as 100 ms
 

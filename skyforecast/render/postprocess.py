@@ -5,9 +5,11 @@
   ``skyforecast.animate`` call: ``predict`` in the model's thread, ``write``/``render`` after it. Frames are
   rendered one at a time as the writer encodes them (``Frames``), so memory does not grow with the size or
   length of the video;
-- ``predict_long``: more than 32 frames by chaining predictions (a late frame seeds the next 32), with the
-  seam cross-faded over a few overlapping frames;
-- ``make_loop``: a seamless loop, by cross-fading the end into the start or by ping-pong.
+- ``PlainOutput``: the model's own frames, as the paper's networks make them (``--resolution model`` with
+  nothing else asked for).
+
+Frame sequences live in ``render.frames``, chained predictions and loops of the model's frames in
+``render.loops``; the names are importable from here as before.
 """
 
 from __future__ import annotations
@@ -15,24 +17,32 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from ..io.constants import FRAMES, MAX_SIDE, ArgumentError
 from ..io.media import WRITERS, Encoding, InputError, Photo, load_photo, output_size, resize_frames
-from . import motion, skymask, steady
+from . import flow, sizing, skymask, steady
+from .frames import Frames, _Panels, _resized, side_by_side  # noqa: F401 - importable from here as before
+from .loops import (  # noqa: F401 - importable from here as before
+    LOOP_STYLES,
+    fade_length,
+    frames_needed,
+    join,
+    loop_frame,
+    make_loop,
+    predict_long,
+)
 
 if TYPE_CHECKING:
     from ..model.pipeline import SkyPipeline
 
-LOOP_STYLES = ("fade", "pingpong")
 MAX_FRAMES = 960
 # The default output (``--resolution`` not given): the photo's own size, scaled down to fit this box
 # (turned for portrait photos) for MP4 and PNG frames, and this height for GIFs, whose palette encoding
@@ -45,140 +55,7 @@ MIN_HEIGHT = 128  # a photo smaller than the model's square is enlarged to this 
 # ---- chaining --------------------------------------------------------------------------------------
 
 
-def predict_long(
-    pipe: SkyPipeline,
-    squares: np.ndarray,
-    frames: int,
-    *,
-    stage: int = 2,
-    batch_size: int = 8,
-    overlap: int = 4,
-) -> np.ndarray:
-    """(N,128,128,3) squares -> (N, frames, 128,128,3) videos of any length.
-
-    Each further prediction is seeded with the frame ``overlap`` steps before the end of what exists, and the
-    ``overlap + 1`` frames that both predictions cover are cross-faded, so the seam has no jump in content or
-    brightness. Every 32-frame prediction adds ``31 - overlap`` new frames."""
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
-    videos = pipe.predict_squares(squares, stage=stage, batch_size=batch_size)
-    while videos.shape[1] < frames:
-        seed = np.ascontiguousarray(videos[:, -1 - overlap])
-        nxt = pipe.predict_squares(seed, stage=stage, batch_size=batch_size)
-        videos = join(videos, nxt, overlap)
-    return videos[:, :frames]
-
-
-def join(a: np.ndarray, b: np.ndarray, overlap: int) -> np.ndarray:
-    """Append video(s) ``b`` to ``a`` where ``b[..., 0, ...]`` continues from ``a``'s frame ``-1 - overlap``.
-    Works on (T,H,W,3) or (N,T,H,W,3); the shared frames are cross-faded from ``a`` into ``b``."""
-    axis = a.ndim - 4
-    n = overlap + 1
-    tail = np.take(a, range(a.shape[axis] - n, a.shape[axis]), axis=axis).astype(np.float32)
-    head = np.take(b, range(n), axis=axis).astype(np.float32)
-    w = ((np.arange(n, dtype=np.float32) + 1) / (n + 1)).reshape((n,) + (1,) * 3)
-    mixed = np.clip((1 - w) * tail + w * head + 0.5, 0, 255).astype(np.uint8)
-    keep = np.take(a, range(a.shape[axis] - n), axis=axis)
-    rest = np.take(b, range(n, b.shape[axis]), axis=axis)
-    return np.concatenate([keep, mixed, rest], axis=axis)
-
-
 # ---- loops -----------------------------------------------------------------------------------------
-
-
-def fade_length(frames: int) -> int:
-    """Frames spent cross-fading the end into the start: a quarter of the loop, at least 2."""
-    return max(2, frames // 4)
-
-
-def frames_needed(frames: int, loop: str | None) -> int:
-    """How many frames must exist before looping to write ``frames`` frames."""
-    if loop is None:
-        return frames
-    if loop == "fade":
-        return frames + fade_length(frames)
-    if loop == "pingpong":
-        return frames // 2 + 1
-    raise ValueError(f"unknown loop style {loop!r}; choose from {', '.join(LOOP_STYLES)}")
-
-
-def loop_frame(get: Callable[[int], np.ndarray], i: int, frames: int, style: str = "fade") -> np.ndarray:
-    """Frame ``i`` of a ``frames``-long loop of the video whose frame ``j`` is ``get(j)`` (see ``make_loop``);
-    frame by frame, so a loop of big frames never needs all of them at once."""
-    if style == "pingpong":
-        m = frames // 2 + 1
-        order = list(range(m)) + ([m - 1] if frames % 2 else []) + list(range(m - 2, 0, -1))
-        return get(order[i])
-    k = fade_length(frames)
-    if i >= k:
-        return get(i)
-    w = (i + 1) / (k + 1)  # weight of the start; the rest comes from the frame after the loop's end
-    start, after = get(i).astype(np.float32), get(frames + i).astype(np.float32)
-    return np.clip(w * start + (1 - w) * after + 0.5, 0, 255).astype(np.uint8)
-
-
-def make_loop(video: np.ndarray, frames: int, style: str = "fade") -> np.ndarray:
-    """A (frames, H, W, 3) video whose last frame flows into its first.
-
-    ``fade``: needs ``frames + k`` input frames; the first ``k`` output frames blend from the extra tail
-    frames into the start, so that the step from the last frame back to the first is one ordinary step plus a
-    1/(k+1) share of the start/end difference. ``pingpong``: plays forwards then backwards (an odd count holds
-    the turning frame once). Returns a new array."""
-    need = frames_needed(frames, style)
-    if len(video) < need:
-        raise ValueError(f"a {style} loop of {frames} frames needs {need} input frames, got {len(video)}")
-    return np.stack([loop_frame(video.__getitem__, i, frames, style) for i in range(frames)])
-
-
-class Frames:
-    """A video whose frames are made when they are read: ``len``, ``frames[i]`` (an (H, W, 3) uint8 array,
-    not to be modified), iteration in order, ``shape``, and ``np.asarray(frames)`` for the whole video.
-
-    The writers take it like any sequence of frames and encode each frame as it comes, so a full-resolution
-    video costs one frame's work in memory instead of all its frames. Each read renders again: iterate once
-    per output."""
-
-    def __init__(self, count: int, size: tuple[int, int], frame: Callable[[int], np.ndarray]):
-        self._count, self._size, self._frame = count, tuple(size), frame
-
-    def __len__(self) -> int:
-        return self._count
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return (self._count, self._size[1], self._size[0], 3)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        if not -self._count <= i < self._count:
-            raise IndexError(f"frame {i} of {self._count}")
-        return self._frame(i % self._count)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for i in range(self._count):
-            yield self._frame(i)
-
-    def counted(self, tick: Callable[[int, int], None]) -> Frames:
-        """The same video, calling ``tick(done, total)`` after each frame is made (``total``: the frame
-        count)."""
-        total, done = self._count, 0
-        lock = threading.Lock()
-
-        def frame(i: int) -> np.ndarray:
-            nonlocal done
-            out = self._frame(i)
-            with lock:
-                done += 1
-                count = done
-            tick(count, total)
-            return out
-
-        return Frames(self._count, self._size, frame)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = np.empty(self.shape, np.uint8)
-        for i, frame in enumerate(self):
-            out[i] = frame
-        return out if dtype is None else out.astype(dtype)
 
 
 # ---- post-processing for predict -------------------------------------------------------------------
@@ -290,7 +167,7 @@ class PostProcess:
 
     def __post_init__(self) -> None:
         text = "auto" if self.resolution is None else str(self.resolution).strip().lower()
-        self.resolution = "auto" if text == "auto" else motion.parse_resolution(text)
+        self.resolution = "auto" if text == "auto" else sizing.parse_resolution(text)
         self._speed = steady.parse_speed(self.speed)
         self._direction = steady.parse_direction(self.direction)
         if not 1 <= self.frames <= MAX_FRAMES:
@@ -299,8 +176,8 @@ class PostProcess:
             raise ArgumentError("loop_style", f"must be one of {', '.join(LOOP_STYLES)}, got {self.loop!r}")
         if self.loop is not None and self.frames < 4:
             raise ArgumentError("loop", "needs {frames} 4 or more", refers=("frames",))
-        if self.flow not in motion.FLOW_METHODS:
-            raise ArgumentError("flow", f"must be one of {', '.join(motion.FLOW_METHODS)}, got {self.flow!r}")
+        if self.flow not in flow.FLOW_METHODS:
+            raise ArgumentError("flow", f"must be one of {', '.join(flow.FLOW_METHODS)}, got {self.flow!r}")
         if self.size is not None and self.resolution == "auto":
             self.resolution = "model"  # --size alone: the model's pixels at that size, as before
         if self.size is not None and self.resolution != "model":
@@ -376,15 +253,15 @@ class PostProcess:
             return model_size(photo_size, self.size)
         panels = 3 if self.compare else 1
         if self.resolution != "auto":
-            return motion.frame_size(photo_size, self.resolution, panels)
+            return sizing.frame_size(photo_size, self.resolution, panels)
         w, h = photo_size
         if fmt == "gif":
             height = max(MIN_HEIGHT, min(h, DEFAULT_GIF_HEIGHT))
-            return motion.frame_size((w, h), height, panels)
+            return sizing.frame_size((w, h), height, panels)
         box = DEFAULT_BOX if w >= h else DEFAULT_BOX[::-1]
         scale = min(1.0, box[0] / (w * panels), box[1] / h)
         scale = max(scale, min(MIN_HEIGHT / h, box[0] / (w * panels)))  # a tiny photo: up to 128 px high
-        return motion._even_size(w * scale, h * scale), None
+        return sizing._even_size(w * scale, h * scale), None
 
     def write(
         self,
@@ -450,10 +327,10 @@ class PostProcess:
             still, layer = early.result()
         else:
             full = photo.full  # a photo given in memory (``skyforecast.animate``); else decoded at ``size``
-            still = motion.load_photo_at(photo.path, size) if full is None else motion.photo_at(full, size)
+            still = sizing.load_photo_at(photo.path, size) if full is None else sizing.photo_at(full, size)
         file_mask = None
         if self.mask not in ("auto", "none"):
-            file_mask = motion.load_mask(self._mask_photo, size, photo.size)
+            file_mask = skymask.load_mask(self._mask_photo, size, photo.size)
         if self.resolution == "model":
             return self._stream_model(still, videos, size, file_mask)
         return self._stream_steady(still, videos, size, file_mask, layer)
@@ -493,7 +370,7 @@ class PostProcess:
                         continue  # not a JPEG: its full decode would sit in memory twice
                     size, _ = self.format_size(photo_size, fmt)
                     self._early[(str(path), tuple(size))] = fut
-                    still = motion.load_photo_at(path, size)
+                    still = sizing.load_photo_at(path, size)
                     fut.set_result((still, steady.sky_layer(still, skymask.sky_mask(still))))
                 except Exception as e:  # noqa: BLE001 - the writer redoes the work and reports it
                     fut.set_exception(e)
@@ -513,15 +390,15 @@ class PostProcess:
         panels: list[Callable[[int], np.ndarray]] = []
         for video in videos:
             if self.mask == "auto":
-                small = motion.auto_mask(video, motion.estimate_flows(video, method=self.flow))
+                small = skymask.auto_mask(video, flow.estimate_flows(video, method=self.flow))
                 if not small.any():
                     notes.append(
                         "no moving sky found in the prediction (--mask auto): the video stands still"
                     )
-                mask = motion.refine_mask(small, still)
+                mask = skymask.refine_mask(small, still)
             else:
                 mask = file_mask
-            alpha = None if mask is None else motion.soft_alpha(mask)
+            alpha = None if mask is None else skymask.soft_alpha(mask)
             get = _resized(video, size, still, alpha)
             if self.loop is not None:
                 get = functools.partial(loop_frame, get, frames=self.frames, style=self.loop)
@@ -578,66 +455,6 @@ class PostProcess:
                 self.frames, (compose.width, size[1]), lambda i: compose([still] + [g(i) for g in panels])
             ), notes
         return Frames(self.frames, size, panels[0]), notes
-
-
-def _resized(
-    video: np.ndarray, size: tuple[int, int], still: np.ndarray, alpha: np.ndarray | None
-) -> Callable[[int], np.ndarray]:
-    """Frames of a model-resolution video at ``size``, kept to the photo outside ``alpha``, one at a time."""
-    beta = None if alpha is None else (1.0 - alpha).astype(np.float32)
-
-    def get(i: int) -> np.ndarray:
-        frame = resize_frames(video[i : i + 1], size)[0]
-        if alpha is not None:
-            frame = cv2.blendLinear(frame, still, alpha, beta)
-        return frame
-
-    return get
-
-
-def side_by_side(panels: list[np.ndarray], labels: list[str], gap: int = 4) -> np.ndarray:
-    """Place equally sized videos left to right with a dark gap and a small label in each panel's corner, as
-    in the paper's figures."""
-    t, h, w, _ = panels[0].shape
-    compose = _Panels(labels, (w, h), gap)
-    return np.stack([compose([panel[i] for panel in panels]) for i in range(t)])
-
-
-class _Panels:
-    """``side_by_side`` for one frame at a time: the labels are drawn once, each call places one frame of
-    every panel."""
-
-    def __init__(self, labels: list[str], size: tuple[int, int], gap: int = 4):
-        w, h = size
-        self.size, self.gap = (w, h), gap
-        width = len(labels) * w + (len(labels) - 1) * gap
-        self.width = width + width % 2
-        from PIL import ImageFont  # --compare only: not imported on predict's default path
-
-        font = ImageFont.load_default(size=max(10, h // 18))
-        self.tags = [_label(label, font) for label in labels]
-
-    def __call__(self, frames: list[np.ndarray]) -> np.ndarray:
-        w, h = self.size
-        out = np.full((h, self.width, 3), 16, np.uint8)
-        for k, (frame, tag) in enumerate(zip(frames, self.tags, strict=True)):
-            x = k * (w + self.gap)
-            out[:, x : x + w] = frame
-            th, tw = min(tag.shape[0], h), min(tag.shape[1], w)
-            region = out[:th, x : x + tw].astype(np.float32)
-            a = tag[:th, :tw, 3:4].astype(np.float32) / 255.0
-            out[:th, x : x + tw] = (region * (1 - a) + tag[:th, :tw, :3] * a + 0.5).astype(np.uint8)
-        return out
-
-
-def _label(text: str, font) -> np.ndarray:
-    from PIL import ImageDraw
-
-    pad = 4
-    box = font.getbbox(text)
-    im = Image.new("RGBA", (box[2] + 2 * pad, box[3] + 2 * pad), (0, 0, 0, 140))
-    ImageDraw.Draw(im).text((pad, pad), text, font=font, fill=(255, 255, 255, 255))
-    return np.asarray(im)
 
 
 __all__ = [

@@ -13,10 +13,13 @@ strokes."""
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
-from .motion import _keep_sky_regions, grabcut_sky, resize_mask, working_image
+from ..io.media import InputError, Photo, load_photo
+from .flow import estimate_flows
 
 # The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
 GROUND_ROWS = 0.12
@@ -93,13 +96,37 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
         return np.zeros((ph, pw), np.float32)
     grounded = np.unique(labels[(thin > 0) & ground])
     thin = np.isin(labels, grounded[grounded > 0]).astype(np.uint8)
+    thin |= _faint_parts(hat, noise, thin, size)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return resize_mask(thin.astype(np.float32), (pw, ph))
 
 
+JOIN_REACH = 0.08  # frame heights: how far from a grounded thin structure its fainter parts are looked for
+JOIN_AREA = 0.002  # share of the frame: a faint part larger than this is cloud texture, not a part
+
+
+def _faint_parts(hat: np.ndarray, noise: float, grounded: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Fainter thin strokes next to the grounded ones (uint8, 1 = still): a distant pylon's insulators and
+    the twigs of a bare tree, which haze makes too faint for ``thin_dark``'s threshold and which a gap
+    separates from the structure they belong to. Only small pieces within ``JOIN_REACH`` of a grounded thin
+    structure count; cloud texture at the same contrast forms large connected webs and is left to move."""
+    if not grounded.any():
+        return np.zeros_like(grounded)
+    weak = (hat > max(2.0, 2.0 * noise)).astype(np.uint8)
+    reach = max(3, int(round(JOIN_REACH * size[1])))
+    near = cv2.dilate(grounded, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[(weak > 0) & (near > 0)])] = True
+    small = stats[:, cv2.CC_STAT_AREA] <= JOIN_AREA * size[0] * size[1]
+    keep = touching & small
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
 SUN_L = 250  # L* (OpenCV's 8-bit scale) of a sun's clipped disc
 SUN_GLARE = 2.0  # the still disc around a sun: this many sun radii, plus 3 % of the shorter side
-SUN_AREA = (0.001, 0.15)  # a sun's clipped blob, share of the frame (smaller: a cloud's highlight)
+SUN_AREA = (0.001, 0.02)  # a sun's clipped blob, share of the frame (a lit cloud is larger)
 
 
 def sun_disc(photo: np.ndarray, work: int = 256) -> np.ndarray:
@@ -116,8 +143,10 @@ def sun_disc(photo: np.ndarray, work: int = 256) -> np.ndarray:
     for k in range(1, n):
         x, y, bw, bh, area = stats[k]
         round_enough = area >= 0.4 * bw * bh and 0.4 <= bw / bh <= 2.5
-        if SUN_AREA[0] * h * w <= area <= SUN_AREA[1] * h * w and round_enough and (
-            best is None or area > stats[best, 4]
+        if (
+            SUN_AREA[0] * h * w <= area <= SUN_AREA[1] * h * w
+            and round_enough
+            and (best is None or area > stats[best, 4])
         ):
             best = k
     disc = np.zeros((h, w), np.float32)
@@ -203,6 +232,241 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
     sky = _keep_sky_regions(sky, large=1.01)
     return cv2.erode(sky, small)
+
+
+# ---- masks from motion, masks from files, feathering -----------------------------------------------
+
+
+def flow_travel(flows: np.ndarray) -> np.ndarray:
+    """How far each pixel travels, averaged over the video: (H, W) float32 in model pixels.
+
+    Flow magnitude, not frame difference: frame differences light up textured ground (grass flicker, camera
+    shake along edges) more than smoothly drifting clouds, while flow sees the clouds travel."""
+    if len(flows) < 2:
+        return np.zeros(flows.shape[1:3], np.float32)
+    return np.sqrt((flows[1:] ** 2).sum(axis=3)).mean(axis=0)
+
+
+def auto_mask(
+    video: np.ndarray, flows: np.ndarray | None = None, min_travel: float = 0.5, ratio: float = 0.3
+) -> np.ndarray:
+    """Where the predicted video moves, as a clean binary sky mask (H, W) float32 at the video's size.
+
+    A pixel moves when its mean travel exceeds ``ratio`` of the 95th percentile and ``min_travel`` model
+    pixels (so a still prediction gives an empty mask and an all-sky one a full mask). The binary map is
+    closed and opened (fills gaps, drops specks); only regions touching the top edge (the sky is above the
+    ground) or covering a tenth of the frame (a sea of clouds) are kept; small holes are filled; and it is
+    eroded one step: a mask that misses a strip of sky costs little, one that grazes a roof makes it
+    wobble."""
+    if flows is None:
+        flows = estimate_flows(video)
+    energy = cv2.GaussianBlur(flow_travel(flows), (0, 0), 1.5)
+    h, w = energy.shape
+    threshold = max(min_travel, ratio * float(np.percentile(energy, 95)))
+    binary = (energy > threshold).astype(np.uint8)
+    k = max(3, int(round(min(h, w) / 32)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, kernel)
+    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
+    binary = _keep_sky_regions(binary)
+    binary = _fill_small_holes(binary, max_area=0.02 * h * w)
+    binary = cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return binary.astype(np.float32)
+
+
+def refine_mask(mask: np.ndarray, photo: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """The final ``--mask auto`` mask: the motion mask confined to where the photo itself shows sky.
+
+    A model's motion is not confined to the sky: trained MD-GANs move roofs, house fronts and the sea as
+    readily as clouds, so motion alone cannot say what must stand still. ``sky_prior`` (the photo only, no
+    learned weights) says where sky can be; the motion mask may only shrink it. When the motion mostly lies
+    elsewhere (it covers less than ``share`` of the prior's sky, as when the model moves the roofs and
+    leaves the sky almost still) the motion says nothing about the sky's extent and the prior alone is
+    used: the sky then carries whatever motion the model predicts there. An empty motion mask (a still
+    prediction) stays empty. Returns a binary float32 mask at the photo's size."""
+    ph, pw = photo.shape[:2]
+    if not (mask >= 0.5).any():
+        return np.zeros((ph, pw), np.float32)
+    prior = sky_prior(photo)
+    h, w = prior.shape
+    moving = resize_mask(mask, (w, h)).astype(np.uint8)
+    both = prior & moving
+    if both.sum() >= share * prior.sum():
+        prior = _keep_sky_regions(both, large=1.01)  # only what still touches the top edge
+    return resize_mask(prior.astype(np.float32), (pw, ph))
+
+
+def sky_prior(photo: np.ndarray, work: int = 320) -> np.ndarray:
+    """Where the photo can show sky, from the photo alone: binary uint8 at the working size (the longer side
+    ``work`` pixels, never enlarged).
+
+    Sky is taken to be what is connected to the top edge, no busier than the top rows themselves (local
+    gradient energy: roofs, brick, foliage, wires and the timestamp's strokes are busier than a sky, which
+    is smooth, or cloudy in the same way all over) and coloured like them. Those rules seed GrabCut (colour
+    models and an edge-aware cut, no learned weights): the smooth top rows are sure sky, busy pixels and the
+    bottom rows sure still, the rest decided by colour and by where the strong edges (roof lines, ridges,
+    the horizon) run. It errs on the still side: the result is opened, kept only where it touches the top
+    edge and eroded by a pixel, since a strip of still sky costs little and a roof that moves is a failure.
+    A photo whose top rows are not sky-like gives an empty prior."""
+    image, lab = working_image(photo, work)
+    h, w = image.shape[:2]
+    grey = cv2.GaussianBlur(lab[..., 0], (0, 0), 1.0)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
+    energy = cv2.GaussianBlur(np.sqrt(gx * gx + gy * gy), (0, 0), max(1.0, w / 100))
+    top = max(2, h // 20)
+    top_energy = float(np.percentile(energy[:top], 75))
+    # a sky is smooth or evenly cloudy (0.5-3 on the four photos; foliage, noise, the ground of an upside-down
+    # photo: 3-10) and not darker than the lower half; anything else at the top means no sky to find
+    if top_energy > 5.0 or np.median(lab[:top, :, 0]) + 10 < np.median(lab[h // 2 :, :, 0]):
+        return np.zeros((h, w), np.uint8)
+    busy = energy > max(4.0, 2.5 * top_energy)
+    # thin structures (bare branches, wires, distant pylons) vanish in the averaged energy: their own edges
+    # count too, against the same rule at the finest scale
+    fine = np.sqrt(gx * gx + gy * gy)
+    thin = fine > max(6.0, 4.0 * float(np.percentile(fine[:top], 75)))
+    busy |= cv2.dilate(thin.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    colours = lab[:top].reshape(-1, 3)
+    centre = np.median(colours, axis=0)
+    spread = float(np.percentile(np.linalg.norm(colours - centre, axis=1), 90))
+    alike = np.linalg.norm(lab - centre, axis=2) < spread + 12.0
+    seeds = np.zeros((h, w), bool)
+    seeds[:top] = True
+    seeds &= alike & ~busy
+    if seeds[:top].mean() < 0.2:  # the top is not sky (a forest, a wall, an indoor photo)
+        return np.zeros((h, w), np.uint8)
+    gc = np.where(alike & ~busy, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    gc[busy] = cv2.GC_BGD
+    gc[int(0.85 * h) :] = cv2.GC_BGD  # the sky is above the ground
+    gc[seeds] = cv2.GC_FGD
+    return grabcut_sky(image, gc)
+
+
+def working_image(photo: np.ndarray, work: int) -> tuple[np.ndarray, np.ndarray]:
+    """The photo reduced so its longer side is at most ``work`` (masks are found there: GrabCut's cost
+    grows with pixels, and sky/ground is a coarse question), and its float32 CIELAB copy."""
+    ph, pw = photo.shape[:2]
+    scale = min(1.0, work / max(ph, pw))
+    size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
+    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA) if size != (pw, ph) else photo
+    image = np.ascontiguousarray(image)
+    return image, cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+
+
+def grabcut_sky(image: np.ndarray, gc: np.ndarray) -> np.ndarray:
+    """GrabCut from seeds in ``gc`` (cv2.GC_* labels, changed in place), then the sky cleaned: specks opened
+    away, only regions touching the top edge kept, and one pixel eroded so the edge of the moving part
+    stays inside the sky. Seeded the same every time (cv2.setRNGSeed), so a photo always gets one mask."""
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    sky = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+    small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
+    sky = _keep_sky_regions(sky, large=1.01)
+    return cv2.erode(sky, small)
+
+
+def _keep_sky_regions(binary: np.ndarray, large: float = 0.1) -> np.ndarray:
+    """Keep regions touching the top edge or covering ``large`` of the frame; islands elsewhere (a skylight
+    window, a puddle reflecting the sky) are ground that happens to look or move like sky."""
+    h, w = binary.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=4)
+    keep = [
+        lab
+        for lab in range(1, n)
+        if stats[lab, cv2.CC_STAT_TOP] == 0 or stats[lab, cv2.CC_STAT_AREA] >= large * h * w
+    ]
+    return np.isin(labels, keep).astype(np.uint8)
+
+
+def _fill_small_holes(binary: np.ndarray, max_area: float) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - binary, connectivity=4)
+    h, w = binary.shape
+    out = binary.copy()
+    for lab in range(1, n):
+        x, y, bw, bh, area = stats[lab]
+        touches = x == 0 or y == 0 or x + bw == w or y + bh == h
+        if not touches and area <= max_area:
+            out[labels == lab] = 1
+    return out
+
+
+def load_mask(
+    source: str | os.PathLike | Photo, size: tuple[int, int], photo_size: tuple[int, int]
+) -> np.ndarray:
+    """A user's mask image (white = sky, black = still; a path, or the ``Photo`` read from it) resized to
+    ``size`` = (width, height), binary float32.
+
+    Any size with the photo's aspect ratio is accepted (draw it on a small copy); a different aspect ratio
+    means it was drawn for another photo, which is an ``InputError``."""
+    mask_photo = source if isinstance(source, Photo) else load_photo(source, min_side=None)
+    path = mask_photo.path
+    mw, mh = mask_photo.size
+    pw, ph = photo_size
+    if abs(mw / mh - pw / ph) > 0.01 * (pw / ph) + 1.0 / min(mh, mw):
+        raise InputError(path, f"mask is {mw}x{mh} but the photo is {pw}x{ph}: aspect ratios differ")
+    grey = np.asarray(mask_photo.image.convert("L"))
+    grey = cv2.resize(grey, tuple(size), interpolation=cv2.INTER_AREA if mw > size[0] else cv2.INTER_LINEAR)
+    return (grey >= 128).astype(np.float32)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a binary mask to (width, height) with a smooth, re-binarised edge (no staircase from 128 px)."""
+    if mask.shape[::-1] == tuple(size):
+        return mask.astype(np.float32)
+    up = cv2.resize(mask.astype(np.float32), tuple(size), interpolation=cv2.INTER_LINEAR)
+    return (up >= 0.5).astype(np.float32)
+
+
+def soft_alpha(mask: np.ndarray, feather: float | None = None) -> np.ndarray:
+    """Blend weights (H, W) float32 from a binary mask: exactly 0 outside it (the photo's own pixels), rising
+    smoothly to 1 over ``feather`` pixels *inside* it, so the seam is soft but the foreground is untouched.
+    Default feather: 2% of the shorter side."""
+    h, w = mask.shape
+    if feather is None:
+        feather = max(2.0, 0.02 * min(h, w))
+    binary = (mask >= 0.5).astype(np.uint8)
+    if not binary.any():
+        return np.zeros((h, w), np.float32)
+    # distance to the nearest still pixel; the image border is not a still pixel
+    padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    x = np.clip(dist / feather, 0.0, 1.0)
+    return (x * x * (3.0 - 2.0 * x)).astype(np.float32)  # smoothstep
+
+
+def sky_only(photo: np.ndarray, sky: np.ndarray) -> np.ndarray:
+    """The photo with everything outside ``sky`` replaced by a smooth extension of the sky's colours, as the
+    source for warping: a sky pixel whose flow points across the horizon then fetches more sky, never a
+    smeared piece of roof. Computed once per video at 1/8 scale (normalised convolution at growing radii)."""
+    ph, pw = photo.shape[:2]
+    if sky.all() or not sky.any():
+        return photo
+    size = (max(4, pw // 8), max(4, ph // 8))
+    m = cv2.resize(sky.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    m = (m > 0.99).astype(np.float32)  # only pure-sky cells feed the fill
+    img = cv2.resize(photo, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    fill = img.copy()
+    have = m.copy()
+    for sigma in (1.0, 3.0, 9.0, 27.0, 81.0):
+        den = cv2.GaussianBlur(m, (0, 0), sigma)
+        num = cv2.GaussianBlur(img * m[..., None], (0, 0), sigma)
+        ok = (den > 1e-3) & (have == 0)
+        fill[ok] = num[ok] / den[ok][:, None]
+        have[ok] = 1
+    if not have.all():
+        fill[have == 0] = img[m > 0].mean(axis=0)
+    big = cv2.resize(np.clip(fill + 0.5, 0, 255).astype(np.uint8), (pw, ph), interpolation=cv2.INTER_LINEAR)
+    return np.where(sky[..., None], photo, big)
+
+
+def bounding_box(region: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding rows and columns (y0, y1, x0, x1) of the True pixels; empty when there are none."""
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if len(rows) == 0:
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 __all__ = [

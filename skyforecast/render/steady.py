@@ -1,349 +1,56 @@
-"""Steady (Eulerian) sky motion: one velocity field per photo, fitted to the prediction, integrated over time.
+"""Steady (Eulerian) sky motion rendered: the photo moved along the field of ``field`` frame by frame.
 
-MD-GAN's 32 predicted frames move, but each step's optical flow is noisy and the speed is a fraction of a
-real sky's; warping the photo with 32 unrelated flows makes clouds shimmer. Real skies drift: over a
-time-lapse a cloud's net displacement is ~0.9 of its path (``real-sky-dev``). Following Holynski et al.,
-"Animating Pictures with Eulerian Motion Fields" (CVPR 2021), the prediction here only supplies a *steady*
-field M(x), and frame t is the photo moved by integrating it:
+Frame t is the photo moved by integrating the steady field M(x) of ``render.field`` (Holynski et al.,
+"Animating Pictures with Eulerian Motion Fields", CVPR 2021):
 
     D_0 = 0,  D_t(x) = D_{t-1}(x) + V(x + D_{t-1}(x)),  frame_t(x) = photo(x + D_t(x))   (V = -M, backward)
 
-so clouds travel along the field's stream lines at a constant speed, for any number of frames, without
-chaining predictions.
-
-The field is a physical model with two numbers plus a small correction:
-
-- clouds are a layer at a fixed height above a camera that looks at the horizon; a drift (dX, dZ) of that
-  layer (across the view, away from the camera) appears in the image, at height u above the horizon and
-  x' from the centre, as ``dx = a u - b x' u``, ``dy = b u^2`` (y down): speed grows with the height
-  above the horizon, and motion away from the camera converges to a vanishing point on the horizon;
-- the horizon is put ``HORIZON_BELOW_SKY`` of the frame height below the lowest sky (the skyline of hills,
-  trees and roofs hides the first degrees above the true horizon);
-- (a, b) come from a least-squares fit to the prediction's mean optical flow over the sky, on its inner
-  frames 1..30 (the first and last steps jump: temporal padding);
-- a low-frequency residual of the prediction's flow (heavily smoothed, weight ``RESIDUAL_WEIGHT``).
-
-Speed is calibrated, not taken from the model (its flow is ~0.15 of real speed): the field's mean length over
-the sky is ``REAL_SPEED`` frame heights per frame, the mean over ``real-sky-dev``'s clips of the mean
-optical-flow length over each clip's moving half (0.0103: 1.32 px per frame at 128 px; the median clip
-moves 0.0054), times ``--speed``, times how much faster than typical the prediction itself moves
-((length / ``PRED_TYPICAL``) ** ``PRED_EXPONENT``, within ``PRED_LIMITS``): the bundled model's sky speed
-ranks the real clips' speeds with a Spearman correlation of 0.6 on ``real-sky-dev``, so a fast prediction
-means a fast sky, but its spread is far narrower than the real one.
-Direction: the prediction's, when its per-step drifts agree (``CONSISTENT``), else ``DEFAULT_DIRECTION``.
-
 Loops and long videos use two phases (Holynski's symmetric blending): the photo moved forward t steps and
-moved backward N - t steps, cross-faded over the middle half of the cycle (``blend_weight``; Holynski fades
-over all of it, which leaves a faint double exposure in most frames), and per pixel by validity (a sample
-from outside the frame or from the still foreground is invalid), so the loop closes exactly and content
-that flows in comes from the other phase. Displacement never exceeds one cycle (``CYCLE`` frames), so a
-480-frame video looks like frame 32. No torch here."""
+moved backward N - t steps. Holynski cross-fades the whole frame over the whole cycle, which overlays two
+photos (the sky's fine detail halves at mid-cycle); here each patch of sky hands over at its own time,
+spread over the middle ``BLEND_SPAN`` of the cycle, and per pixel by validity (a sample from outside the
+frame or from the still foreground is invalid), so the loop closes exactly, content that flows in comes
+from the other phase, and no frame step stands out (spread over 90 % of the cycle, the largest step of a
+32-frame loop of examples/sky.jpg is 1.27x the median; over the middle half it was 2.18x). Displacement
+never exceeds one cycle (``CYCLE`` frames), so a 480-frame video looks like frame 32. No torch here."""
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..io.constants import ArgumentError
-from .motion import bounding_box
+from .field import (  # noqa: F401 - the field's names, importable from here as before
+    DEFAULT_DIRECTION,
+    DIRECTIONS,
+    REAL_SPEED,
+    SKY_SHARE,
+    Speed,
+    SteadyField,
+    fit_field,
+    horizon_of,
+    inner_flows,
+    night_field,
+    parse_direction,
+    parse_speed,
+)
+from .skymask import bounding_box, is_night, sky_mask, soft_alpha, starless
 
-# Calibration and physics constants (see the module docstring and README "Beyond the paper").
-REAL_SPEED = 0.0103  # frame heights per frame: mean real sky speed over the moving half, real-sky-dev
-# the field's mean over the whole sky mask is this share of REAL_SPEED: the mask takes all of the sky down to
-# the skyline, and in real clips a part of it moves slower (real-sky-dev: 0.75 keeps PSNR above 21.5 dB with
-# speed ratio 0.81; 1.0 gave 21.2 dB, leak 0.47)
-SKY_SHARE = 0.75
-PRED_TYPICAL = 0.15  # model px per inner step: the bundled model's median sky flow length on real-sky-dev
-PRED_EXPONENT = 2.0  # how strongly a prediction that moves more than typical speeds the sky up
-PRED_LIMITS = (0.5, 2.0)  # ... within these factors
-HORIZON_BELOW_SKY = 0.25  # frame heights from the lowest sky to the assumed horizon
-RESIDUAL_WEIGHT = 0.3  # share of the prediction's low-frequency flow residual that is kept
-RESIDUAL_SIGMA = 0.15  # its smoothing, Gaussian sigma in frame heights
-CONSISTENT = 0.6  # the prediction's direction is used when its per-step drifts agree this much (0..1)
-MIN_DRIFT = 0.02  # ... and its median drift is at least this many model pixels per step
-DEFAULT_DIRECTION = 0.0  # degrees (0 = to the right): horizontal drift when the prediction has no direction
 CYCLE = 64  # frames: the longest one phase travels; longer videos and loops blend two phases
-BLEND_SPAN = 0.5  # share of a cycle in whose middle the two phases hand over (each pixel at its own time)
+BLEND_SPAN = 0.9  # share of a cycle in whose middle the two phases hand over (each pixel at its own time)
 SWITCH_SPAN = 0.08  # share of a cycle one pixel takes to hand over from one phase to the other
 SWITCH_SCALE = 0.1  # frame heights: the size of the patches that hand over together
-POLE_ABOVE_HORIZON = 1.0  # frame heights above the horizon where night skies turn (~40 degrees up)
-DIRECTIONS = {"right": 0.0, "up": 90.0, "left": 180.0, "down": 270.0}
-
-
-# ---- options -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Speed:
-    """``--speed``: ``factor`` times the calibrated real speed, or ``px`` pixels per frame at the output
-    resolution (the field's mean over the sky)."""
-
-    factor: float = 1.0
-    px: float | None = None
-
-    def frac(self, height: int) -> float:
-        """Mean sky speed in frame heights per frame, for frames ``height`` pixels high."""
-        return self.px / height if self.px is not None else self.factor * SKY_SHARE * REAL_SPEED
-
-
-def parse_speed(text: str | float | None) -> Speed:
-    """``1.5``, ``1.5x`` (a factor of real speed) or ``3px`` (pixels per frame at the output size)."""
-    if text is None:
-        return Speed()
-    value = str(text).strip().lower()
-    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(x|px)?", value)
-    if not match:
-        raise ArgumentError(
-            "speed", f"must be a factor like 1.5 or 1.5x, or pixels per frame like 3px, got {text!r}"
-        )
-    number, unit = float(match.group(1)), match.group(2)
-    if unit == "px":
-        if number > 200:
-            raise ArgumentError("speed", f"{text}: at most 200px per frame")
-        return Speed(px=number)
-    if number > 20:
-        raise ArgumentError("speed", f"{text}: at most 20x real speed")
-    return Speed(factor=number)
-
-
-def parse_direction(text: str | float | None) -> float | None:
-    """``auto`` -> None; ``left``/``right``/``up``/``down`` or degrees counter-clockwise from "to the right"
-    (90 = up, as on a map) -> degrees in [0, 360)."""
-    if text is None:
-        return None
-    value = str(text).strip().lower()
-    if value == "auto":
-        return None
-    if value in DIRECTIONS:
-        return DIRECTIONS[value]
-    try:
-        degrees = float(value.removesuffix("deg").removesuffix("°"))
-    except ValueError:
-        raise ArgumentError(
-            "direction", f"must be auto, left, right, up, down or degrees (0 = right, 90 = up), got {text!r}"
-        ) from None
-    if not math.isfinite(degrees):
-        raise ArgumentError("direction", f"must be a finite angle, got {text!r}")
-    return degrees % 360.0
-
-
-# ---- the field -------------------------------------------------------------------------------------
-
-
-@dataclass
-class SteadyField:
-    """A steady forward velocity field in frame heights per frame, defined on the whole frame.
-
-    ``a``, ``b``: the cloud-layer drift (see the module docstring), already scaled to the chosen speed;
-    ``horizon``: the horizon's row in frame heights from the top; ``aspect``: width / height;
-    ``residual``: (h, w, 2) low-frequency correction at any small size, or None.
-    ``direction``: degrees (0 = right, 90 = up) at the reference point; ``source``: ``"prediction"``,
-    ``"default"``, ``"night"`` or ``"user"``; ``consistency``: how much the prediction's per-step drifts
-    agreed. ``spin``: a rotation about ``pole`` (x from the centre, y from the top, frame heights), radians
-    per frame, positive counter-clockwise on the screen: stars wheeling about the celestial pole."""
-
-    a: float
-    b: float
-    horizon: float
-    aspect: float
-    residual: np.ndarray | None = None
-    direction: float = 0.0
-    source: str = "user"
-    consistency: float = 0.0
-    spin: float = 0.0
-    pole: tuple[float, float] = (0.0, 0.0)
-
-    def velocity(self, size: tuple[int, int]) -> np.ndarray:
-        """(h, w, 2) float32 forward velocity in *pixels per frame* of a (w, h) frame."""
-        w, h = size
-        ys = (np.arange(h, dtype=np.float32) + 0.5) / h
-        xs = (np.arange(w, dtype=np.float32) + 0.5) / h - 0.5 * self.aspect
-        u = np.maximum(self.horizon - ys, 0.02)[:, None]
-        vx = self.a * u - self.b * xs[None, :] * u
-        vy = np.broadcast_to(self.b * u * u, vx.shape)
-        if self.spin:
-            # counter-clockwise on the screen (y down): v = spin * (dy, -dx) about the pole
-            vx = vx + self.spin * (ys[:, None] - self.pole[1])
-            vy = vy - self.spin * (xs[None, :] - self.pole[0])
-        field = np.dstack(np.broadcast_arrays(vx, vy)).astype(np.float32)
-        if self.residual is not None:
-            field += cv2.resize(self.residual, (w, h), interpolation=cv2.INTER_LINEAR)
-        return field * np.float32(h)
-
-
-def _model_terms(size: tuple[int, int], horizon: float, aspect: float) -> tuple[np.ndarray, ...]:
-    """The two unit fields (a = 1, b = 0) and (a = 0, b = 1) on a (w, h) grid, in frame heights."""
-    w, h = size
-    ys = (np.arange(h, dtype=np.float32) + 0.5) / h
-    xs = (np.arange(w, dtype=np.float32) + 0.5) / w * aspect - 0.5 * aspect
-    u = np.maximum(horizon - ys, 0.02)[:, None] * np.ones((1, w), np.float32)
-    across = np.dstack([u, np.zeros_like(u)])
-    away = np.dstack([-xs[None, :] * u, u * u])
-    return across, away
-
-
-def horizon_of(sky: np.ndarray) -> float:
-    """The assumed horizon (frame heights from the top) for a binary sky mask: below its lowest rows."""
-    h = sky.shape[0]
-    rows = np.flatnonzero((sky > 0.5).mean(axis=1) > 0.02)
-    bottom = (rows[-1] + 1) / h if len(rows) else 0.5
-    return float(bottom + HORIZON_BELOW_SKY)
-
-
-def inner_flows(video: np.ndarray, method: str = "dis") -> np.ndarray:
-    """Forward optical flow of each inner step 1->2 .. 29->30 of a predicted clip (the padded first and
-    last steps jump and are left out): (S, h, w, 2) float32 in model pixels."""
-    from .motion import _flow_engine
-
-    calc = _flow_engine(method)
-    last = min(len(video) - 2, 30)
-    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in video[1 : last + 1]]
-    if len(grey) < 2:  # a clip too short for inner steps: use all of it
-        grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in video]
-    if len(grey) < 2:  # a single frame: nothing moves
-        return np.zeros((1,) + video.shape[1:3] + (2,), np.float32)
-    return np.stack([calc(grey[i], grey[i + 1]) for i in range(len(grey) - 1)])
-
-
-def fit_field(
-    video: np.ndarray,
-    sky: np.ndarray,
-    aspect: float = 1.0,
-    speed: Speed | None = None,
-    direction: float | None = None,
-    height: int = 128,
-    method: str = "dis",
-    night: bool = False,
-) -> SteadyField:
-    """The steady field for a photo: from its prediction ``video`` (T, h, w, 3) uint8 at the model's size
-    (the photo squashed to a square), the photo's ``sky`` mask (any size; binary) and its ``aspect``
-    (width / height). ``direction`` (degrees) overrides the prediction's; ``speed`` sets the mean sky speed,
-    ``height`` being the output frame height (for ``Speed.px``). ``night`` with no ``direction``: the sky
-    wheels about a pole above the frame (``night_field``) instead of drifting."""
-    speed = speed or Speed()
-    _, mh, mw, _ = video.shape
-    sky_small = cv2.resize((sky > 0.5).astype(np.float32), (mw, mh), interpolation=cv2.INTER_AREA) > 0.5
-    horizon = horizon_of(sky_small)
-    across, away = _model_terms((mw, mh), horizon, aspect)
-    raw = inner_flows(video, method)
-    # model pixels of the squashed square -> frame heights of the photo (x is stretched by the aspect)
-    flows = raw * np.array([aspect / mw, 1.0 / mh], np.float32)
-    where = sky_small if sky_small.sum() >= 16 else np.ones((mh, mw), bool)
-    drifts = np.array([np.median(f[where], axis=0) for f in flows])  # per-step global drift
-    lengths = np.linalg.norm(drifts, axis=1)
-    consistency = float(np.linalg.norm(drifts.sum(axis=0)) / max(lengths.sum(), 1e-12))
-    mean_flow = flows.mean(axis=0)
-    # least squares of the mean flow on the two unit fields, over the sky; then once more without the
-    # worst fifth of the residuals (flow on a blurry GAN video has outliers)
-    design = np.stack([across[where].reshape(-1), away[where].reshape(-1)], axis=1)
-    target = mean_flow[where].reshape(-1)
-    keep = np.ones(len(target), bool)
-    coef = np.zeros(2)
-    for _ in range(2):
-        coef, *_ = np.linalg.lstsq(design[keep], target[keep], rcond=None)
-        err = np.abs(design @ coef - target)
-        keep = err <= np.percentile(err, 80) + 1e-12
-    fitted = coef[0] * across + coef[1] * away
-    frac = speed.frac(height)
-    pred_speed = float(np.sqrt((raw**2).sum(axis=-1))[:, where].mean())  # model px per step
-    if speed.px is None:
-        frac *= float(np.clip((pred_speed / PRED_TYPICAL) ** PRED_EXPONENT, *PRED_LIMITS))
-    median_drift = float(np.median(lengths)) * mh  # in model pixels per step
-    if night and direction is None:
-        return night_field(where, horizon, aspect, frac, consistency)
-    if direction is not None:
-        source, residual = "user", None
-        theta = math.radians(direction)
-    else:
-        ref = _reference(fitted, where)
-        usable = consistency >= CONSISTENT and median_drift >= MIN_DRIFT and np.linalg.norm(ref) > 0
-        if usable:
-            source = "prediction"
-            theta = math.atan2(-ref[1], ref[0])
-            rest = np.where(where[..., None], mean_flow - fitted, 0).astype(np.float32)
-            sigma = RESIDUAL_SIGMA * mh
-            norm = cv2.GaussianBlur(where.astype(np.float32), (0, 0), sigma)[..., None]
-            residual = cv2.GaussianBlur(rest, (0, 0), sigma) / np.maximum(norm, 1e-3)
-        else:
-            source, residual = "default", None
-            theta = math.radians(DEFAULT_DIRECTION)
-    # unit drift at the reference height, split into across (a) and away (b) parts
-    ux, uy = math.cos(theta), -math.sin(theta)  # y down in the image
-    u_ref = float(np.mean(np.maximum(horizon - (np.flatnonzero(where.any(axis=1)) + 0.5) / mh, 0.02)))
-    a, b = ux / u_ref, uy / (u_ref * u_ref)
-    shape = a * across + b * away
-    scale = frac / max(float(np.linalg.norm(shape[where], axis=1).mean()), 1e-12)
-    if residual is not None:
-        # the residual keeps its size relative to the fitted field's
-        fit_mean = max(float(np.linalg.norm(fitted[where], axis=1).mean()), 1e-12)
-        residual = (RESIDUAL_WEIGHT * residual * (frac / fit_mean)).astype(np.float32)
-    field = SteadyField(
-        a=a * scale,
-        b=b * scale,
-        horizon=horizon,
-        aspect=aspect,
-        residual=residual,
-        direction=math.degrees(theta) % 360.0,
-        source=source,
-        consistency=consistency,
-    )
-    # the residual changes the mean a little: the whole field is rescaled to the set speed
-    total = float(np.linalg.norm(field.velocity((mw, mh))[where], axis=1).mean()) / mh
-    if total > 0:
-        k = frac / total
-        field.a, field.b = field.a * k, field.b * k
-        if field.residual is not None:
-            field.residual = (field.residual * k).astype(np.float32)
-    return field
-
-
-def night_field(
-    sky: np.ndarray, horizon: float, aspect: float, frac: float, consistency: float = 0.0
-) -> SteadyField:
-    """Stars wheel about the celestial pole, which stands above the horizon at the latitude's height: the
-    pole is put ``POLE_ABOVE_HORIZON`` frame heights above the assumed horizon, over the frame's centre,
-    and the turn is counter-clockwise (a camera facing the pole from the northern hemisphere, where most
-    star-trail photos are taken; ``--direction`` gives a straight drift instead). The spin is set so the
-    mean speed over ``sky`` (a boolean mask at any size) is ``frac`` frame heights per frame."""
-    h, w = sky.shape
-    pole = (0.0, horizon - POLE_ABOVE_HORIZON)
-    ys = (np.arange(h, dtype=np.float32) + 0.5) / h
-    xs = (np.arange(w, dtype=np.float32) + 0.5) / w * aspect - 0.5 * aspect
-    radius = np.hypot(xs[None, :] - pole[0], ys[:, None] - pole[1])
-    spin = frac / max(float(radius[sky].mean()), 1e-6)
-    field = SteadyField(0.0, 0.0, horizon, aspect, None, 0.0, "night", consistency, spin, pole)
-    vx = np.broadcast_to(spin * (ys[:, None] - pole[1]), sky.shape)[sky].mean()
-    vy = np.broadcast_to(-spin * (xs[None, :] - pole[0]), sky.shape)[sky].mean()
-    field.direction = math.degrees(math.atan2(-float(vy), float(vx))) % 360.0  # the mean drift, for reports
-    return field
-
-
-def _reference(field: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """The field's mean vector over the sky (frame heights per frame, y down)."""
-    return field[where].mean(axis=0)
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
 
 
-def blend_weight(x: float, span: float = BLEND_SPAN) -> float:
-    """The backward phase's weight at ``x`` (0..1) of a cycle: 0 for the first (1 - span)/2 of the cycle, a
-    smoothstep across the middle ``span``, 1 after. A linear fade over the whole cycle (Holynski's) shows
-    both phases, a faint double exposure, in 58 % of the frames of a long video; over the middle half it
-    is 22 %, and the largest frame step grows from 1.2x to 1.7x the median (examples/sky.jpg, 480 frames),
-    inside the 3x that reads as a jump."""
-    z = min(max((x - 0.5) / span + 0.5, 0.0), 1.0)
-    return float(z * z * (3.0 - 2.0 * z))
-
-
 class SteadyRenderer:
     """Frames of ``photo`` (H, W, 3) uint8 moved by ``field``: ``renderer[t]`` for t in ``range(frames)``.
 
-    ``alpha`` (H, W) float32 in [0, 1] (``motion.soft_alpha``): 0 = the photo's own pixels, bit for bit;
+    ``alpha`` (H, W) float32 in [0, 1] (``skymask.soft_alpha``): 0 = the photo's own pixels, bit for bit;
     None = everything moves. ``loop``: frame ``frames`` equals frame 0 (two phases blended); a video longer
     than ``CYCLE`` frames is a loop of a cycle that divides it, so displacement stays bounded.
     ``gain``: optional (frames, 3) per-channel light factors for the moving part. ``source``: the
@@ -410,13 +117,15 @@ class SteadyRenderer:
         self._onset = (0.5 - half + 2 * half * rank).astype(np.float32)
         y0, y1, x0, x1 = self.box
         bx, by = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-        # content that flows in across the left or right edge is the sky that left across the other one
-        # (a wrapped copy, ``wrapped``): a mirrored edge made a symmetric "butterfly" cloud
+        # content that flows in across an edge is a translated copy of sky (``wrapped``): across the left
+        # or right edge the sky that left across the other one, across the top or bottom the sky next to
+        # that edge shifted half a width sideways
         steps = self.period if self.two_phase else self.frames
-        reach = float(np.abs(fwd[..., 0]).max()) * self._gscale[0] * steps + 2
-        self._pad = int(min(pw, math.ceil(reach))) if reach > 2 else 0
-        self._wrapped = wrapped(self.source, self._pad)
-        self._base = np.dstack([bx + self._pad, by])  # output-pixel grid of the box, made once
+        reach = np.abs(fwd).reshape(-1, 2).max(axis=0) * self._gscale * steps + 2
+        self._pad = int(min(pw, math.ceil(reach[0]))) if reach[0] > 2 else 0
+        self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
+        self._wrapped = wrapped(self.source, self._pad, self._vpad)
+        self._base = np.dstack([bx + self._pad, by + self._vpad])  # output-pixel grid of the box, made once
         # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
         # that large come from mmap, so each frame paid for touching new pages again (page faults made the
         # renderer's time swing between 0.2 and 0.45 s for 32 frames)
@@ -531,26 +240,57 @@ class SteadyRenderer:
         return cv2.remap(self._wrapped, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
 
 
-SEAM = 0.03  # share of the width over which a wrapped copy is blended into the edge it continues
+SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
 
 
-def wrapped(source: np.ndarray, pad: int) -> np.ndarray:
-    """``source`` continued ``pad`` pixels to the left and right by the sky at its other side (a translated
-    copy, so clouds keep their shapes), with the seam softened: over ``SEAM`` of the width next to each edge
-    the copy fades in from the edge's own mirror image, so the join has no hard step."""
+def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:
+    """``copy`` (the continuation next to an edge, along axis 1) faded in from ``inner``'s mirror image:
+    the columns nearest the edge are the edge's own pixels mirrored, so the join has no hard step.
+    ``towards_edge``: ``copy``'s last column touches the edge (it lies before it), else its first."""
+    band = copy.shape[1]
+    ramp = ((np.arange(band, dtype=np.float32) + 1) / (band + 1))[None, :, None]  # 0 at the edge -> 1
+    weight = ramp[:, ::-1] if towards_edge else ramp
+    mirror = inner[:, :band][:, ::-1] if towards_edge else inner[:, -band:][:, ::-1]
+    mixed = copy.astype(np.float32) * weight + mirror.astype(np.float32) * (1 - weight)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def wrapped(source: np.ndarray, pad: int, vpad: int = 0) -> np.ndarray:
+    """``source`` continued ``pad`` pixels to the left and right by the sky at its other side, and ``vpad``
+    rows above and below by its own top (bottom) rows shifted half a width sideways: translated copies, so
+    clouds keep their shapes (a mirrored edge made a symmetric "butterfly" cloud, a stretched one streaks),
+    and a shifted one does not line up with the clouds it continues. Each seam is softened: over ``SEAM``
+    of the size next to an edge the copy fades in from the edge's own mirror image."""
+    h, w = source.shape[:2]
+    if vpad > 0:
+        vpad = min(vpad, h)
+        band = min(vpad, max(2, int(round(SEAM * h))), h // 2)
+        top = _shifted(source[:vpad], w // 2)
+        bottom = _shifted(source[h - vpad :], w // 2)
+        # rows as columns: the seam code works along axis 1
+        top[vpad - band :] = _fade_from_mirror(
+            top[vpad - band :].swapaxes(0, 1), source[:band].swapaxes(0, 1), True
+        ).swapaxes(0, 1)
+        bottom[:band] = _fade_from_mirror(
+            bottom[:band].swapaxes(0, 1), source[h - band :].swapaxes(0, 1), False
+        ).swapaxes(0, 1)
+        source = np.concatenate([top, source, bottom])
     if pad <= 0:
         return source
-    h, w = source.shape[:2]
     out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
     band = min(pad, max(2, int(round(SEAM * w))), w // 2)
-    ramp = ((np.arange(band, dtype=np.float32) + 1) / (band + 1))[None, :, None]  # 0 at the edge -> 1
-    for cols, mirror, copy_weight in (
-        (slice(pad - band, pad), source[:, :band][:, ::-1], ramp[:, ::-1]),  # x = -band .. -1
-        (slice(pad + w, pad + w + band), source[:, w - band :][:, ::-1], ramp),  # x = w .. w + band - 1
-    ):
-        mixed = out[:, cols].astype(np.float32) * copy_weight + mirror.astype(np.float32) * (1 - copy_weight)
-        out[:, cols] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
+    out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
     return out
+
+
+def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:
+    """``rows`` moved ``shift`` pixels sideways, wrapping around (the wrap's seam softened as ``wrapped``
+    softens its sides)."""
+    w = rows.shape[1]
+    if shift <= 0 or w < 4:
+        return rows.copy()
+    return np.ascontiguousarray(wrapped(rows, shift)[:, w : 2 * w])
 
 
 def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160) -> np.ndarray:
@@ -619,7 +359,7 @@ def light_trend(video: np.ndarray, frames: int, sky: np.ndarray | None = None) -
 @dataclass
 class SkyLayer:
     """What moves in one photo and what it is sampled from: the binary ``sky`` mask (None: everything
-    moves), its feathered ``alpha`` (``motion.soft_alpha``) and the sky-only ``source`` (``sky_source``).
+    moves), its feathered ``alpha`` (``skymask.soft_alpha``) and the sky-only ``source`` (``sky_source``).
     None of it depends on the prediction, so ``predict`` makes it while the model loads."""
 
     sky: np.ndarray | None
@@ -637,9 +377,6 @@ def sky_layer(photo: np.ndarray, sky: np.ndarray | None) -> SkyLayer:
     (``skymask.is_night``) is split into its glow (a grey opening: the stars removed), which stays, and
     its stars (the rest, inside the sky), which move: turning the glow too would tilt the bright band
     above the horizon along with the stars."""
-    from .motion import soft_alpha
-    from .skymask import is_night
-
     if sky is None:
         return SkyLayer(None)
     alpha = soft_alpha(sky)
@@ -653,8 +390,6 @@ def split_stars(photo: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, np.ndar
     """(glow, stars) with glow + stars = photo inside ``sky``: the glow is the photo's grey opening with a
     disc ~1/200 of the shorter side (at least 5 px), wider than a star; stars outside the sky are zero,
     so nothing from the lit windows below is carried into the sky."""
-    from .skymask import starless
-
     glow = starless(photo, max(5, int(round(min(photo.shape[:2]) / 200)) | 1))
     stars = cv2.subtract(photo, glow)
     stars[~sky] = 0
@@ -701,8 +436,6 @@ def default_output(
     found by ``skymask.sky_mask`` moved by the steady field of ``video`` at the default speed and direction,
     32 frames, no light trend (``direction``: as ``--direction``, None = auto). Returns (frames, field);
     ``evaluate`` scores it."""
-    from .skymask import sky_mask
-
     renderer, field = animate_frames(photo, video, sky_mask(photo), frames=len(video), direction=direction)
     return np.stack([renderer[t] for t in range(len(renderer))]), field
 
