@@ -45,7 +45,7 @@ def test_predict_usage_line_and_option_column():
 
 def test_defaults_written_in_help_texts_are_shown():
     flat = " ".join(_help("train").split())
-    assert "Adam learning rate. [default: 2e-4 train, 5e-5 finetune]" in flat
+    assert "Adam learning rate. [default: 2e-4 train, 1e-5 finetune]" in flat
     assert "Stage II L1 weight. [default: --lambda-con]" in flat
     assert "(the paper). [default: base for train, weights for finetune]" in flat
     assert "Frames between clip starts. [default: 32, no overlap]" in flat

@@ -142,7 +142,7 @@ def test_finetune_starts_from_the_given_weights(trained_run, tmp_path: Path):
         not torch.equal(v, tuned.refine.state_dict()[k]) for k, v in source.refine.state_dict().items()
     )
     cfg = json.loads((out / "config.json").read_text())["config"]
-    assert cfg["lr"] == 5e-5 and cfg["weights"] == str(run / "model")
+    assert cfg["lr"] == 1e-5 and cfg["weights"] == str(run / "model")
 
 
 @pytest.mark.slow

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from skyforecast.cli import app
 from skyforecast.evaluation.scoring import evaluate
 from skyforecast.model.networks import MDGAN
-from skyforecast.training.trainer import TrainConfig, latest_checkpoint, start_weights, train
+from skyforecast.training.config import FINETUNE_FLICKER, FINETUNE_LR
+from skyforecast.training.trainer import TrainConfig, finetune, latest_checkpoint, start_weights, train
 
 TINY = ["--ngf", "4", "--ndf", "4", "--num-workers", "0", "--log-every", "1", "-q"]
 WIDE = {"COLUMNS": "200"}  # help texts on one line each
@@ -201,7 +202,16 @@ def test_finetune_without_weights_follows_the_weights_rule(
         "\n", ""
     )
     cfg = json.loads((out / "config.json").read_text())["config"]
-    assert cfg["weights"] == str(run / "model") and cfg["ngf"] == 4 and cfg["lr"] == 5e-5
+    assert cfg["weights"] == str(run / "model") and cfg["ngf"] == 4
+    # finetune's own defaults (the command's and the Python API's): the lower lr and the flicker term the
+    # bundled model was trained with; `train` keeps the flicker term off
+    assert (cfg["lr"], cfg["lambda_flicker"]) == (FINETUNE_LR, FINETUNE_FLICKER) and FINETUNE_FLICKER > 0
+    assert json.loads((run / "config.json").read_text())["config"]["lambda_flicker"] == 0
+    api = tmp_path / "api"
+    finetune(str(clips), str(run), str(api), stage="2", steps=1, batch_size=2, ndf=4, num_workers=0,
+             progress=False, lambda_flicker=5.0)  # fmt: skip
+    cfg = json.loads((api / "config.json").read_text())["config"]
+    assert (cfg["lr"], cfg["lambda_flicker"]) == (FINETUNE_LR, 5.0)  # given settings win
     monkeypatch.delenv("SKYFORECAST_WEIGHTS", raising=False)
     spec, line = start_weights(None)
     assert (Path(spec) / "model.safetensors").is_file() and line.startswith(
@@ -219,7 +229,8 @@ def test_train_messages_and_help(clips: Path, tmp_path: Path):
         code, out = _invoke(command, "--help")
         assert code == 0
         flat = " ".join(out.split())  # the plain help wraps at 80 columns
-        assert "Adam learning rate. [default: 2e-4 train, 5e-5 finetune]" in flat
+        assert "Adam learning rate. [default: 2e-4 train, 1e-5 finetune]" in flat
         assert "Stage II L1 weight. [default: --lambda-con]" in flat
+        assert "against flicker (not in the paper). [default: 0 train, 1000 finetune]" in flat
         assert "Frames between clip starts. [default: 32, no overlap]" in flat
         assert not re.search(r"\w \.(?!\.)", out), re.findall(r".{30}\w \.(?!\.).{10}", out)

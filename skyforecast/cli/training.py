@@ -8,7 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..training.config import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, LOGS, TrainConfig
+from ..training.config import (
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    FINETUNE_DEFAULTS,
+    FINETUNE_FLICKER,
+    FINETUNE_LR,
+    LOGS,
+    TrainConfig,
+)
 from .common import Ending, _fail, app
 
 # ---- train / finetune ----
@@ -152,10 +160,12 @@ _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
 ]
 _LamFlicker = Annotated[
-    float,
+    Optional[float],  # noqa: UP045
     typer.Option(
         "--lambda-flicker",
-        help="Weight of an L1 on second-order frame differences, against flicker (not in the paper).",
+        help="Weight of an L1 on second-order frame differences, against flicker (not in the paper).  "
+        f"[default: 0 train, {FINETUNE_FLICKER:g} finetune]",
+        show_default=False,
     ),
 ]
 _RefineNgf = Annotated[
@@ -218,8 +228,9 @@ _Out = Annotated[
 
 
 # The options `train` and `finetune` share, in --help order: one declaration each; every default comes from
-# TrainConfig (`_train_options` puts them into the command's signature). `lr` has none here: its default
-# depends on the command (FINETUNE_LR for finetune), `quiet` is TrainConfig's `progress` turned round.
+# TrainConfig (`_train_options` puts them into the command's signature). `lr` and `lambda_flicker` have none
+# here: their defaults depend on the command (FINETUNE_DEFAULTS for finetune), `quiet` is TrainConfig's
+# `progress` turned round.
 _TRAIN_OPTIONS = {
     "stage": _Stage,
     "epochs": _Epochs,
@@ -269,7 +280,7 @@ def _train_options(*, without: tuple[str, ...] = ()):
     from dataclasses import MISSING, fields
 
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
-    defaults.update(lr=None, quiet=not defaults["progress"])
+    defaults.update(lr=None, lambda_flicker=None, quiet=not defaults["progress"])
 
     def add(command):
         own = [
@@ -323,7 +334,7 @@ def _run_training(
         except TrainError as e:
             _fail(str(e))
         console.print(line, highlight=False, soft_wrap=True)
-        settings.setdefault("lr", FINETUNE_LR)
+        settings = {**FINETUNE_DEFAULTS, **settings}
     if weights is not None:
         settings["weights"] = weights
     try:

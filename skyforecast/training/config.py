@@ -8,8 +8,11 @@ import math
 from dataclasses import dataclass
 
 DEFAULT_LR = 2e-4
-FINETUNE_LR = 5e-5
+FINETUNE_LR = 1e-5
+FINETUNE_FLICKER = 1000.0
 FINETUNE_D_WARMUP = 20
+# what `finetune` (command and Python API) runs with where `train`'s default would not do, unless given
+FINETUNE_DEFAULTS = {"lr": FINETUNE_LR, "lambda_flicker": FINETUNE_FLICKER}
 DEFAULT_EPOCHS = 10
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOGS = ("none", "tensorboard")  # --log: what watches a run besides metrics.jsonl (always written)
@@ -19,7 +22,9 @@ SESSION_ONLY = ("resume", "stop_after", "progress")
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_LR",
+    "FINETUNE_DEFAULTS",
     "FINETUNE_D_WARMUP",
+    "FINETUNE_FLICKER",
     "FINETUNE_LR",
     "LOGS",
     "PRECISIONS",

@@ -31,7 +31,15 @@ from torch import nn
 
 from ..io.clips import DataError, collate_clips, to_model_range
 from .artifacts import RunArtifacts
-from .config import DEFAULT_EPOCHS, DEFAULT_LR, FINETUNE_LR, SESSION_ONLY, TrainConfig, TrainError
+from .config import (
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    FINETUNE_DEFAULTS,
+    FINETUNE_LR,
+    SESSION_ONLY,
+    TrainConfig,
+    TrainError,
+)
 from .distributed import all_reduce_mean, dist_from_env, unwrap, wrap
 from .runfolder import (
     check_out_folder,
@@ -428,14 +436,14 @@ def finetune(
     out: str,
     *,
     stage: str = "all",
-    lr: float = FINETUNE_LR,
     **settings,
 ) -> Path:
     """Fine-tune existing weights (anything ``predict --weights`` accepts; None: ``$SKYFORECAST_WEIGHTS``,
     else the bundled model) on new clips. ``stage="2"`` tunes only the Refine-Net (motion) on the loaded
     Base-Net's outputs. Discriminators come from the weights' ``discriminators.safetensors`` when they have
     one; otherwise they start fresh and train alone for ``d_warmup`` steps first. ``val``/``val_split``
-    score the model on held-out clips and export the best step (``skyforecast.training.validation``)."""
+    score the model on held-out clips and export the best step (``skyforecast.training.validation``).
+    Settings not given take ``FINETUNE_DEFAULTS`` where they differ from ``train``'s."""
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(settings) - known
     if unknown:
@@ -444,4 +452,5 @@ def finetune(
         weights = (stored_config(out) or {}).get("weights")
     spec, line = start_weights(weights)
     print(line, flush=True)
-    return train(TrainConfig(data=data, out=out, stage=stage, lr=lr, weights=spec, **settings))
+    settings = {**FINETUNE_DEFAULTS, **settings}
+    return train(TrainConfig(data=data, out=out, stage=stage, weights=spec, **settings))
