@@ -188,6 +188,24 @@ class Shard(Dist):
         self.store.add("read", 1)
         return combined
 
+    def end(self, seconds: float = 60) -> None:
+        """Called last, after rank 0 has printed the summary: the other ranks wait for it before they exit.
+        ``torchrun`` stops every rank as soon as one exits with a non-zero code, so a rank that left first
+        (a batch with a failure exits 1 everywhere) could cut rank 0's summary short."""
+        if not self.on:
+            return
+        if self.main:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.store.set("printed", b"1")
+            return
+        end = time.monotonic() + seconds
+        try:
+            while not self.store.check(["printed"]) and time.monotonic() < end:
+                time.sleep(POLL_S)
+        except Exception:  # noqa: BLE001 - rank 0 hosted the store and has gone: it has printed
+            pass
+
     def _wait_count(self, key: str, count: int, seconds: float = 60) -> None:
         """Wait until ``count`` ranks have added one to ``key`` (at most ``seconds``: a rank that died
         there does not hold the others)."""

@@ -223,6 +223,8 @@ def predict(
     result.failed[:0] = problems
     if main:
         _shared_summary(console, result, quiet, shard, jobs, json_path, time.perf_counter() - started)
+    if shard is not None:
+        shard.end()  # the ranks leave together, once rank 0 has printed
     Ending.without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
 
