@@ -221,6 +221,35 @@ def test_mp4_frame_steps_stay_even(tmp_path, frames, loop):
     assert max(steps) <= 1.5 * np.median(steps)
 
 
+def test_a_long_video_does_not_come_back_to_the_photo():
+    """A video longer than a cycle is not a loop of one cycle: each cycle's sky is the photo's rolled
+    sideways by the clouds' travel, so no frame after the first few shows the photo again (the sky of
+    frame 60 of a 480-frame video was frame 0's, bit for bit)."""
+    photo = cv2.resize(
+        np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")), (320, 180), cv2.INTER_AREA
+    )
+    sky = skymask.sky_mask(photo) > 0
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+    frames = [renderer[t].astype(np.float32) for t in range(480)]
+    steps = [np.abs(frames[t + 1] - frames[t])[sky].mean() for t in range(479)]
+    from_photo = [np.abs(frames[t] - frames[0])[sky].mean() for t in range(16, 480)]
+    assert min(from_photo) > 0.3 * np.median(from_photo)  # no frame near the photo (old: 0 at frame 60)
+    assert max(steps) <= 2 * np.median(steps)
+
+
+def test_a_periodic_sky_joins_its_sides_without_a_step():
+    photo = np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB"))[:300, :480]
+    sky = steady.periodic(photo).astype(np.float32)
+    assert sky.shape[1] == steady.periodic_width(480) < 480
+    inner_cols = slice(480 - sky.shape[1], sky.shape[1] - int(steady.WIDE_SEAM * 480) - 1)
+    assert np.abs(sky[:, inner_cols] - photo[:, inner_cols]).max() <= 1  # only the join changes
+    inner = np.abs(np.diff(sky, axis=1)).mean()
+    join = np.abs(sky[:, 0] - sky[:, -1]).mean()
+    assert join < 2 * inner
+    raw = np.abs(photo[:, 0].astype(np.float32) - photo[:, -1]).mean()
+    assert raw > 4 * inner  # the photo's own sides do not join
+
+
 def test_displacement_stays_bounded_in_long_videos():
     photo, sky = sky_photo(72, 128)
     renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)

@@ -125,7 +125,15 @@ class SteadyRenderer:
         reach = np.abs(fwd).reshape(-1, 2).max(axis=0) * self._gscale * steps + 2
         self._pad = int(min(pw, math.ceil(reach[0]))) if reach[0] > 2 else 0
         self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
-        self._wrapped = wrapped(self.source, self._pad, self._vpad)
+        self._wrapped = {0: wrapped(self.source, self._pad, self._vpad)}  # per cycle (see _source)
+        # a long video is not a loop: each cycle's sky is the photo's rolled sideways by the distance the
+        # clouds travelled, so the photo does not come back every cycle (a loop rolls whole widths)
+        self._roll = 0.0
+        if self.two_phase and glow is None and not field.spin:
+            self._roll = self._roll_per_cycle(fwd[..., 0] * self._gscale[0], periodic_width(pw))
+            if self._roll:
+                self._periodic = periodic(self.source)
+                self._brightness = (brightness(self.source), brightness(self._periodic, wrap=True))
         self._base = np.dstack([bx + self._pad, by + self._vpad])  # output-pixel grid of the box, made once
         # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
         # that large come from mmap, so each frame paid for touching new pages again (page faults made the
@@ -148,6 +156,40 @@ class SteadyRenderer:
 
     def __len__(self) -> int:
         return self.frames
+
+    def _roll_per_cycle(self, vx: np.ndarray, width: int) -> float:
+        """Pixels the sky is rolled sideways from one cycle to the next: the sky's mean horizontal travel in a
+        cycle, so that where the two phases hand over they show nearly the same clouds. A loop must come back
+        to the photo after its last cycle: over all its cycles it rolls whole ``width``s of the periodic
+        sky (none for a short one)."""
+        where = self._sky_small > 0.5 if self._sky_small is not None else np.ones(vx.shape, bool)
+        if not where.any():
+            return 0.0
+        per_cycle = float(vx[where].mean()) * self.period
+        cycles = int(round(self.frames / self.period))
+        if self.loop:
+            per_cycle = round(per_cycle * cycles / width) * width / cycles
+        elif abs(per_cycle) >= 1.0:
+            per_cycle = _never_back(per_cycle / width, cycles) * width
+        return per_cycle if abs(per_cycle) >= 1.0 else 0.0
+
+    def _source(self, cycle: int) -> np.ndarray:
+        """The wrapped sky source of a cycle: the photo's own for cycle 0, else its ``periodic`` sky rolled
+        sideways ``cycle`` times (``rolled``). The first cycle's and those next to ``cycle`` are kept."""
+        if self.loop:  # the last cycle's next one is the first
+            cycle %= max(1, int(round(self.frames / self.period)))
+        if cycle not in self._wrapped:
+            shift = int(round(cycle * self._roll)) % self._periodic.shape[1]
+            source = rolled(self._periodic, shift, *self._brightness)
+            self._wrapped = {c: w for c, w in self._wrapped.items() if c == 0 or cycle - 1 <= c <= cycle + 1}
+            self._wrapped[cycle] = wrapped(source, self._pad, self._vpad)
+        return self._wrapped[cycle]
+
+    def _cycles(self, t: int) -> list[int]:
+        """The cycle whose sky each phase of frame ``t`` shows (as ``_phases``: the forward phase shows its
+        own cycle's, the backward phase the next one's)."""
+        c = int(math.floor(t / self.period)) if self._roll else 0
+        return [c, c + 1] if self._roll else [0, 0]
 
     def displacement(self, t: int) -> np.ndarray:
         """D_t on the integration grid, in grid pixels (backward: frame t samples the photo at x + D_t)."""
@@ -200,22 +242,26 @@ class SteadyRenderer:
         out = self.photo.copy()
         if y1 <= y0:
             return out
-        phases = [(k, w) for k, w in self._phases(t) if w > 0]
+        phases = [(k, w, c) for (k, w), c in zip(self._phases(t), self._cycles(t), strict=False) if w > 0]
         if len(phases) == 2 and phases[1][1] >= 1.0:
             phases = phases[1:]
-        if len(phases) == 1 and phases[0][0] == 0 and self.gain is None:
+        if len(phases) == 1 and phases[0][0] == 0 and phases[0][2] == 0 and self.gain is None:
             return out
         if len(phases) == 1:
-            moved = self._warp(self.displacement(phases[0][0]), self._moved[0])
+            k, _, c = phases[0]
+            moved = self._warp(self.displacement(k), self._moved[0], self._source(c))
         else:
             # per-pixel phase weights: blend weight times validity, renormalised (at the grid's size)
-            disps = [self.displacement(k) for k, _ in phases]
+            disps = [self.displacement(k) for k, _, _ in phases]
             back = self._switch(phases[0][0] / self.period)
             weights = [(1.0 - back) * self._valid(disps[0]), back * self._valid(disps[1])]
             total = sum(weights)
             first = cv2.resize(weights[0] / total, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
             moved = cv2.blendLinear(
-                self._warp(disps[0], self._moved[0]), self._warp(disps[1], self._moved[1]), first, 1.0 - first
+                self._warp(disps[0], self._moved[0], self._source(phases[0][2])),
+                self._warp(disps[1], self._moved[1], self._source(phases[1][2])),
+                first,
+                1.0 - first,
             )
         if self.glow is not None:
             moved = cv2.add(moved, self.glow[y0:y1, x0:x1])
@@ -233,16 +279,91 @@ class SteadyRenderer:
             )
         return out
 
-    def _warp(self, disp: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """The box of the sky source sampled at x + D (grid displacement ``disp``), written into ``out``."""
+    def _warp(self, disp: np.ndarray, out: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """The box of the wrapped sky ``source`` sampled at x + D (D: the grid displacement ``disp``)."""
         y0, y1, x0, x1 = self.box
         ph, pw = self.photo.shape[:2]
         cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
         cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
-        return cv2.remap(self._wrapped, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
+        return cv2.remap(source, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
 
 
 SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
+
+
+WIDE_SEAM = 0.2  # share of the width over which a rolled sky's brightness joins its other side
+NUDGE = 0.2  # at most this share of the width is added to a cycle's roll so the sky never comes back
+
+
+def _never_back(share: float, cycles: int) -> float:
+    """The roll per cycle (a share of the periodic sky's width) nearest ``share``, within ``NUDGE``, whose
+    multiples over ``cycles`` cycles stay farthest from a whole width: half a width per cycle would bring
+    the photo's sky back every second cycle."""
+    candidates = share + np.linspace(-NUDGE, NUDGE, 161)
+    multiples = np.outer(np.arange(1, cycles + 1), candidates) % 1.0
+    nearest = np.minimum(multiples, 1.0 - multiples).min(axis=0)  # closest return to the photo's sky
+    return float(candidates[np.argmax(nearest - 0.25 * np.abs(candidates - share))])
+
+
+TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
+PROFILE_LIMIT = 1.25  # a rolled sky's brightness is corrected by at most this factor
+
+
+def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
+    """(H, W, 3) float32: the sky's brightness and colour at a scale of ``TREND_BLUR`` of the width, with
+    no cloud shapes. A photo's sides and corners are often darker (vignetting) or one side brighter (the
+    sun's); a rolled sky is scaled by this where it lands over this where it came from (``rolled``), so
+    that a dark edge of the photo does not cross the frame as a stripe. ``wrap``: the right edge continues
+    into the left one (a ``periodic`` sky), so the blur goes around."""
+    h, w = source.shape[:2]
+    sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
+    small = cv2.resize(source, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    sigma = max(1.0, TREND_BLUR * sw)
+    pad = min(sw, int(3 * sigma) + 1) if wrap else 0
+    small = np.concatenate([small[:, sw - pad :], small, small[:, :pad]], axis=1) if pad else small
+    small = cv2.GaussianBlur(small, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)[:, pad : pad + sw]
+    return np.maximum(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
+
+
+def rolled(source: np.ndarray, shift: int, land: np.ndarray, came: np.ndarray) -> np.ndarray:
+    """A frame's width of ``source`` (a ``periodic`` sky, repeated) rolled ``shift`` columns to the right,
+    scaled by the photo's ``brightness`` where it lands (``land``) over the periodic sky's where it came
+    from (``came``), within ``PROFILE_LIMIT``."""
+    cols = (np.arange(land.shape[1]) - shift) % source.shape[1]
+    gain = np.clip(land / came[:, cols], 1 / PROFILE_LIMIT, PROFILE_LIMIT)
+    moved = source[:, cols].astype(np.float32) * gain
+    return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
+
+
+def periodic_width(width: int) -> int:
+    """The width of the ``periodic`` sky of a photo ``width`` pixels wide: a roll by it changes nothing."""
+    return width - min(width // 4, max(2, int(round(SEAM * width))))
+
+
+def periodic(source: np.ndarray) -> np.ndarray:
+    """A sky that continues from its right edge into its left one, as a rolled copy needs: ``source`` with
+    its first ``SEAM`` of the width cross-faded with the columns after its right edge's (which are left
+    out, so the result is that much narrower), the clouds with weights whose squares add to one, so the
+    detail keeps its contrast across the join (a linear fade of two unrelated skies thins it into a pale
+    stripe), and none is mirrored (a mirrored dark cloud made a symmetric pillar). The brightness (a blur of
+    ``TREND_BLUR`` of the width, no cloud shapes) fades into the mirror image of its left side's over
+    ``WIDE_SEAM`` of the width: slow enough for ``rolled``'s correction to follow."""
+    h, w = source.shape[:2]
+    src = source.astype(np.float32)
+    sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
+    small = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), max(1.0, TREND_BLUR * sw), borderType=cv2.BORDER_REFLECT)
+    low = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    high = src - low
+    keep = periodic_width(w)
+    band = w - keep
+    r = ((np.arange(band, dtype=np.float32) + 0.5) / band)[None, :, None]  # 0 -> 1 across the join
+    high[:, :band] = high[:, keep:] * np.cos(r * np.pi / 2) + high[:, :band] * np.sin(r * np.pi / 2)
+    low = low[:, :keep]
+    wide = min(keep // 2, max(2, int(round(WIDE_SEAM * w))))
+    ramp = ((np.arange(wide, dtype=np.float32) + 1) / (wide + 1))[None, :, None]
+    low[:, keep - wide :] = low[:, keep - wide :] * (1 - ramp) + low[:, :wide][:, ::-1] * ramp
+    return np.clip(low + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
 
 
 def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:
