@@ -52,7 +52,8 @@ class SteadyRenderer:
 
     ``alpha`` (H, W) float32 in [0, 1] (``skymask.soft_alpha``): 0 = the photo's own pixels, bit for bit;
     None = everything moves. ``loop``: frame ``frames`` equals frame 0 (two phases blended); a video longer
-    than ``CYCLE`` frames is a loop of a cycle that divides it, so displacement stays bounded.
+    than ``CYCLE`` frames is made of cycles that divide it, so displacement stays bounded, each cycle's sky
+    rolled sideways from the last one's (``_source``), so the cycles do not repeat.
     ``gain``: optional (frames, 3) per-channel light factors for the moving part. ``source``: the
     ``sky_source`` of ``photo`` and ``alpha > 0`` when it was made already (``SkyLayer``). ``glow``: a still
     layer the moved ``source`` is added to (night skies: the glow stays, the stars turn).
