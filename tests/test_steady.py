@@ -464,6 +464,27 @@ def test_sky_that_flows_in_is_a_translated_copy_with_a_soft_seam(vx, vy):
     assert steps[travel - 1] < 3 * np.median(steps)  # no hard step at the join
 
 
+@pytest.mark.parametrize("vx", [3.0, -3.0])
+def test_sky_that_flows_in_takes_the_colour_of_the_edge_it_crosses(vx):
+    """examples/sky.jpg is darker towards its right side: the sky flowing in across a side is a copy of
+    the other side's, scaled to the colour next to the edge it crosses, not a pale (or dark) band (unscaled
+    it was 27 % lighter at the right, 21 % darker at the left)."""
+    h, w = 360, 640
+    photo = cv2.resize(
+        np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")),
+        (w, h),
+        interpolation=cv2.INTER_AREA,
+    )
+    drift = np.zeros((4, 4, 2), np.float32)
+    drift[..., 0] = vx / h
+    field = steady.SteadyField(a=0.0, b=0.0, horizon=1.0, aspect=w / h, residual=drift)
+    last = steady.SteadyRenderer(photo, field, 32)[31].astype(np.float32)
+    travel = int(round(abs(vx) * 31))
+    sides = slice(0, travel) if vx > 0 else slice(w - travel, w)
+    inflow, edge = last[:150, sides], photo[:150, sides].astype(np.float32)  # the sky above the hills
+    assert abs(inflow.mean() - edge.mean()) < 0.08 * edge.mean()  # now 1 % and 6 %
+
+
 def test_a_round_sun_and_its_glare_stay_but_a_big_lit_cloud_moves():
     """A sun is small, clipped and round; a cloud lit white all over is larger and is sky that moves."""
     h, w = 360, 640

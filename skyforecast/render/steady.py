@@ -126,7 +126,7 @@ class SteadyRenderer:
         reach = np.abs(fwd).reshape(-1, 2).max(axis=0) * self._gscale * steps + 2
         self._pad = int(min(pw, math.ceil(reach[0]))) if reach[0] > 2 else 0
         self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
-        self._wrapped = {0: wrapped(self.source, self._pad, self._vpad)}  # per cycle (see _source)
+        self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True)}  # per cycle (see _source)
         # a long video is not a loop: each cycle's sky is the photo's rolled sideways by the distance the
         # clouds travelled, so the photo does not come back every cycle (a loop rolls whole widths)
         self._roll = 0.0
@@ -183,7 +183,7 @@ class SteadyRenderer:
             shift = int(round(cycle * self._roll)) % self._periodic.shape[1]
             source = rolled(self._periodic, shift, *self._brightness)
             self._wrapped = {c: w for c, w in self._wrapped.items() if c == 0 or cycle - 1 <= c <= cycle + 1}
-            self._wrapped[cycle] = wrapped(source, self._pad, self._vpad)
+            self._wrapped[cycle] = wrapped(source, self._pad, self._vpad, even=True)
         return self._wrapped[cycle]
 
     def _cycles(self, t: int) -> list[int]:
@@ -379,12 +379,14 @@ def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
-def wrapped(source: np.ndarray, pad: int, vpad: int = 0) -> np.ndarray:
+def wrapped(source: np.ndarray, pad: int, vpad: int = 0, even: bool = False) -> np.ndarray:
     """``source`` continued ``pad`` pixels to the left and right by the sky at its other side, and ``vpad``
     rows above and below by its own top (bottom) rows shifted half a width sideways: translated copies, so
     clouds keep their shapes (a mirrored edge made a symmetric "butterfly" cloud, a stretched one streaks),
     and a shifted one does not line up with the clouds it continues. Each seam is softened: over ``SEAM``
-    of the size next to an edge the copy fades in from the edge's own mirror image."""
+    of the size next to an edge the copy fades in from the edge's own mirror image. ``even``: each copy's
+    colour is scaled to the sky's next to the edge it continues (``_even``: a photo darker on one side let a
+    pale stripe of the other side's sky flow in)."""
     h, w = source.shape[:2]
     if vpad > 0:
         vpad = min(vpad, h)
@@ -402,10 +404,35 @@ def wrapped(source: np.ndarray, pad: int, vpad: int = 0) -> np.ndarray:
     if pad <= 0:
         return source
     out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
+    if even:
+        _even(out, source, pad)
     band = min(pad, max(2, int(round(SEAM * w))), w // 2)
     out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
     out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
     return out
+
+
+EDGE_STRIP = 0.1  # share of the width whose colours the sky flowing in across a side is matched to
+EDGE_LIMIT = 1.5  # ... by a factor within this (corners of a photo can be 30-40 % darker than its middle)
+
+
+def _even(out: np.ndarray, source: np.ndarray, pad: int) -> None:
+    """``wrapped``'s side copies (``out`` is ``source`` with ``pad`` columns of them each side) scaled in
+    place, row by row and channel by channel, so that their colour next to the edge they continue matches
+    the edge's: the median of a ``EDGE_STRIP`` strip each side of the join, smoothed over a fifth of the
+    height, within ``EDGE_LIMIT``."""
+    h, w = source.shape[:2]
+    strip = max(2, int(round(EDGE_STRIP * w)))
+    for edge, copy, cols in (
+        (source[:, w - strip :], source[:, :strip], slice(pad + w, None)),  # right side: the left's sky
+        (source[:, :strip], source[:, w - strip :], slice(0, pad)),  # left side: the right's sky
+    ):
+        want = np.median(edge.astype(np.float32), axis=1)  # per channel: one side may be redder
+        have = np.maximum(np.median(copy.astype(np.float32), axis=1), 1.0)
+        ratio = cv2.GaussianBlur((want / have)[:, None, :], (0, 0), sigmaX=0.1, sigmaY=max(1.0, 0.2 * h))
+        gain = np.clip(ratio.reshape(h, 1, -1), 1 / EDGE_LIMIT, EDGE_LIMIT)
+        part = out[:, cols].astype(np.float32) * gain
+        out[:, cols] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
 
 
 def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:
