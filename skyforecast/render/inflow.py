@@ -1,0 +1,201 @@
+"""The sky a moving photo reads from beyond its own edges and in later cycles: what flows in across a side
+is a translated copy of the sky (never a mirror image or a stretched edge), matched in colour to the edge it
+crosses; a long video's later cycles read the photo's sky rolled sideways, made periodic so that its sides
+join without a seam. ``render.steady`` samples these; no torch here."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
+
+
+ROLL_FEATHER = 0.02  # share of the shorter side over which a rolled sky's edges fade into the fill
+WIDE_SEAM = 0.2  # share of the width over which a rolled sky's brightness joins its other side
+TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
+PROFILE_LIMIT = 1.25  # a rolled sky's brightness is corrected by at most this factor
+
+
+def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
+    """(H, W, 3) float32: the sky's brightness and colour at a scale of ``TREND_BLUR`` of the width, with
+    no cloud shapes. A photo's sides and corners are often darker (vignetting) or one side brighter (the
+    sun's); a rolled sky is scaled by this where it lands over this where it came from (``rolled``), so
+    that a dark edge of the photo does not cross the frame as a stripe. ``wrap``: the right edge continues
+    into the left one (a ``periodic`` sky), so the blur goes around."""
+    h, w = source.shape[:2]
+    sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
+    small = cv2.resize(source, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    sigma = max(1.0, TREND_BLUR * sw)
+    pad = min(sw, int(3 * sigma) + 1) if wrap else 0
+    small = np.concatenate([small[:, sw - pad :], small, small[:, :pad]], axis=1) if pad else small
+    small = cv2.GaussianBlur(small, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)[:, pad : pad + sw]
+    return np.maximum(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
+
+
+def rolled(source: np.ndarray, shift: int, land: np.ndarray, came: np.ndarray) -> np.ndarray:
+    """A frame's width of ``source`` (a ``periodic`` sky, repeated) rolled ``shift`` columns to the right,
+    scaled by the photo's ``brightness`` where it lands (``land``) over the periodic sky's where it came
+    from (``came``) (``relevel``)."""
+    cols = (np.arange(land.shape[1]) - shift) % source.shape[1]
+    moved = relevel(source[:, cols].astype(np.float32), came[:, cols], land)
+    return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
+
+
+def relevel(x: np.ndarray, came: np.ndarray, land: np.ndarray, limit: float = PROFILE_LIMIT) -> np.ndarray:
+    """``x`` (float, 0..255) moved from the level ``came`` to the level ``land`` (both broadcast to it) by
+    an offset, within a factor ``limit`` of ``came``: an offset keeps the clouds' contrast (a gain scaled it,
+    and two overlaid phases looked flatter), and it fades out towards white when brightening and towards
+    black when darkening, so a lit cloud is not clipped into a flat white shape."""
+    came = np.maximum(came, 1.0)
+    land = np.clip(land, came / limit, np.minimum(came * limit, (came + 255.0) / 2))
+    offset = land - came  # brightening: at most half the way to white, so nothing below white reaches it
+    room = np.where(offset > 0, (255.0 - x) / np.maximum(255.0 - came, 1.0), x / came)
+    return x + offset * np.clip(room, 0.0, 1.0)
+
+
+def periodic_width(width: int) -> int:
+    """The width of the ``periodic`` sky of a photo ``width`` pixels wide: a roll by it changes nothing."""
+    return width - min(width // 4, max(2, int(round(SEAM * width))))
+
+
+def periodic(source: np.ndarray) -> np.ndarray:
+    """A sky that continues from its right edge into its left one, as a rolled copy needs: ``source`` with
+    its first ``SEAM`` of the width cross-faded with the columns after its right edge's (which are left
+    out, so the result is that much narrower), the clouds with weights whose squares add to one, so the
+    detail keeps its contrast across the join (a linear fade of two unrelated skies thins it into a pale
+    stripe), and none is mirrored (a mirrored dark cloud made a symmetric pillar). The brightness (a blur of
+    ``TREND_BLUR`` of the width, no cloud shapes) fades into the mirror image of its left side's over
+    ``WIDE_SEAM`` of the width: slow enough for ``rolled``'s correction to follow."""
+    h, w = source.shape[:2]
+    src = source.astype(np.float32)
+    sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
+    small = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), max(1.0, TREND_BLUR * sw), borderType=cv2.BORDER_REFLECT)
+    low = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    high = src - low
+    keep = periodic_width(w)
+    band = w - keep
+    r = ((np.arange(band, dtype=np.float32) + 0.5) / band)[None, :, None]  # 0 -> 1 across the join
+    high[:, :band] = high[:, keep:] * np.cos(r * np.pi / 2) + high[:, :band] * np.sin(r * np.pi / 2)
+    low = low[:, :keep]
+    wide = min(keep // 2, max(2, int(round(WIDE_SEAM * w))))
+    ramp = ((np.arange(wide, dtype=np.float32) + 1) / (wide + 1))[None, :, None]
+    low[:, keep - wide :] = low[:, keep - wide :] * (1 - ramp) + low[:, :wide][:, ::-1] * ramp
+    return np.clip(low + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
+
+
+def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:
+    """``copy`` (the continuation next to an edge, along axis 1) faded in from ``inner``'s mirror image:
+    the columns nearest the edge are the edge's own pixels mirrored, so the join has no hard step.
+    ``towards_edge``: ``copy``'s last column touches the edge (it lies before it), else its first."""
+    band = copy.shape[1]
+    ramp = ((np.arange(band, dtype=np.float32) + 1) / (band + 1))[None, :, None]  # 0 at the edge -> 1
+    weight = ramp[:, ::-1] if towards_edge else ramp
+    mirror = inner[:, :band][:, ::-1] if towards_edge else inner[:, -band:][:, ::-1]
+    mixed = copy.astype(np.float32) * weight + mirror.astype(np.float32) * (1 - weight)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def wrapped(source: np.ndarray, pad: int, vpad: int = 0, even: bool = False) -> np.ndarray:
+    """``source`` continued ``pad`` pixels to the left and right by the sky at its other side, and ``vpad``
+    rows above and below by its own top (bottom) rows shifted half a width sideways: translated copies, so
+    clouds keep their shapes (a mirrored edge made a symmetric "butterfly" cloud, a stretched one streaks),
+    and a shifted one does not line up with the clouds it continues. Each seam is softened: over ``SEAM``
+    of the size next to an edge the copy fades in from the edge's own mirror image. ``even``: each copy's
+    colour is scaled to the sky's next to the edge it continues (``_even``: a photo darker on one side let a
+    pale stripe of the other side's sky flow in)."""
+    h, w = source.shape[:2]
+    if vpad > 0:
+        vpad = min(vpad, h)
+        band = min(vpad, max(2, int(round(SEAM * h))), h // 2)
+        top = _shifted(source[:vpad], w // 2)
+        bottom = _shifted(source[h - vpad :], w // 2)
+        # rows as columns: the seam code works along axis 1
+        top[vpad - band :] = _fade_from_mirror(
+            top[vpad - band :].swapaxes(0, 1), source[:band].swapaxes(0, 1), True
+        ).swapaxes(0, 1)
+        bottom[:band] = _fade_from_mirror(
+            bottom[:band].swapaxes(0, 1), source[h - band :].swapaxes(0, 1), False
+        ).swapaxes(0, 1)
+        source = np.concatenate([top, source, bottom])
+    if pad <= 0:
+        return source
+    out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
+    if even:
+        _even(out, source, pad)
+    band = min(pad, max(2, int(round(SEAM * w))), w // 2)
+    out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
+    out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
+    return out
+
+
+EDGE_STRIP = 0.1  # share of the width whose colours the sky flowing in across a side is matched to
+EDGE_LIMIT = 1.5  # ... by a factor within this (corners of a photo can be 30-40 % darker than its middle)
+
+
+def _even(out: np.ndarray, source: np.ndarray, pad: int) -> None:
+    """``wrapped``'s side copies (``out`` is ``source`` with ``pad`` columns of them each side) scaled in
+    place, row by row and channel by channel, so that their colour next to the edge they continue matches
+    the edge's: the median of a ``EDGE_STRIP`` strip each side of the join, smoothed over a fifth of the
+    height, within ``EDGE_LIMIT``."""
+    h, w = source.shape[:2]
+    strip = max(2, int(round(EDGE_STRIP * w)))
+    for edge, copy, cols in (
+        (source[:, w - strip :], source[:, :strip], slice(pad + w, None)),  # right side: the left's sky
+        (source[:, :strip], source[:, w - strip :], slice(0, pad)),  # left side: the right's sky
+    ):
+        want = np.median(edge.astype(np.float32), axis=1)  # per channel: one side may be redder
+        have = np.maximum(np.median(copy.astype(np.float32), axis=1), 1.0)
+        ratio = cv2.GaussianBlur((want / have)[:, None, :], (0, 0), sigmaX=0.1, sigmaY=max(1.0, 0.2 * h))
+        level = have.reshape(h, 1, -1)
+        part = relevel(out[:, cols].astype(np.float32), level, level * ratio.reshape(h, 1, -1), EDGE_LIMIT)
+        out[:, cols] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+
+
+def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:
+    """``rows`` moved ``shift`` pixels sideways, wrapping around (the wrap's seam softened as ``wrapped``
+    softens its sides)."""
+    w = rows.shape[1]
+    if shift <= 0 or w < 4:
+        return rows.copy()
+    return np.ascontiguousarray(wrapped(rows, shift)[:, w : 2 * w])
+
+
+def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160, feather: float = 0.0) -> np.ndarray:
+    """The photo with everything outside ``sky`` painted over with sky colours, as the source to warp from:
+    a stream line that starts under the still foreground (behind a mountain, a roof) then fetches a smooth
+    continuation of the nearby sky instead of a smear of roof. The fill is a normalised convolution at a
+    small size (shorter side ``work``) from sky pixels a little inside the mask (the mask's edge pixels can
+    carry the foreground's colour), with kernels 4x wider than tall: sky colour changes little along a row
+    (the same height above the horizon) and much from row to row, so the hole gets the colours of its own
+    rows, not vertical streaks. The sky keeps the photo's pixels; with ``feather`` they fade into the fill
+    over that share of the shorter side, inside the sky's edge."""
+    ph, pw = photo.shape[:2]
+    if sky.all() or not sky.any():
+        return photo
+    scale = min(1.0, work / min(ph, pw))
+    size = (max(8, int(round(pw * scale))), max(8, int(round(ph * scale))))
+    small = cv2.resize(photo, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    inside = cv2.resize(sky.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    eroded = cv2.erode(inside, np.ones((5, 5), np.uint8))
+    m = (eroded if eroded.any() else inside).astype(np.float32)
+    fill = small.copy()
+    have = m > 0
+    for sx in (2.0, 8.0, 32.0, 128.0):
+        den = cv2.GaussianBlur(m, (0, 0), sigmaX=sx, sigmaY=sx / 4)
+        num = cv2.GaussianBlur(small * m[..., None], (0, 0), sigmaX=sx, sigmaY=sx / 4)
+        ok = (den > 1e-3) & ~have
+        fill[ok] = num[ok] / den[ok][:, None]
+        have |= ok
+    if not have.all():
+        fill[~have] = small[m > 0].mean(axis=0)
+    fill = cv2.GaussianBlur(fill, (0, 0), 1.5)
+    big = cv2.resize(np.clip(fill + 0.5, 0, 255).astype(np.uint8), (pw, ph), interpolation=cv2.INTER_LINEAR)
+    if feather <= 0:
+        return np.where(sky[..., None], photo, big)
+    # the photo's sky fades into the fill over ``feather`` of the shorter side, inside the sky's edge
+    reach = max(1.0, feather * min(ph, pw))
+    inner = cv2.erode(sky.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(reach)))
+    weight = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), reach)[..., None]
+    return np.clip(photo * weight + big * (1.0 - weight) + 0.5, 0, 255).astype(np.uint8)
