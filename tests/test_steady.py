@@ -337,6 +337,19 @@ def test_a_distant_pylons_faint_top_stays_with_its_legs(real_photos):
     assert sky[:100].mean() > 0.8  # the sky above still moves (the near pylon and chimneys stand in it)
 
 
+def test_the_sky_between_a_trees_branches_stays_with_the_tree(real_photos):
+    """The haze seen between a bare tree's branches holds twigs too faint to be found one by one; moving
+    it carried them away from the tree, a ghost of dark twigs drifting off (village-morning at 1080p)."""
+    import skyforecast
+
+    frames = skyforecast.animate(str(real_photos / "village-morning.jpg"), resolution=1080)  # bundled model
+    assert frames.shape[1:] == (1080, 1920, 3)
+    box = (slice(120, 320), slice(450, 850))  # the two bare trees above the roof
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)[box] for f in (frames[0], frames[31])]
+    assert (grey[0] - grey[1] > 8).sum() < 300  # dark twigs where there were none: 189 (511 before)
+    assert (frames[31][:100] != frames[0][:100]).any(axis=2).mean() > 0.5  # the open sky above moves
+
+
 def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path, tiny_weights):
     tiny = tmp_path / "tiny.png"
     Image.fromarray(sky_photo(32, 48)[0]).save(tiny)

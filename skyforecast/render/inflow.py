@@ -148,9 +148,13 @@ def _even(out: np.ndarray, source: np.ndarray, pad: int) -> None:
         want = np.median(edge.astype(np.float32), axis=1)  # per channel: one side may be redder
         have = np.maximum(np.median(copy.astype(np.float32), axis=1), 1.0)
         ratio = cv2.GaussianBlur((want / have)[:, None, :], (0, 0), sigmaX=0.1, sigmaY=max(1.0, 0.2 * h))
-        level = have.reshape(h, 1, -1)
-        part = relevel(out[:, cols].astype(np.float32), level, level * ratio.reshape(h, 1, -1), EDGE_LIMIT)
-        out[:, cols] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+        level, ratio = have.reshape(h, 1, -1), ratio.reshape(h, 1, -1)
+        for r in range(0, h, 64):  # in strips of rows: a wide copy in float would hold several frames' worth
+            rows = slice(r, r + 64)
+            part = relevel(
+                out[rows, cols].astype(np.float32), level[rows], level[rows] * ratio[rows], EDGE_LIMIT
+            )
+            out[rows, cols] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
 
 
 def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:

@@ -70,6 +70,9 @@ def night_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     return grabcut_sky(glow, gc)
 
 
+GAP = 3  # thin structures closer than this many black-hat widths are one still region
+
+
 def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarray:
     """Thin dark structures in front of a smooth sky (wires, pylons, bare branches, faint ones in haze
     too), widened a little: float32 (H, W), 1 = keep still. Found by a morphological black-hat (closing
@@ -97,6 +100,10 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     grounded = np.unique(labels[(thin > 0) & ground])
     thin = np.isin(labels, grounded[grounded > 0]).astype(np.uint8)
     thin |= _faint_parts(hat, noise, thin, size)
+    # the sky seen between the branches of a tree (and between close wires) stays too: moving it carried
+    # the faint twigs in it away from the tree, a ghost of branches drifting off
+    gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GAP * k | 1, GAP * k | 1))
+    thin = cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return resize_mask(thin.astype(np.float32), (pw, ph))
 
