@@ -141,19 +141,9 @@ class SteadyRenderer:
         self._pad = int(min(pw, math.ceil(reach[0]))) if reach[0] > 2 else 0
         self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
         self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True)}  # per cycle (see _source)
-        # a long video is not a loop: each cycle's sky is the photo's rolled sideways by the distance the
-        # clouds travelled, so the photo does not come back every cycle (a loop rolls whole widths)
         self._roll = 0.0
         if self.two_phase and glow is None and not field.spin:
-            self._roll = self._roll_per_cycle(fwd[..., 0] * self._gscale[0], periodic_width(pw))
-            if self._roll:
-                # rolled skies come from a sky whose edges fade into the fill: where the photo's sky met
-                # a hill, a cloud cut off by the hill would be carried into open sky as a hard shape
-                soft = (
-                    sky_source(photo, alpha > 0, feather=ROLL_FEATHER) if alpha is not None else self.source
-                )
-                self._periodic = periodic(soft)
-                self._brightness = (brightness(self.source), brightness(self._periodic, wrap=True))
+            self._set_up_rolls(fwd[..., 0] * self._gscale[0], alpha)
         self._base = np.dstack([bx + self._pad, by + self._vpad])  # output-pixel grid of the box, made once
         # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
         # that large come from mmap, so each frame paid for touching new pages again (page faults made the
@@ -176,6 +166,20 @@ class SteadyRenderer:
 
     def __len__(self) -> int:
         return self.frames
+
+    def _set_up_rolls(self, vx: np.ndarray, alpha: np.ndarray | None) -> None:
+        """A long video is not a loop: each cycle's sky is the photo's rolled sideways by the distance the
+        clouds travelled (``vx``: their speed, output pixels per frame, on the grid), so the photo does not
+        come back every cycle (a loop rolls whole widths). Rolled skies come from a sky whose edges fade into
+        the fill: where the photo's sky met a hill, a cloud cut off by the hill would be carried into open
+        sky as a hard shape."""
+        photo = self.photo
+        self._roll = self._roll_per_cycle(vx, periodic_width(photo.shape[1]))
+        if not self._roll:
+            return
+        soft = sky_source(photo, alpha > 0, feather=ROLL_FEATHER) if alpha is not None else self.source
+        self._periodic = periodic(soft)
+        self._brightness = (brightness(self.source), brightness(self._periodic, wrap=True))
 
     def _roll_per_cycle(self, vx: np.ndarray, width: int) -> float:
         """Pixels the sky is rolled sideways from one cycle to the next: the sky's mean horizontal travel in a
