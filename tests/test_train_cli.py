@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from skyforecast.cli import app
 from skyforecast.evaluation.scoring import evaluate
 from skyforecast.model.networks import MDGAN
-from skyforecast.training.config import FINETUNE_FLICKER, FINETUNE_LR
+from skyforecast.training.config import FINETUNE_EMA, FINETUNE_FLICKER, FINETUNE_LR
 from skyforecast.training.trainer import TrainConfig, finetune, latest_checkpoint, start_weights, train
 
 TINY = ["--ngf", "4", "--ndf", "4", "--num-workers", "0", "--log-every", "1", "-q"]
@@ -206,7 +206,9 @@ def test_finetune_without_weights_follows_the_weights_rule(
     # finetune's own defaults (the command's and the Python API's): the lower lr and the flicker term the
     # bundled model was trained with; `train` keeps the flicker term off
     assert (cfg["lr"], cfg["lambda_flicker"]) == (FINETUNE_LR, FINETUNE_FLICKER) and FINETUNE_FLICKER > 0
-    assert json.loads((run / "config.json").read_text())["config"]["lambda_flicker"] == 0
+    assert cfg["ema"] == FINETUNE_EMA > 0  # the exported model is the weight average
+    trained = json.loads((run / "config.json").read_text())["config"]
+    assert trained["lambda_flicker"] == 0 and trained["ema"] == 0
     api = tmp_path / "api"
     finetune(str(clips), str(run), str(api), stage="2", steps=1, batch_size=2, ndf=4, num_workers=0,
              progress=False, lambda_flicker=5.0)  # fmt: skip

@@ -12,6 +12,7 @@ from ..training.config import (
     DEFAULT_EPOCHS,
     DEFAULT_LR,
     FINETUNE_DEFAULTS,
+    FINETUNE_EMA,
     FINETUNE_FLICKER,
     FINETUNE_LR,
     LOGS,
@@ -86,8 +87,13 @@ _DWarmup = Annotated[
     ),
 ]
 _Ema = Annotated[
-    float,
-    typer.Option("--ema", help="Decay of a moving average of the generator weights to export (0 = off)."),
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        "--ema",
+        help="Decay of a moving average of the generator weights to export (0 = off).  "
+        f"[default: 0 train, {FINETUNE_EMA:g} finetune]",
+        show_default=False,
+    ),
 ]
 _Val = Annotated[
     Optional[str],  # noqa: UP045
@@ -228,9 +234,9 @@ _Out = Annotated[
 
 
 # The options `train` and `finetune` share, in --help order: one declaration each; every default comes from
-# TrainConfig (`_train_options` puts them into the command's signature). `lr` and `lambda_flicker` have none
-# here: their defaults depend on the command (FINETUNE_DEFAULTS for finetune), `quiet` is TrainConfig's
-# `progress` turned round.
+# TrainConfig (`_train_options` puts them into the command's signature). `lr`, `lambda_flicker` and `ema`
+# have none here: their defaults depend on the command (FINETUNE_DEFAULTS for finetune), `quiet` is
+# TrainConfig's `progress` turned round.
 _TRAIN_OPTIONS = {
     "stage": _Stage,
     "epochs": _Epochs,
@@ -280,7 +286,7 @@ def _train_options(*, without: tuple[str, ...] = ()):
     from dataclasses import MISSING, fields
 
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
-    defaults.update(lr=None, lambda_flicker=None, quiet=not defaults["progress"])
+    defaults.update(lr=None, lambda_flicker=None, ema=None, quiet=not defaults["progress"])
 
     def add(command):
         own = [
