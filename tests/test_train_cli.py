@@ -236,3 +236,17 @@ def test_train_messages_and_help(clips: Path, tmp_path: Path):
         assert "against flicker (not in the paper). [default: 0 train, 1000 finetune]" in flat
         assert "Frames between clip starts. [default: 32, no overlap]" in flat
         assert not re.search(r"\w \.(?!\.)", out), re.findall(r".{30}\w \.(?!\.).{10}", out)
+
+
+def test_the_training_benchmark_runs_a_setting(clips: Path):
+    """``bench/train.py`` drives the trainer's steps directly: one Stage II setting at ngf 4, one timed step,
+    in its own process as the benchmark runs it (it broke once when the trainer gained a counter)."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "train.py"
+    cmd = [sys.executable, str(bench), "--one", "2", "4", "defaults", "--steps", "1", "--data", str(clips)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["stage"] == "2" and row["ngf"] == 4 and row["clips_per_s"] > 0 and len(row["step_s"]) == 1

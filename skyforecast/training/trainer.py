@@ -116,6 +116,7 @@ class Trainer(SessionStartup, TrainingSteps, RunArtifacts):
         self.out = Path(config.out)
         self.console = console
         self.is_setup = False
+        self.session_steps = 0  # steps trained since this process started (--stop-after counts these)
         self._tb = None  # the TensorBoard log (--log tensorboard), open while run() runs, on rank 0
         if config.log == "tensorboard" and (missing := missing_package()):
             raise TrainError(f"--log tensorboard: {missing}")  # before anything is loaded or written
