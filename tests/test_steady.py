@@ -251,6 +251,19 @@ def test_rolled_cycles_do_not_clip_clouds_into_flat_white_shapes():
     assert max(white) < 0.005 * sky.sum()
 
 
+def test_frames_larger_than_4k_repeat_their_cycles_instead_of_rolling(monkeypatch):
+    """Rolling needs float copies of the whole sky (about 900 MB more at 4K): larger frames keep the earlier
+    behaviour, cycles that repeat. The limit is lowered here so that a small photo shows it."""
+    photo, sky = sky_photo(72, 128)
+    monkeypatch.setattr(steady, "ROLL_MAX_PIXELS", 72 * 128 - 1)
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+    n = int(renderer.period)
+    assert renderer._roll == 0 and np.array_equal(renderer[n], renderer[0])
+    monkeypatch.setattr(steady, "ROLL_MAX_PIXELS", 72 * 128)
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+    assert renderer._roll != 0 and not np.array_equal(renderer[n], renderer[0])
+
+
 def test_a_periodic_sky_joins_its_sides_without_a_step():
     photo = np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB"))[:300, :480]
     sky = steady.periodic(photo).astype(np.float32)

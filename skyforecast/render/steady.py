@@ -56,6 +56,7 @@ CYCLE = 64  # frames: the longest one phase travels; longer videos and loops ble
 BLEND_SPAN = 0.9  # share of a cycle in whose middle the two phases hand over (each pixel at its own time)
 SWITCH_SPAN = 0.08  # share of a cycle one pixel takes to hand over from one phase to the other
 SWITCH_SCALE = 0.1  # frame heights: the size of the patches that hand over together
+ROLL_MAX_PIXELS = 3840 * 2160  # larger frames repeat their cycles instead of rolling them (memory)
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
@@ -174,6 +175,8 @@ class SteadyRenderer:
         the fill: where the photo's sky met a hill, a cloud cut off by the hill would be carried into open
         sky as a hard shape."""
         photo = self.photo
+        if photo.shape[0] * photo.shape[1] > ROLL_MAX_PIXELS:  # its float copies would cost gigabytes
+            return
         self._roll = self._roll_per_cycle(vx, periodic_width(photo.shape[1]))
         if not self._roll:
             return
