@@ -27,12 +27,13 @@ def test_the_shared_options_have_trainconfig_defaults_in_both_commands():
     shared = set(train) & set(finetune)
     assert set(train) - shared == {"ngf"} and set(finetune) - shared == {"weights"}
     assert len(shared) >= 30
-    for name in shared - {"data", "out", "lr", "lambda_flicker", "quiet"}:
+    for name in shared - {"data", "out", "lr", "lambda_flicker", "ema", "quiet"}:
         assert train[name].default == finetune[name].default == defaults[name], name
     assert train["quiet"].default is (not defaults["progress"])
     assert train["ngf"].default == defaults["ngf"]
     # not given: TrainConfig's value, or FINETUNE_DEFAULTS' for finetune
     assert train["lr"].default is None and train["lambda_flicker"].default is None
+    assert train["ema"].default is None
 
 
 def test_the_cli_reads_the_defaults_without_importing_torch():
