@@ -9,19 +9,17 @@ import cv2
 import numpy as np
 
 SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
-
-
 ROLL_FEATHER = 0.02  # share of the shorter side over which a rolled sky's edges fade into the fill
 WIDE_SEAM = 0.2  # share of the width over which a rolled sky's brightness joins its other side
 TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
-PROFILE_LIMIT = 1.25  # a rolled sky's brightness is corrected by at most this factor
+PROFILE_LIMIT = 1.25  # a rolled sky's level is moved by at most this factor
 
 
 def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
     """(H, W, 3) float32: the sky's brightness and colour at a scale of ``TREND_BLUR`` of the width, with
     no cloud shapes. A photo's sides and corners are often darker (vignetting) or one side brighter (the
-    sun's); a rolled sky is scaled by this where it lands over this where it came from (``rolled``), so
-    that a dark edge of the photo does not cross the frame as a stripe. ``wrap``: the right edge continues
+    sun's); a rolled sky is moved from this level where it came from to this level where it lands
+    (``rolled``), so that a dark edge of the photo does not cross the frame as a stripe. ``wrap``: the right edge continues
     into the left one (a ``periodic`` sky), so the blur goes around."""
     h, w = source.shape[:2]
     sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
@@ -35,8 +33,8 @@ def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
 
 def rolled(source: np.ndarray, shift: int, land: np.ndarray, came: np.ndarray) -> np.ndarray:
     """A frame's width of ``source`` (a ``periodic`` sky, repeated) rolled ``shift`` columns to the right,
-    scaled by the photo's ``brightness`` where it lands (``land``) over the periodic sky's where it came
-    from (``came``) (``relevel``)."""
+    moved from the periodic sky's ``brightness`` where it came from (``came``) to the photo's where it lands
+    (``land``) by ``relevel``."""
     cols = (np.arange(land.shape[1]) - shift) % source.shape[1]
     moved = relevel(source[:, cols].astype(np.float32), came[:, cols], land)
     return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
