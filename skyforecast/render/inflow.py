@@ -19,8 +19,8 @@ def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
     """(H, W, 3) float32: the sky's brightness and colour at a scale of ``TREND_BLUR`` of the width, with
     no cloud shapes. A photo's sides and corners are often darker (vignetting) or one side brighter (the
     sun's); a rolled sky is moved from this level where it came from to this level where it lands
-    (``rolled``), so that a dark edge of the photo does not cross the frame as a stripe. ``wrap``: the right edge continues
-    into the left one (a ``periodic`` sky), so the blur goes around."""
+    (``rolled``), so that a dark edge of the photo does not cross the frame as a stripe. ``wrap``: the right
+    edge continues into the left one (a ``periodic`` sky), so the blur goes around."""
     h, w = source.shape[:2]
     sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
     small = cv2.resize(source, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
