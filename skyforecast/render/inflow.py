@@ -11,6 +11,9 @@ import numpy as np
 SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
 ROLL_FEATHER = 0.02  # share of the shorter side over which a rolled sky's edges fade into the fill
 WIDE_SEAM = 0.2  # share of the width over which a rolled sky's brightness joins its other side
+# ... and its clouds: a cloud the photo's side cuts off has a straight vertical edge, which a narrow join
+# (3 %) carried across the frame as a line
+ROLL_SEAM = 0.1
 TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
 PROFILE_LIMIT = 1.25  # a rolled sky's level is moved by at most this factor
 
@@ -54,12 +57,12 @@ def relevel(x: np.ndarray, came: np.ndarray, land: np.ndarray, limit: float = PR
 
 def periodic_width(width: int) -> int:
     """The width of the ``periodic`` sky of a photo ``width`` pixels wide: a roll by it changes nothing."""
-    return width - min(width // 4, max(2, int(round(SEAM * width))))
+    return width - min(width // 4, max(2, int(round(ROLL_SEAM * width))))
 
 
 def periodic(source: np.ndarray) -> np.ndarray:
     """A sky that continues from its right edge into its left one, as a rolled copy needs: ``source`` with
-    its first ``SEAM`` of the width cross-faded with the columns after its right edge's (which are left
+    its first ``ROLL_SEAM`` of the width cross-faded with the columns after its right edge's (which are left
     out, so the result is that much narrower), the clouds with weights whose squares add to one, so the
     detail keeps its contrast across the join (a linear fade of two unrelated skies thins it into a pale
     stripe), and none is mirrored (a mirrored dark cloud made a symmetric pillar). The brightness (a blur of
