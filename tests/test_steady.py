@@ -266,9 +266,11 @@ def test_frames_larger_than_4k_repeat_their_cycles_instead_of_rolling(monkeypatc
 
 def test_a_periodic_sky_joins_its_sides_without_a_step():
     photo = np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB"))[:300, :480]
-    sky = steady.periodic(photo).astype(np.float32)
-    assert sky.shape[1] == steady.periodic_width(480) < 480
-    inner_cols = slice(480 - sky.shape[1], sky.shape[1] - int(steady.WIDE_SEAM * 480) - 1)
+    from skyforecast.render import inflow
+
+    sky = inflow.periodic(photo).astype(np.float32)
+    assert sky.shape[1] == inflow.periodic_width(480) < 480
+    inner_cols = slice(480 - sky.shape[1], sky.shape[1] - int(inflow.WIDE_SEAM * 480) - 1)
     assert np.abs(sky[:, inner_cols] - photo[:, inner_cols]).max() <= 1  # only the join changes
     inner = np.abs(np.diff(sky, axis=1)).mean()
     join = np.abs(sky[:, 0] - sky[:, -1]).mean()

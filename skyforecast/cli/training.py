@@ -28,6 +28,15 @@ def _short(x: float) -> str:
     return f"{x:.0e}".replace("e-0", "e-")
 
 
+def _per_command(flag: str, help: str, train: str, finetune: str):
+    """An option whose default depends on the command (``FINETUNE_DEFAULTS``): None when not given, and
+    both defaults in its help."""
+    return Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(flag, help=f"{help}  [default: {train} train, {finetune} finetune]", show_default=False),
+    ]
+
+
 _Stage = Annotated[
     str,
     typer.Option("--stage", help="1 = Base-Net, 2 = Refine-Net (needs a trained Base-Net), all = 1 then 2."),
@@ -86,15 +95,12 @@ _DWarmup = Annotated[
         show_default=False,
     ),
 ]
-_Ema = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option(
-        "--ema",
-        help="Decay of a moving average of the generator weights to export (0 = off).  "
-        f"[default: 0 train, {FINETUNE_EMA:g} finetune]",
-        show_default=False,
-    ),
-]
+_Ema = _per_command(
+    "--ema",
+    "Decay of a moving average of the generator weights to export (0 = off).",
+    "0",
+    f"{FINETUNE_EMA:g}",
+)
 _Val = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
@@ -149,14 +155,7 @@ _Log = Annotated[
 ]
 _CkptEvery = Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints.")]
 _Keep = Annotated[int, typer.Option("--keep-checkpoints", help="How many recent checkpoints to keep.")]
-_Lr = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option(
-        "--lr",
-        help=f"Adam learning rate.  [default: {_short(DEFAULT_LR)} train, {_short(FINETUNE_LR)} finetune]",
-        show_default=False,
-    ),
-]
+_Lr = _per_command("--lr", "Adam learning rate.", _short(DEFAULT_LR), _short(FINETUNE_LR))
 _LamCon = Annotated[float, typer.Option("--lambda-con", help="Weight of the pixel L1 loss (pix2pix's 100).")]
 _LamCon2 = Annotated[
     Optional[float],  # noqa: UP045
@@ -165,15 +164,12 @@ _LamCon2 = Annotated[
 _LamRank = Annotated[
     float, typer.Option("--lambda-rank", help="Weight of the Gram-matrix ranking loss (paper: 1).")
 ]
-_LamFlicker = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option(
-        "--lambda-flicker",
-        help="Weight of an L1 on second-order frame differences, against flicker (not in the paper).  "
-        f"[default: 0 train, {FINETUNE_FLICKER:g} finetune]",
-        show_default=False,
-    ),
-]
+_LamFlicker = _per_command(
+    "--lambda-flicker",
+    "Weight of an L1 on second-order frame differences, against flicker (not in the paper).",
+    "0",
+    f"{FINETUNE_FLICKER:g}",
+)
 _RefineNgf = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option(

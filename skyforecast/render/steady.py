@@ -36,16 +36,12 @@ from .field import (  # noqa: F401 - the field's names, importable from here as 
     parse_direction,
     parse_speed,
 )
-from .inflow import (  # noqa: F401 - importable from here as before
-    EDGE_LIMIT,
-    PROFILE_LIMIT,
+from .inflow import (  # noqa: F401 - SEAM, sky_source, wrapped: importable from here as before
     ROLL_FEATHER,
     SEAM,
-    WIDE_SEAM,
     brightness,
     periodic,
     periodic_width,
-    relevel,
     rolled,
     sky_source,
     wrapped,
