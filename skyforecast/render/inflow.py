@@ -16,6 +16,10 @@ WIDE_SEAM = 0.2  # share of the width over which a rolled sky's brightness joins
 ROLL_SEAM = 0.1
 TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
 PROFILE_LIMIT = 1.25  # a rolled sky's level is moved by at most this factor
+# ... and brightened at most this share of the way to white: a copy from the darker side of a photo landing
+# next to its brighter side (towards the sun) kept a band of darker blue at half the way (15 levels in
+# clear sky across the join on examples/sky.jpg, 3 at three quarters)
+TOWARDS_WHITE = 0.75
 
 
 def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
@@ -49,8 +53,8 @@ def relevel(x: np.ndarray, came: np.ndarray, land: np.ndarray, limit: float = PR
     and two overlaid phases looked flatter), and it fades out towards white when brightening and towards
     black when darkening, so a lit cloud is not clipped into a flat white shape."""
     came = np.maximum(came, 1.0)
-    land = np.clip(land, came / limit, np.minimum(came * limit, (came + 255.0) / 2))
-    offset = land - came  # brightening: at most half the way to white, so nothing below white reaches it
+    land = np.clip(land, came / limit, np.minimum(came * limit, came + (255.0 - came) * TOWARDS_WHITE))
+    offset = land - came  # brightening: short of white, so nothing below white reaches it
     room = np.where(offset > 0, (255.0 - x) / np.maximum(255.0 - came, 1.0), x / came)
     return x + offset * np.clip(room, 0.0, 1.0)
 
@@ -138,8 +142,9 @@ EDGE_LIMIT = 1.5  # ... by a factor within this (corners of a photo can be 30-40
 def _even(out: np.ndarray, source: np.ndarray, pad: int) -> None:
     """``wrapped``'s side copies (``out`` is ``source`` with ``pad`` columns of them each side) scaled in
     place, row by row and channel by channel, so that their colour next to the edge they continue matches
-    the edge's: the median of a ``EDGE_STRIP`` strip each side of the join, smoothed over a fifth of the
-    height, within ``EDGE_LIMIT``."""
+    the edge's: the median of a ``EDGE_STRIP`` strip each side of the join, within ``EDGE_LIMIT``. The
+    ratios are a running median over a fifth of the height, then lightly blurred: a row whose strip holds a
+    cloud on one side only gives an outlier, which a blur alone spread into the clear rows around it."""
     h, w = source.shape[:2]
     strip = max(2, int(round(EDGE_STRIP * w)))
     step = max(1, min(h, w) // 270)  # the statistics at about 270 rows: a 1080p photo's cost a quarter
@@ -154,9 +159,8 @@ def _even(out: np.ndarray, source: np.ndarray, pad: int) -> None:
         (source[:, :strip], source[:, w - strip :], slice(0, pad)),  # left side: the right's sky
     ):
         want, have = medians(edge), np.maximum(medians(copy), 1.0)
-        ratio = cv2.GaussianBlur(
-            (want / have)[:, None, :], (0, 0), sigmaX=0.1, sigmaY=max(1.0, 0.2 * rows_small)
-        )
+        ratio = _running_median(want / have, max(1, int(0.2 * rows_small)) | 1)
+        ratio = cv2.GaussianBlur(ratio[:, None, :], (0, 0), sigmaX=0.1, sigmaY=max(1.0, 0.05 * rows_small))
         ratio = cv2.resize(ratio, (1, h), interpolation=cv2.INTER_LINEAR).reshape(h, 1, -1)
         have = cv2.resize(have[:, None, :], (1, h), interpolation=cv2.INTER_LINEAR)
         level = have.reshape(h, 1, -1)
@@ -166,6 +170,14 @@ def _even(out: np.ndarray, source: np.ndarray, pad: int) -> None:
                 out[rows, cols].astype(np.float32), level[rows], level[rows] * ratio[rows], EDGE_LIMIT
             )
             out[rows, cols] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+
+
+def _running_median(values: np.ndarray, window: int) -> np.ndarray:
+    """The median of each row's ``window`` rows around it (``values``: (rows, channels)), the ends
+    repeated."""
+    half = window // 2
+    padded = np.pad(values, ((half, half), (0, 0)), mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, window, axis=0), axis=-1)
 
 
 def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:
