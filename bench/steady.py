@@ -6,11 +6,13 @@
 Measured in one run, on the same machine state (wall seconds; CPU seconds from ``getrusage``: ours is this
 process, RUSAGE_SELF, ffmpeg's is RUSAGE_CHILDREN; medians of ``--repeat``):
 1. the renderer alone: 32 frames of one photo (``postprocess.PostProcess.stream``, no encoding), held in
-   memory; and the in-process RGB -> yuv420p conversion of those frames (``yuv.I420``);
+   memory, as RGB and as yuv420p planes (``render.planar``); and the in-process RGB -> yuv420p conversion of
+   the RGB frames (``yuv.I420``);
 2. x264 alone on those held frames, fed rgb24 (ffmpeg converts) and fed yuv420p converted beforehand;
 3. render + encode of one photo as ``predict`` writes it (frames rendered while ffmpeg encodes), fed rgb24
-   (the reference) and fed yuv420p (the default): wall, our CPU-s and ffmpeg's CPU-s per photo, and how the
-   two MP4s decode against each other;
+   (the reference), fed yuv420p converted from the RGB frames, and fed the planes rendered as yuv420p (the
+   default): wall, our CPU-s and ffmpeg's CPU-s per photo, and how the default's MP4 and the reference's
+   decode against each other;
 4. ``skyforecast predict`` on one 1080p photo, process start to MP4 written ("end to end", best of 2), and
    on a folder of N photos: per photo after start-up = (T_N - T_1) / (N - 1), CPU-s per photo likewise;
    with ``--baseline REF`` the same for the package as committed at REF (a git revision), run alternately;
@@ -254,11 +256,24 @@ def in_process(args, photos: list[Path], tmp: Path) -> dict[str, float | str]:
         x264_alone_yuv420p_ffmpeg_cpu_s=y["ffmpeg_cpu"],
     )
     del held[:], planes[:]
-    for feed in ("rgb24", "yuv420p"):
+
+    def render_planes() -> None:
+        frames, _ = post.stream(photo, video, size)
+        planes[:] = [f.copy() for f in frames.yuv420p()]
+
+    r = median_of([measured(render_planes) for _ in rep])
+    res.update(render_32_planar_s=r["wall"], render_32_planar_cpu_s=r["ours_cpu"])
+    del planes[:]
+    # rgb24: RGB frames, ffmpeg converts (the reference); yuv420p_from_rgb: RGB frames converted here;
+    # yuv420p: the default, frames rendered as yuv420p planes
+    for feed in ("rgb24", "yuv420p_from_rgb", "yuv420p"):
 
         def write(feed: str = feed) -> None:
             frames, _ = post.stream(photo, video, size)
-            write_mp4(frames, tmp / f"photo-{feed}.mp4", feed=feed)
+            if feed == "yuv420p_from_rgb":
+                write_mp4(iter(frames), tmp / f"photo-{feed}.mp4")  # a plain iterator: RGB frames
+            else:
+                write_mp4(frames, tmp / f"photo-{feed}.mp4", feed=feed)
 
         w = median_of([measured(write) for _ in rep])
         res.update(
@@ -270,6 +285,8 @@ def in_process(args, photos: list[Path], tmp: Path) -> dict[str, float | str]:
         )
     res["render_encode_yuv420p_over_x264_yuv420p"] = res["render_encode_yuv420p_s"] / y["wall"]
     res["render_encode_rgb24_over_x264_rgb24"] = res["render_encode_rgb24_s"] / x["wall"]
+    converted = res["render_encode_yuv420p_from_rgb_s"]
+    res["render_encode_yuv420p_from_rgb_over_x264_yuv420p"] = converted / y["wall"]
     ours, ref = decode(tmp / "photo-yuv420p.mp4"), decode(tmp / "photo-rgb24.mp4")
     res.update(
         decoded_mean_abs_diff=float(np.abs(ours - ref).mean()),

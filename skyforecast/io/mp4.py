@@ -157,22 +157,24 @@ def write_mp4(
         proc = None
         shape = None
         convert = None
+        # frames that a renderer makes as yuv420p itself (``Frames.yuv420p``) are piped as they come
+        planar = frames.yuv420p() if feed == "yuv420p" and hasattr(frames, "yuv420p") else None
         try:
-            for frame in frames:
+            for frame in frames if planar is None else planar:
                 if proc is None:
-                    h, w = frame.shape[:2]
-                    shape = (h - h % 2, w - w % 2, 3)  # yuv420p needs even sides
-                    if frame.dtype != np.uint8 or frame.shape[2:] != (3,) or min(shape[:2]) < 2:
-                        raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
-                    if feed == "yuv420p":
+                    shape = tuple(frames.shape[1:]) if planar is not None else _shape_of(frame)
+                    if feed == "yuv420p" and planar is None:
                         from .yuv import I420
 
                         convert = I420(shape[1], shape[0])
                     proc = _start_encoder(exe, tmp, shape, fps, log, encoding, feed)
-                frame = frame[: shape[0], : shape[1]]
-                if frame.shape != shape or frame.dtype != np.uint8:
-                    raise ValueError(f"frame of shape {frame.shape} in a video of {shape} frames")
-                data = np.ascontiguousarray(frame) if convert is None else convert(frame)
+                if planar is not None:
+                    data = frame
+                else:
+                    frame = frame[: shape[0], : shape[1]]
+                    if frame.shape != shape or frame.dtype != np.uint8:
+                        raise ValueError(f"frame of shape {frame.shape} in a video of {shape} frames")
+                    data = np.ascontiguousarray(frame) if convert is None else convert(frame)
                 try:
                     proc.stdin.write(data.data)
                 except BrokenPipeError:  # ffmpeg stopped early (full disk ...): its log says why
@@ -193,6 +195,16 @@ def write_mp4(
             detail = lines[-1].strip() if lines else _exit_reason(code)
             raise OSError(_write_errno(tmp, tmp.stat().st_size if tmp.exists() else 0), f"ffmpeg: {detail}")
         check_mp4(tmp)
+
+
+def _shape_of(frame: np.ndarray) -> tuple[int, int, int]:
+    """The video's frame shape from its first frame: even sides, which yuv420p needs (an odd last row or
+    column is dropped)."""
+    h, w = frame.shape[:2]
+    shape = (h - h % 2, w - w % 2, 3)
+    if frame.dtype != np.uint8 or frame.shape[2:] != (3,) or min(shape[:2]) < 2:
+        raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+    return shape
 
 
 def _exit_reason(code: int) -> str:

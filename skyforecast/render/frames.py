@@ -22,8 +22,14 @@ class Frames:
     video costs one frame's work in memory instead of all its frames. Each read renders again: iterate once
     per output."""
 
-    def __init__(self, count: int, size: tuple[int, int], frame: Callable[[int], np.ndarray]):
-        self._count, self._size, self._frame = count, tuple(size), frame
+    def __init__(
+        self,
+        count: int,
+        size: tuple[int, int],
+        frame: Callable[[int], np.ndarray],
+        planar: Callable[[int], np.ndarray] | None = None,
+    ):
+        self._count, self._size, self._frame, self._planar = count, tuple(size), frame, planar
 
     def __len__(self) -> int:
         return self._count
@@ -41,22 +47,33 @@ class Frames:
         for i in range(self._count):
             yield self._frame(i)
 
+    def yuv420p(self) -> Iterator[np.ndarray] | None:
+        """The frames in order as planar yuv420p buffers (``planar.PlanarFrames``: each overwritten by the
+        next) where the renderer makes them so, else None: the MP4 writer then converts the RGB frames."""
+        if self._planar is None:
+            return None
+        return (self._planar(i) for i in range(self._count))
+
     def counted(self, tick: Callable[[int, int], None]) -> Frames:
         """The same video, calling ``tick(done, total)`` after each frame is made (``total``: the frame
         count)."""
         total, done = self._count, 0
         lock = threading.Lock()
 
-        def frame(i: int) -> np.ndarray:
-            nonlocal done
-            out = self._frame(i)
-            with lock:
-                done += 1
-                count = done
-            tick(count, total)
-            return out
+        def counting(make: Callable[[int], np.ndarray]) -> Callable[[int], np.ndarray]:
+            def frame(i: int) -> np.ndarray:
+                nonlocal done
+                out = make(i)
+                with lock:
+                    done += 1
+                    count = done
+                tick(count, total)
+                return out
 
-        return Frames(self._count, self._size, frame)
+            return frame
+
+        planar = None if self._planar is None else counting(self._planar)
+        return Frames(self._count, self._size, counting(self._frame), planar)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = np.empty(self.shape, np.uint8)

@@ -39,6 +39,7 @@ from .loops import (  # noqa: F401 - importable from here as before
     make_loop,
     predict_long,
 )
+from .planar import PlanarFrames
 
 if TYPE_CHECKING:
     from ..model.pipeline import SkyPipeline
@@ -433,6 +434,7 @@ class PostProcess:
         pingpong = self.loop == "pingpong"
         count = frames_needed(self.frames, "pingpong") if pingpong else self.frames
         panels: list[Callable[[int], np.ndarray]] = []
+        renderers: list[steady.SteadyRenderer] = []
         for video in videos:
             renderer, _ = steady.animate_frames(
                 still,
@@ -445,6 +447,7 @@ class PostProcess:
                 light=self.light,
                 method=self.flow,
             )
+            renderers.append(renderer)
             get: Callable[[int], np.ndarray] = renderer.__getitem__
             if pingpong:
                 get = functools.partial(loop_frame, get, frames=self.frames, style="pingpong")
@@ -454,7 +457,8 @@ class PostProcess:
             return Frames(
                 self.frames, (compose.width, size[1]), lambda i: compose([still] + [g(i) for g in panels])
             ), notes
-        return Frames(self.frames, size, panels[0]), notes
+        planar = None if pingpong else PlanarFrames(renderers[0]).__getitem__  # MP4s: made as yuv420p
+        return Frames(self.frames, size, panels[0], planar), notes
 
 
 __all__ = [

@@ -149,17 +149,7 @@ class SteadyRenderer:
         self._map = np.empty((y1 - y0, x1 - x0, 2), np.float32)
         self._moved = [np.empty((y1 - y0, x1 - x0, 3), np.uint8) for _ in range(2)]
         if alpha is not None:
-            a = np.ascontiguousarray(alpha[y0:y1, x0:x1], dtype=np.float32)
-            self._inside = (a >= 1.0).astype(np.uint8)
-            band = (a > 0) & (a < 1)  # the feathered edge, blended (blendLinear keeps 0 and 1 exact)
-            # in strips of rows, each cut to the columns its part of the edge spans: a skyline's edge is a
-            # thin curve across the frame, and one box around all of it blended most of the sky for nothing
-            self._band = []
-            for r0 in range(0, y1 - y0, self.STRIP):
-                cols = np.flatnonzero(band[r0 : r0 + self.STRIP].any(axis=0))
-                if len(cols):
-                    part = np.ascontiguousarray(a[r0 : r0 + self.STRIP, cols[0] : cols[-1] + 1])
-                    self._band.append((r0, r0 + len(part), int(cols[0]), int(cols[-1]) + 1, part, 1.0 - part))
+            self._inside, self._band = edge_parts(alpha[y0:y1, x0:x1], self.STRIP)
 
     def __len__(self) -> int:
         return self.frames
@@ -256,6 +246,25 @@ class SteadyRenderer:
             inside *= cv2.remap(self._sky_small, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return cv2.GaussianBlur(inside, (0, 0), 1.5) + 1e-3
 
+    def plan(self, t: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray | None] | None:
+        """What frame ``t`` is made of: None when it is the photo itself, else the phases to warp, each
+        (grid displacement, wrapped sky source), and the first phase's weight per grid pixel where two
+        blend (None for one). ``__getitem__`` makes RGB from it, ``planar.PlanarFrames`` yuv420p."""
+        if self.box[1] <= self.box[0]:
+            return None
+        phases = [(k, w, c) for (k, w), c in zip(self._phases(t), self._cycles(t), strict=False) if w > 0]
+        if len(phases) == 2 and phases[1][1] >= 1.0:
+            phases = phases[1:]
+        if len(phases) == 1 and phases[0][0] == 0 and phases[0][2] == 0 and self.gain is None:
+            return None
+        warps = [(self.displacement(k), self._source(c)) for k, _, c in phases]
+        if len(warps) == 1:
+            return warps, None
+        # per-pixel phase weights: blend weight times validity, renormalised (at the grid's size)
+        back = self._switch(phases[0][0] / self.period)
+        weights = [(1.0 - back) * self._valid(warps[0][0]), back * self._valid(warps[1][0])]
+        return warps, weights[0] / (weights[0] + weights[1])
+
     def __getitem__(self, t: int) -> np.ndarray:
         if not -self.frames <= t < self.frames:
             raise IndexError(f"frame {t} of {self.frames}")
@@ -263,29 +272,14 @@ class SteadyRenderer:
         y0, y1, x0, x1 = self.box
         ph, pw = self.photo.shape[:2]
         out = self.photo.copy()
-        if y1 <= y0:
+        plan = self.plan(t)
+        if plan is None:
             return out
-        phases = [(k, w, c) for (k, w), c in zip(self._phases(t), self._cycles(t), strict=False) if w > 0]
-        if len(phases) == 2 and phases[1][1] >= 1.0:
-            phases = phases[1:]
-        if len(phases) == 1 and phases[0][0] == 0 and phases[0][2] == 0 and self.gain is None:
-            return out
-        if len(phases) == 1:
-            k, _, c = phases[0]
-            moved = self._warp(self.displacement(k), self._moved[0], self._source(c))
-        else:
-            # per-pixel phase weights: blend weight times validity, renormalised (at the grid's size)
-            disps = [self.displacement(k) for k, _, _ in phases]
-            back = self._switch(phases[0][0] / self.period)
-            weights = [(1.0 - back) * self._valid(disps[0]), back * self._valid(disps[1])]
-            total = sum(weights)
-            first = cv2.resize(weights[0] / total, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-            moved = cv2.blendLinear(
-                self._warp(disps[0], self._moved[0], self._source(phases[0][2])),
-                self._warp(disps[1], self._moved[1], self._source(phases[1][2])),
-                first,
-                1.0 - first,
-            )
+        warps, first = plan
+        moved = self._warp(*warps[0], self._moved[0])
+        if first is not None:
+            first = cv2.resize(first, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+            moved = cv2.blendLinear(moved, self._warp(*warps[1], self._moved[1]), first, 1.0 - first)
         if self.glow is not None:
             moved = cv2.add(moved, self.glow[y0:y1, x0:x1])
         if self.gain is not None:
@@ -294,21 +288,43 @@ class SteadyRenderer:
         if self.alpha is None:
             out[y0:y1, x0:x1] = moved
             return out
-        comp = out[y0:y1, x0:x1]
-        cv2.copyTo(moved, self._inside, comp[...])  # alpha 1: the moved sky; alpha 0 keeps the photo exactly
-        for by0, by1, bx0, bx1, a, rest in self._band:
-            comp[by0:by1, bx0:bx1] = cv2.blendLinear(
-                moved[by0:by1, bx0:bx1], self.photo[y0 + by0 : y0 + by1, x0 + bx0 : x0 + bx1], a, rest
-            )
+        composite(out[y0:y1, x0:x1], moved, self.photo[y0:y1, x0:x1], self._inside, self._band)
         return out
 
-    def _warp(self, disp: np.ndarray, out: np.ndarray, source: np.ndarray) -> np.ndarray:
+    def _warp(self, disp: np.ndarray, source: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The box of the wrapped sky ``source`` sampled at x + D (D: the grid displacement ``disp``)."""
         y0, y1, x0, x1 = self.box
         ph, pw = self.photo.shape[:2]
         cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
         cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
         return cv2.remap(source, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
+
+
+Band = tuple[int, int, int, int, np.ndarray, np.ndarray]  # rows, columns, alpha and 1 - alpha of one strip
+
+
+def edge_parts(alpha: np.ndarray, strip: int) -> tuple[np.ndarray, list[Band]]:
+    """(inside, bands) of a box's ``alpha``: uint8 1 where it is 1 (the moved sky is copied there), and the
+    feathered edge (0 < alpha < 1, blended; ``blendLinear`` keeps 0 and 1 exact) in strips of ``strip``
+    rows, each cut to the columns its part of the edge spans: a skyline's edge is a thin curve across the
+    frame, and one box around all of it blended most of the sky for nothing."""
+    a = np.ascontiguousarray(alpha, dtype=np.float32)
+    band = (a > 0) & (a < 1)
+    bands: list[Band] = []
+    for r0 in range(0, a.shape[0], strip):
+        cols = np.flatnonzero(band[r0 : r0 + strip].any(axis=0))
+        if len(cols):
+            part = np.ascontiguousarray(a[r0 : r0 + strip, cols[0] : cols[-1] + 1])
+            bands.append((r0, r0 + len(part), int(cols[0]), int(cols[-1]) + 1, part, 1.0 - part))
+    return (a >= 1.0).astype(np.uint8), bands
+
+
+def composite(out: np.ndarray, moved: np.ndarray, still: np.ndarray, inside: np.ndarray, bands: list[Band]):
+    """``out`` (a box of the frame, holding the photo) gets the ``moved`` sky where alpha is 1 and the
+    blend of it with ``still`` on the feathered edge; alpha 0 keeps the photo exactly."""
+    cv2.copyTo(moved, inside, out[...])
+    for by0, by1, bx0, bx1, a, rest in bands:
+        out[by0:by1, bx0:bx1] = cv2.blendLinear(moved[by0:by1, bx0:bx1], still[by0:by1, bx0:bx1], a, rest)
 
 
 NUDGE = 0.2  # at most this share of the width is added to a cycle's roll so the sky never comes back

@@ -1,0 +1,160 @@
+"""A steady renderer's frames made straight in BT.709 yuv420p, the planes an MP4 is encoded from.
+
+An MP4 keeps colour at half the resolution in each direction: rendering RGB and converting it afterwards
+warps three full-size channels to keep a quarter of two of them. Here the sky source is converted once
+(luma at full size, chroma averaged over 2x2 blocks, as ``io.yuv.I420`` does) and each frame warps the luma
+at full size and the chroma at half size, with the same displacement, phase blend and sky mask as
+``SteadyRenderer.__getitem__``. 1920x1080, 32 frames: the renderer's work falls by about half and the
+conversion of its output goes away; the decoded MP4 stays within a level of one rendered through RGB
+(``tests/test_planar.py``). The photo's still pixels are bit for bit the planes ``I420`` makes of the
+photo. Renderers with a light trend or a night glow (not linear in these planes) convert their RGB
+frames instead."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..io.yuv import I420, MATRIX
+from .steady import SteadyRenderer, composite, edge_parts
+
+
+def planes_of(rgb: np.ndarray, odd: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
+    """(luma (H, W), chroma (H/2, W/2, 2) rounded up) uint8 of an RGB image of any size, as ``I420`` makes
+    them; the chroma's 2x2 blocks start ``odd`` (rows, columns) in, and a last row or column left alone is
+    repeated to make its block."""
+    full = cv2.transform(rgb, MATRIX)
+    luma = np.ascontiguousarray(full[..., 0])
+    full = full[odd[0] :, odd[1] :]
+    h, w = full.shape[:2]
+    if h % 2 or w % 2:
+        full = cv2.copyMakeBorder(full, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+    half = cv2.resize(full, (full.shape[1] // 2, full.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return luma, np.ascontiguousarray(half[..., 1:])
+
+
+class PlanarFrames:
+    """``frames[t]``: frame t of ``renderer`` as one planar yuv420p buffer (Y, then Cb, then Cr; what
+    ``I420`` returns), reused by the next call. The renderer's frames must have even sides. The planes are
+    set up at the first frame asked for, so a renderer written only as RGB (GIF, PNG) pays nothing."""
+
+    def __init__(self, renderer: SteadyRenderer):
+        self.renderer = renderer
+        self._ready = False
+
+    def _set_up(self) -> None:
+        self._ready = True
+        r = self.renderer
+        ph, pw = r.photo.shape[:2]
+        self._convert = I420(pw, ph)
+        self.rgb = r.gain is not None or r.glow is not None  # not linear here: convert the RGB frames
+        if self.rgb:
+            return
+        self.photo = self._convert(r.photo).copy()
+        self.out = np.empty_like(self.photo)
+        if r.box[1] <= r.box[0]:  # no sky: every frame is the photo
+            return
+        y, cb, cr = self._views(self.photo)
+        self._still_uv = np.ascontiguousarray(np.dstack([cb, cr]))
+        y0, y1, x0, x1 = r.box
+        self.cbox = (y0 // 2, (y1 + 1) // 2, x0 // 2, (x1 + 1) // 2)
+        cy0, cy1, cx0, cx1 = self.cbox
+        # chroma pixel (i, j) sits at full-size (2i + 0.5, 2j + 0.5); the source's chroma pixel k covers its
+        # full pixels 2k + odd and 2k + odd + 1, where odd = pad % 2 lines its 2x2 blocks up with the photo's
+        # (an odd pad would pair the photo's first row with one of the pad's): the full-size map
+        # x + pad + D is j + pad // 2 + D / 2 in chroma pixels
+        self._odd = (r._vpad % 2, r._pad % 2)
+        bx, by = np.meshgrid(
+            np.arange(cx0, cx1, dtype=np.float32) + r._pad // 2,
+            np.arange(cy0, cy1, dtype=np.float32) + r._vpad // 2,
+        )
+        self._cbase = np.dstack([bx, by])
+        self._cbig = np.empty((ph // 2, pw // 2, 2), np.float32)
+        self._cmap = np.empty_like(self._cbase)
+        self._ymoved = [np.empty((y1 - y0, x1 - x0), np.uint8) for _ in range(2)]
+        self._cmoved = [np.empty((cy1 - cy0, cx1 - cx0, 2), np.uint8) for _ in range(2)]
+        self._sources: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        if r.alpha is not None:
+            half = cv2.resize(r.alpha.astype(np.float32), (pw // 2, ph // 2), interpolation=cv2.INTER_AREA)
+            self._yedge = (r._inside, r._band)
+            self._cedge = edge_parts(half[cy0:cy1, cx0:cx1], r.STRIP)
+
+    def __len__(self) -> int:
+        return len(self.renderer)
+
+    def _views(self, buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ph, pw = self.renderer.photo.shape[:2]
+        flat, q = buf.reshape(-1), ph * pw // 4
+        return (
+            buf[:ph],
+            flat[ph * pw : ph * pw + q].reshape(ph // 2, pw // 2),
+            flat[ph * pw + q :].reshape(ph // 2, pw // 2),
+        )
+
+    def _planes(self, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The planes of a wrapped sky source, made once per source (a long video has one per cycle)."""
+        key = id(source)
+        if key not in self._sources:
+            self._sources = {k: v for k, v in self._sources.items() if any(v[0] is s for s in self._live())}
+            self._sources[key] = (source, *planes_of(source, self._odd))
+        return self._sources[key][1:]
+
+    def _live(self) -> list[np.ndarray]:
+        return list(self.renderer._wrapped.values())
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        r = self.renderer
+        if not -len(r) <= t < len(r):
+            raise IndexError(f"frame {t} of {len(r)}")
+        if not self._ready:
+            self._set_up()
+        if self.rgb:
+            return self._convert(r[t])
+        t %= len(r)
+        plan = r.plan(t)
+        out = self.out
+        out[...] = self.photo
+        if plan is None:
+            return out
+        warps, first = plan
+        y0, y1, x0, x1 = r.box
+        cy0, cy1, cx0, cx1 = self.cbox
+        moved = [self._warp(disp, *self._planes(source), k) for k, (disp, source) in enumerate(warps)]
+        ym, cm = moved[0]
+        if first is not None:
+            ph, pw = r.photo.shape[:2]
+            wy = cv2.resize(first, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+            wc = cv2.resize(first, (pw // 2, ph // 2), interpolation=cv2.INTER_LINEAR)[cy0:cy1, cx0:cx1]
+            ym = cv2.blendLinear(ym, moved[1][0], wy, 1.0 - wy)
+            cm = cv2.blendLinear(cm, moved[1][1], wc, 1.0 - wc)
+        y, cb, cr = self._views(out)
+        uv = np.dstack([cb[cy0:cy1, cx0:cx1], cr[cy0:cy1, cx0:cx1]]) if r.alpha is not None else None
+        if r.alpha is None:
+            y[y0:y1, x0:x1] = ym
+            uv = cm
+        else:
+            composite(y[y0:y1, x0:x1], ym, self.photo[y0:y1, x0:x1], *self._yedge)
+            composite(uv, cm, self._still_uv[cy0:cy1, cx0:cx1], *self._cedge)
+        cv2.extractChannel(uv, 0, dst=cb[cy0:cy1, cx0:cx1])
+        cv2.extractChannel(uv, 1, dst=cr[cy0:cy1, cx0:cx1])
+        return out
+
+    def _warp(self, disp: np.ndarray, luma: np.ndarray, chroma: np.ndarray, k: int):
+        """The box's luma and chroma of a source's planes sampled at x + D (``SteadyRenderer._warp``)."""
+        r = self.renderer
+        y0, y1, x0, x1 = r.box
+        cy0, cy1, cx0, cx1 = self.cbox
+        ph, pw = r.photo.shape[:2]
+        scaled = disp * r._gscale
+        cv2.resize(scaled, (pw, ph), dst=r._big, interpolation=cv2.INTER_LINEAR)
+        cv2.add(r._big[y0:y1, x0:x1], r._base, dst=r._map)
+        ym = cv2.remap(luma, r._map, None, r._interp, dst=self._ymoved[k], borderMode=cv2.BORDER_REFLECT)
+        cv2.resize(scaled * 0.5, (pw // 2, ph // 2), dst=self._cbig, interpolation=cv2.INTER_LINEAR)
+        cv2.add(self._cbig[cy0:cy1, cx0:cx1], self._cbase, dst=self._cmap)
+        cm = cv2.remap(
+            chroma, self._cmap, None, r._interp, dst=self._cmoved[k], borderMode=cv2.BORDER_REFLECT
+        )
+        return ym, cm
+
+
+__all__ = ["PlanarFrames", "planes_of"]
