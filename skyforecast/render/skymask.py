@@ -138,8 +138,9 @@ SUN_AREA = (0.001, 0.02)  # a sun's clipped blob, share of the frame (a lit clou
 
 def sun_disc(photo: np.ndarray, work: int = 256) -> np.ndarray:
     """The sun and its glare, which stay where they are: float32 (H, W), 1 = still. A sun is a clipped,
-    compact and roughly round blob (0.1-15 % of the frame, filling 40 % of its bounding box or more; a
-    cloud's clipped highlight is smaller or a streak); an overcast sky that is white all over is not one.
+    compact and roughly round blob (0.1-2 % of the frame, ``SUN_AREA``, filling 40 % of its bounding box or
+    more; a cloud's clipped highlight is a streak, a lit cloud larger); an overcast sky that is white all
+    over is not one.
     The largest such blob wins; none: all zeros."""
     ph, pw = photo.shape[:2]
     image, lab = working_image(photo, work)
