@@ -289,9 +289,10 @@ def test_the_cap_note_is_printed_and_applied(tmp_path, real_photos, tiny_weights
 
 def test_full_resolution_is_written_frame_by_frame(tmp_path, real_photos, tiny_weights):
     """``PostProcess.write`` renders each frame as the encoder takes it: the most memory numpy and OpenCV
-    hold at once while writing 64 frames at 960x540 as MP4 is the reused flow and gain buffers (20 bytes
-    per pixel), the model-size flows and a few frames: measured 0.27 of the video's size, where holding
-    the frames (as before streaming) costs at least 1."""
+    hold at once while writing 64 frames at 960x540 as MP4 is the renderer's reused maps, the sky it reads
+    beyond the frame's edges (RGB and its yuv420p planes: this model's fast field reaches a frame width out)
+    and a few frames: measured 0.47 of the video's size, where holding the frames (as before streaming)
+    costs at least 1."""
     import tracemalloc
 
     from skyforecast.io.media import load_photo, squash

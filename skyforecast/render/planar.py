@@ -15,22 +15,32 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..io.yuv import I420, MATRIX
+from ..io.yuv import BAND, I420, MATRIX
 from .steady import SteadyRenderer, composite, edge_parts
 
 
 def planes_of(rgb: np.ndarray, odd: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
     """(luma (H, W), chroma (H/2, W/2, 2) rounded up) uint8 of an RGB image of any size, as ``I420`` makes
     them; the chroma's 2x2 blocks start ``odd`` (rows, columns) in, and a last row or column left alone is
-    repeated to make its block."""
-    full = cv2.transform(rgb, MATRIX)
-    luma = np.ascontiguousarray(full[..., 0])
-    full = full[odd[0] :, odd[1] :]
-    h, w = full.shape[:2]
-    if h % 2 or w % 2:
-        full = cv2.copyMakeBorder(full, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
-    half = cv2.resize(full, (full.shape[1] // 2, full.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    return luma, np.ascontiguousarray(half[..., 1:])
+    repeated to make its block. Converted in bands of ``BAND`` rows, as ``I420`` does: a wrapped sky source
+    can be several times the frame, and its whole YCbCr copy would be the largest buffer of a render."""
+    h, w = rgb.shape[:2]
+    oy, ox = odd
+    luma = np.empty((h, w), np.uint8)
+    chroma = np.empty(((h - oy + 1) // 2, (w - ox + 1) // 2, 2), np.uint8)
+    if oy:
+        luma[:oy] = cv2.transform(rgb[:oy], MATRIX)[..., 0]
+    for top in range(oy, h, BAND):  # BAND is even: every band starts a row of chroma blocks
+        bottom = min(top + BAND, h)
+        full = cv2.transform(rgb[top:bottom], MATRIX)
+        luma[top:bottom] = full[..., 0]
+        part = full[:, ox:]
+        if part.shape[0] % 2 or part.shape[1] % 2:
+            part = cv2.copyMakeBorder(part, 0, part.shape[0] % 2, 0, part.shape[1] % 2, cv2.BORDER_REPLICATE)
+        half = cv2.resize(part, (part.shape[1] // 2, part.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        row = (top - oy) // 2
+        chroma[row : row + len(half)] = half[..., 1:]
+    return luma, chroma
 
 
 class PlanarFrames:
@@ -46,11 +56,11 @@ class PlanarFrames:
         self._ready = True
         r = self.renderer
         ph, pw = r.photo.shape[:2]
-        self._convert = I420(pw, ph)
         self.rgb = r.gain is not None or r.glow is not None  # not linear here: convert the RGB frames
         if self.rgb:
+            self._convert = I420(pw, ph)
             return
-        self.photo = self._convert(r.photo).copy()
+        self.photo = I420(pw, ph)(r.photo).copy()
         self.out = np.empty_like(self.photo)
         if r.box[1] <= r.box[0]:  # no sky: every frame is the photo
             return
@@ -69,10 +79,13 @@ class PlanarFrames:
             np.arange(cy0, cy1, dtype=np.float32) + r._vpad // 2,
         )
         self._cbase = np.dstack([bx, by])
-        self._cbig = np.empty((ph // 2, pw // 2, 2), np.float32)
+        # the chroma's displacement at half size reuses the renderer's full-size one, free once the luma's
+        # map is made (``_warp``)
+        self._cbig = r._big.reshape(-1)[: (ph // 2) * (pw // 2) * 2].reshape(ph // 2, pw // 2, 2)
         self._cmap = np.empty_like(self._cbase)
-        self._ymoved = [np.empty((y1 - y0, x1 - x0), np.uint8) for _ in range(2)]
-        self._cmoved = [np.empty((cy1 - cy0, cx1 - cx0, 2), np.uint8) for _ in range(2)]
+        self._moved_shapes = ((y1 - y0, x1 - x0), (cy1 - cy0, cx1 - cx0, 2))
+        self._ymoved: list[np.ndarray] = []  # per phase, made when a frame first needs it
+        self._cmoved: list[np.ndarray] = []
         self._sources: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         if r.alpha is not None:
             half = cv2.resize(r.alpha.astype(np.float32), (pw // 2, ph // 2), interpolation=cv2.INTER_AREA)
@@ -145,6 +158,9 @@ class PlanarFrames:
         y0, y1, x0, x1 = r.box
         cy0, cy1, cx0, cx1 = self.cbox
         ph, pw = r.photo.shape[:2]
+        if len(self._ymoved) <= k:
+            self._ymoved.append(np.empty(self._moved_shapes[0], np.uint8))
+            self._cmoved.append(np.empty(self._moved_shapes[1], np.uint8))
         scaled = disp * r._gscale
         cv2.resize(scaled, (pw, ph), dst=r._big, interpolation=cv2.INTER_LINEAR)
         cv2.add(r._big[y0:y1, x0:x1], r._base, dst=r._map)

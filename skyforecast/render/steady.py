@@ -147,7 +147,7 @@ class SteadyRenderer:
         # renderer's time swing between 0.2 and 0.45 s for 32 frames)
         self._big = np.empty((ph, pw, 2), np.float32)
         self._map = np.empty((y1 - y0, x1 - x0, 2), np.float32)
-        self._moved = [np.empty((y1 - y0, x1 - x0, 3), np.uint8) for _ in range(2)]
+        self._moved: list[np.ndarray] = []  # the warped RGB box of each phase, made at the first RGB frame
         if alpha is not None:
             self._inside, self._band = edge_parts(alpha[y0:y1, x0:x1], self.STRIP)
 
@@ -276,6 +276,8 @@ class SteadyRenderer:
         if plan is None:
             return out
         warps, first = plan
+        if not self._moved:  # not made for a renderer whose frames are only made as planes (``planar``)
+            self._moved = [np.empty((y1 - y0, x1 - x0, 3), np.uint8) for _ in range(2)]
         moved = self._warp(*warps[0], self._moved[0])
         if first is not None:
             first = cv2.resize(first, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
