@@ -14,6 +14,7 @@ from videos import read_video
 from skyforecast.io.media import load_photo, write_mp4
 from skyforecast.io.yuv import I420
 from skyforecast.render import skymask, steady
+from skyforecast.render.frames import Frames
 from skyforecast.render.planar import PlanarFrames, planes_of
 from skyforecast.render.postprocess import PostProcess
 
@@ -101,5 +102,21 @@ def test_predicts_mp4_is_made_from_planes_and_decodes_like_one_through_rgb(tmp_p
     assert ours.shape == ref.shape == (32, 360, 640, 3)
     assert np.abs(ours - ref).mean() <= 1.0
     assert np.abs((ours - ref).mean(axis=(0, 1, 2))).max() <= 0.3  # no colour cast
+
+    # the writer reads only the planes: a video whose RGB frames cannot be made is written all the same
+    def no_rgb(i: int) -> np.ndarray:
+        raise AssertionError("the MP4 writer asked for an RGB frame")
+
+    planes_only = Frames(
+        len(frames), (640, 360), no_rgb, planar=PlanarFrames(renderer_of(post, path)).__getitem__
+    )
+    write_mp4(planes_only, tmp_path / "planes-only.mp4")
+    assert np.abs(read_video(tmp_path / "planes-only.mp4").astype(int) - ours).mean() <= 0.5
     # a GIF, a loop played back and forth or --compare's panels are made from RGB
     assert PostProcess(loop="pingpong").stream(load_photo(path), videos, (640, 360))[0].yuv420p() is None
+
+
+def renderer_of(post: PostProcess, path: Path) -> steady.SteadyRenderer:
+    """The renderer ``post`` makes for the photo at ``path`` at 640x360, as ``stream`` does."""
+    still = np.asarray(Image.open(path).convert("RGB"))
+    return steady.animate_frames(still, drifting(), skymask.sky_mask(still), frames=post.frames)[0]

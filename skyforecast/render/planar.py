@@ -80,7 +80,7 @@ class PlanarFrames:
         )
         self._cbase = np.dstack([bx, by])
         # the chroma's displacement at half size reuses the renderer's full-size one, free once the luma's
-        # map is made (``_warp``)
+        # map is made (``_warp``: ``sample_map`` first)
         self._cbig = r._big.reshape(-1)[: (ph // 2) * (pw // 2) * 2].reshape(ph // 2, pw // 2, 2)
         self._cmap = np.empty_like(self._cbase)
         self._moved_shapes = ((y1 - y0, x1 - x0), (cy1 - cy0, cx1 - cx0, 2))
@@ -141,11 +141,11 @@ class PlanarFrames:
             ym = cv2.blendLinear(ym, moved[1][0], wy, 1.0 - wy)
             cm = cv2.blendLinear(cm, moved[1][1], wc, 1.0 - wc)
         y, cb, cr = self._views(out)
-        uv = np.dstack([cb[cy0:cy1, cx0:cx1], cr[cy0:cy1, cx0:cx1]]) if r.alpha is not None else None
         if r.alpha is None:
             y[y0:y1, x0:x1] = ym
             uv = cm
-        else:
+        else:  # the photo's planes outside the sky, bit for bit; the feathered edge blended
+            uv = np.dstack([cb[cy0:cy1, cx0:cx1], cr[cy0:cy1, cx0:cx1]])
             composite(y[y0:y1, x0:x1], ym, self.photo[y0:y1, x0:x1], *self._yedge)
             composite(uv, cm, self._still_uv[cy0:cy1, cx0:cx1], *self._cedge)
         cv2.extractChannel(uv, 0, dst=cb[cy0:cy1, cx0:cx1])
@@ -155,17 +155,18 @@ class PlanarFrames:
     def _warp(self, disp: np.ndarray, luma: np.ndarray, chroma: np.ndarray, k: int):
         """The box's luma and chroma of a source's planes sampled at x + D (``SteadyRenderer._warp``)."""
         r = self.renderer
-        y0, y1, x0, x1 = r.box
         cy0, cy1, cx0, cx1 = self.cbox
         ph, pw = r.photo.shape[:2]
         if len(self._ymoved) <= k:
             self._ymoved.append(np.empty(self._moved_shapes[0], np.uint8))
             self._cmoved.append(np.empty(self._moved_shapes[1], np.uint8))
-        scaled = disp * r._gscale
-        cv2.resize(scaled, (pw, ph), dst=r._big, interpolation=cv2.INTER_LINEAR)
-        cv2.add(r._big[y0:y1, x0:x1], r._base, dst=r._map)
-        ym = cv2.remap(luma, r._map, None, r._interp, dst=self._ymoved[k], borderMode=cv2.BORDER_REFLECT)
-        cv2.resize(scaled * 0.5, (pw // 2, ph // 2), dst=self._cbig, interpolation=cv2.INTER_LINEAR)
+        ym = cv2.remap(
+            luma, r.sample_map(disp), None, r._interp, dst=self._ymoved[k], borderMode=cv2.BORDER_REFLECT
+        )
+        # the chroma's map: the same displacement at half size, in half-size pixels
+        cv2.resize(
+            disp * (r._gscale * 0.5), (pw // 2, ph // 2), dst=self._cbig, interpolation=cv2.INTER_LINEAR
+        )
         cv2.add(self._cbig[cy0:cy1, cx0:cx1], self._cbase, dst=self._cmap)
         cm = cv2.remap(
             chroma, self._cmap, None, r._interp, dst=self._cmoved[k], borderMode=cv2.BORDER_REFLECT

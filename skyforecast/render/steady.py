@@ -295,11 +295,16 @@ class SteadyRenderer:
 
     def _warp(self, disp: np.ndarray, source: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The box of the wrapped sky ``source`` sampled at x + D (D: the grid displacement ``disp``)."""
+        m = self.sample_map(disp)
+        return cv2.remap(source, m, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
+
+    def sample_map(self, disp: np.ndarray) -> np.ndarray:
+        """Where each pixel of the box samples the wrapped sky source, x + pad + D, for ``cv2.remap``: the
+        grid displacement ``disp`` upsampled to the frame (a buffer that the next call overwrites)."""
         y0, y1, x0, x1 = self.box
         ph, pw = self.photo.shape[:2]
         cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
-        cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
-        return cv2.remap(source, self._map, None, self._interp, dst=out, borderMode=cv2.BORDER_REFLECT)
+        return cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
 
 
 Band = tuple[int, int, int, int, np.ndarray, np.ndarray]  # rows, columns, alpha and 1 - alpha of one strip
