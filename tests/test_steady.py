@@ -487,6 +487,30 @@ def test_night_sky_found_and_its_stars_wheel_about_the_pole(seed: int) -> None:
     assert v[100, 0, 1] > 0 and v[100, -1, 1] < 0
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_the_stars_of_an_enlarged_night_photo_still_wheel(seed: int) -> None:
+    """A small night photo enlarged 6x has stars several pixels wide: with the star/glow split sized for
+    a camera's pixels they all counted as glow, and the sky did not move (mean step 0.12-0.23 levels)."""
+    from skyforecast.synth import make_scene, render_clip_with_info
+
+    small = render_clip_with_info(seed, 2, (160, 90), scene=make_scene(seed, "night")).frames[0]
+    photo = cv2.resize(small, (960, 540), interpolation=cv2.INTER_CUBIC)
+    assert skymask.detail_scale(small) == 1.0 and skymask.detail_scale(photo) >= 3.0
+    sky = skymask.sky_mask(photo)
+    video = np.repeat(cv2.resize(photo, (128, 128))[None], 32, axis=0)
+    frames = steady.animate(photo, video, sky, frames=32)
+    step = np.abs(frames[31].astype(int) - photo.astype(int))[sky > 0.5].mean()
+    assert step > 1.0  # 2.6 and 2.1
+
+
+def test_a_cameras_photo_has_detail_at_the_pixel_and_an_enlarged_one_does_not(real_photos):
+    photo = np.asarray(Image.open(real_photos / "coast.png").convert("RGB"))
+    assert skymask.detail_scale(photo) == 1.0
+    for factor, lowest in ((3, 2.0), (6, 3.0)):  # 3.0 and 4.0 (enlarged 2x: 1.0, this photo is busy)
+        big = cv2.resize(photo, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+        assert lowest <= skymask.detail_scale(big) <= factor
+
+
 def test_night_sky_with_a_direction_drifts_instead() -> None:
     from skyforecast.synth import make_scene, render_clip_with_info
 

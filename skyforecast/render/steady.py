@@ -46,7 +46,7 @@ from .inflow import (  # noqa: F401 - SEAM, sky_source, wrapped: importable from
     sky_source,
     wrapped,
 )
-from .skymask import bounding_box, is_night, sky_mask, soft_alpha, starless
+from .skymask import bounding_box, detail_scale, is_night, sky_mask, soft_alpha, starless
 
 CYCLE = 64  # frames: the longest one phase travels; longer videos and loops blend two phases
 BLEND_SPAN = 0.9  # share of a cycle in whose middle the two phases hand over (each pixel at its own time)
@@ -410,9 +410,12 @@ def sky_layer(photo: np.ndarray, sky: np.ndarray | None) -> SkyLayer:
 
 def split_stars(photo: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(glow, stars) with glow + stars = photo inside ``sky``: the glow is the photo's grey opening with a
-    disc ~1/200 of the shorter side (at least 5 px), wider than a star; stars outside the sky are zero,
-    so nothing from the lit windows below is carried into the sky."""
-    glow = starless(photo, max(5, int(round(min(photo.shape[:2]) / 200)) | 1))
+    disc ~1/200 of the shorter side (at least 5 px), wider than a star, and as many times wider as the
+    photo's finest detail spans pixels (``skymask.detail_scale``: the stars of a small photo enlarged are
+    blobs, and a 5 px disc took them all for glow, so nothing moved); stars outside the sky are zero, so
+    nothing from the lit windows below is carried into the sky."""
+    width = max(5, int(round(min(photo.shape[:2]) / 200))) * detail_scale(photo)
+    glow = starless(photo, int(round(width)) | 1)
     stars = cv2.subtract(photo, glow)
     stars[~sky] = 0
     return glow, stars
