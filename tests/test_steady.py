@@ -279,6 +279,43 @@ def test_a_periodic_sky_joins_its_sides_without_a_step():
     assert raw > 4 * inner  # the photo's own sides do not join
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_periodic_sky_joins_along_a_cut_not_by_overlaying_two_skies(seed):
+    """Where a rolled sky's sides join, each pixel shows one of the two skies except along a narrow cut:
+    the cross-fade over the whole join overlaid them (near either in 13 % of the join, none mid-join),
+    and a cloud that the photo's side cut off crossed the frame as a straight vertical edge."""
+    from skyforecast.render import inflow
+
+    photo = texture(240, 1000, seed=seed, scale=6)  # fine clouds, no brightness trend
+    keep = inflow.periodic_width(1000)
+    band = 1000 - keep
+    sky = inflow.periodic(photo)[:, :band].astype(np.float32)
+    before, after = photo[:, keep:].astype(np.float32), photo[:, :band].astype(np.float32)
+    near = np.minimum(np.abs(sky - before).max(axis=2), np.abs(sky - after).max(axis=2)) < 8
+    assert near.mean() > 0.6  # 0.79-0.80
+    assert np.abs(sky[:, 0] - before[:, 0]).mean() < 8 and np.abs(sky[:, -1] - after[:, -1]).mean() < 8
+
+
+def test_a_rolled_cycles_sides_continue_its_sky_without_a_mirrored_strip(monkeypatch):
+    """A later cycle of a long video reads a rolled periodic sky; what flows in across its sides continues
+    that sky. Its sides were a copy of the other side joined through a strip of the edge's mirror image:
+    a symmetric stripe that crossed the frame."""
+    photo = texture(96, 240, seed=4, scale=6)
+    sky = np.ones((96, 240), np.float32)
+    renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)
+    assert renderer._roll != 0 and renderer._pad > 8
+    source = renderer._source(1).astype(np.float32)
+    pad, w = renderer._pad, photo.shape[1]
+    for edge in (pad, pad + w):  # the columns either side of each side of the frame
+        inner = source[:, edge : edge + 8] if edge == pad else source[:, edge - 8 : edge][:, ::-1]
+        outer = source[:, edge - 8 : edge][:, ::-1] if edge == pad else source[:, edge : edge + 8]
+        mirrored = np.abs(outer - inner).mean()
+        step = np.abs(source[:, edge] - source[:, edge - 1]).mean()
+        typical = np.abs(np.diff(source[:, pad : pad + w], axis=1)).mean()
+        assert mirrored > 4 * typical  # not a mirror image (4.7-5.0; 3.1 with the mirrored strip)
+        assert step < 2 * typical  # and no step at the side
+
+
 def test_displacement_stays_bounded_in_long_videos():
     photo, sky = sky_photo(72, 128)
     renderer, _ = steady.animate_frames(photo, translating_prediction(0.6, 0.0), sky, frames=480)

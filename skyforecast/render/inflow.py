@@ -38,11 +38,16 @@ def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
     return np.maximum(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
 
 
-def rolled(source: np.ndarray, shift: int, land: np.ndarray, came: np.ndarray) -> np.ndarray:
+def rolled(source: np.ndarray, shift: int, land: np.ndarray, came: np.ndarray, pad: int = 0) -> np.ndarray:
     """A frame's width of ``source`` (a ``periodic`` sky, repeated) rolled ``shift`` columns to the right,
-    moved from the periodic sky's ``brightness`` where it came from (``came``) to the photo's where it lands
-    (``land``) by ``relevel``."""
-    cols = (np.arange(land.shape[1]) - shift) % source.shape[1]
+    and ``pad`` more columns each side, moved from the periodic sky's ``brightness`` where it came from
+    (``came``) to the photo's where it lands (``land``, its edge columns repeated over the pads) by
+    ``relevel``. The pads continue the periodic sky itself: the sky that flows in across a side then has
+    no seam (a copy of the frame's other side joined it with a mirrored strip, a vertical stripe that
+    crossed the frame)."""
+    cols = (np.arange(-pad, land.shape[1] + pad) - shift) % source.shape[1]
+    if pad:
+        land = cv2.copyMakeBorder(land, 0, 0, pad, pad, cv2.BORDER_REPLICATE)
     moved = relevel(source[:, cols].astype(np.float32), came[:, cols], land)
     return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
 
@@ -81,13 +86,49 @@ def periodic(source: np.ndarray) -> np.ndarray:
     high = src - low
     keep = periodic_width(w)
     band = w - keep
-    r = ((np.arange(band, dtype=np.float32) + 0.5) / band)[None, :, None]  # 0 -> 1 across the join
-    high[:, :band] = high[:, keep:] * np.cos(r * np.pi / 2) + high[:, :band] * np.sin(r * np.pi / 2)
+    right, left = high[:, keep:], high[:, :band]  # the clouds beyond the join and the photo's own
+    high[:, :band] = right + (left - right) * _cut_weights(right, left)
     low = low[:, :keep]
     wide = min(keep // 2, max(2, int(round(WIDE_SEAM * w))))
     ramp = ((np.arange(wide, dtype=np.float32) + 1) / (wide + 1))[None, :, None]
     low[:, keep - wide :] = low[:, keep - wide :] * (1 - ramp) + low[:, :wide][:, ::-1] * ramp
     return np.clip(low + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
+
+
+CUT_FEATHER = 0.3  # share of the join's width over which the two skies blend either side of the cut
+
+
+def _cut_weights(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """(H, W, 1) float32 weights of ``after`` where two skies of the same shape join (``before`` continues
+    the sky on the left, ``after`` the one on the right): 0 left of a cut and 1 right of it, blended over
+    ``CUT_FEATHER`` of the width. The cut runs from top to bottom where the two differ least (a
+    minimum-error boundary cut, Efros and Freeman 2001), moving a pixel sideways per row at most: it
+    passes between clouds, through the clear sky they share. A cross-fade over the whole join cut a cloud
+    that the photo's side cuts off as a straight vertical edge, and laid the two skies over each other."""
+    h, w = before.shape[:2]
+    feather = max(2, int(round(CUT_FEATHER * w)))
+    lo, hi = feather // 2, w - feather // 2  # the cut stays where its blend fits in the join
+    if hi - lo < 1:
+        ramp = (np.arange(w, dtype=np.float32) + 0.5) / w
+        return np.broadcast_to(ramp[None, :, None], (h, w, 1)).astype(np.float32)
+    error = np.abs(before - after).sum(axis=2)
+    error = cv2.GaussianBlur(error, (0, 0), 2.0)[:, lo:hi]
+    total = error.copy()
+    prev = np.full(hi - lo + 2, np.inf, np.float32)
+    for y in range(1, h):  # the cheapest path from the top to each pixel, one column sideways per row
+        prev[1:-1] = total[y - 1]
+        total[y] += np.minimum(np.minimum(prev[:-2], prev[1:-1]), prev[2:])
+    cut = np.empty(h, np.int64)
+    cut[-1] = int(np.argmin(total[-1]))
+    for y in range(h - 2, -1, -1):
+        x = cut[y + 1]
+        a, b = max(0, x - 1), min(hi - lo, x + 2)
+        cut[y] = a + int(np.argmin(total[y, a:b]))
+    # the path's one-pixel steps smoothed over a few rows: a staircase edge catches the eye
+    cut = cv2.GaussianBlur(cut.astype(np.float32)[:, None], (1, 0), sigmaX=0.1, sigmaY=3.0)[:, 0]
+    cols = np.arange(w, dtype=np.float32)[None, :]
+    z = np.clip((cols - (cut[:, None] + lo)) / feather + 0.5, 0.0, 1.0)
+    return (z * z * (3.0 - 2.0 * z))[..., None].astype(np.float32)
 
 
 def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:

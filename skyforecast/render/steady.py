@@ -193,9 +193,9 @@ class SteadyRenderer:
             cycle %= max(1, int(round(self.frames / self.period)))
         if cycle not in self._wrapped:
             shift = int(round(cycle * self._roll)) % self._periodic.shape[1]
-            source = rolled(self._periodic, shift, *self._brightness)
+            source = rolled(self._periodic, shift, *self._brightness, pad=self._pad)
             self._wrapped = {c: w for c, w in self._wrapped.items() if c == 0 or cycle - 1 <= c <= cycle + 1}
-            self._wrapped[cycle] = wrapped(source, self._pad, self._vpad, even=True)
+            self._wrapped[cycle] = wrapped(source, 0, self._vpad)  # the sides continue the periodic sky
         return self._wrapped[cycle]
 
     def _cycles(self, t: int) -> list[int]:
