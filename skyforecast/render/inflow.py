@@ -10,9 +10,8 @@ import numpy as np
 
 SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
 ROLL_FEATHER = 0.02  # share of the shorter side over which a rolled sky's edges fade into the fill
-WIDE_SEAM = 0.2  # share of the width over which a rolled sky's brightness joins its other side
-# ... and its clouds: a cloud the photo's side cuts off has a straight vertical edge, which a narrow join
-# (3 %) carried across the frame as a line
+# the share of the width within which a rolled sky's sides join (``periodic``): a cloud the photo's side
+# cuts off has a straight vertical edge, which a narrow join (3 %) carried across the frame as a line
 ROLL_SEAM = 0.1
 TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
 PROFILE_LIMIT = 1.25  # a rolled sky's level is moved by at most this factor
@@ -71,12 +70,13 @@ def periodic_width(width: int) -> int:
 
 def periodic(source: np.ndarray) -> np.ndarray:
     """A sky that continues from its right edge into its left one, as a rolled copy needs: ``source`` with
-    its first ``ROLL_SEAM`` of the width cross-faded with the columns after its right edge's (which are left
-    out, so the result is that much narrower), the clouds with weights whose squares add to one, so the
-    detail keeps its contrast across the join (a linear fade of two unrelated skies thins it into a pale
-    stripe), and none is mirrored (a mirrored dark cloud made a symmetric pillar). The brightness (a blur of
-    ``TREND_BLUR`` of the width, no cloud shapes) fades into the mirror image of its left side's over
-    ``WIDE_SEAM`` of the width: slow enough for ``rolled``'s correction to follow."""
+    its first ``ROLL_SEAM`` of the width joined to the columns after its right edge's (which are left out,
+    so the result is that much narrower). The clouds join along a cut through the clear sky between them
+    (``_cut_weights``): each side's clouds whole up to it, none overlaid or mirrored (a cross-fade laid two
+    skies over each other and kept the straight edge of a cloud cut off by the photo's side; a mirrored
+    dark cloud made a symmetric pillar). The brightness (a blur of ``TREND_BLUR`` of the width, no cloud
+    shapes) goes from one side's to the other's across the whole join: cut with the clouds, a photo darker
+    on one side showed the step as a vertical line."""
     h, w = source.shape[:2]
     src = source.astype(np.float32)
     sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
@@ -88,11 +88,9 @@ def periodic(source: np.ndarray) -> np.ndarray:
     band = w - keep
     right, left = high[:, keep:], high[:, :band]  # the clouds beyond the join and the photo's own
     high[:, :band] = right + (left - right) * _cut_weights(right, left)
-    low = low[:, :keep]
-    wide = min(keep // 2, max(2, int(round(WIDE_SEAM * w))))
-    ramp = ((np.arange(wide, dtype=np.float32) + 1) / (wide + 1))[None, :, None]
-    low[:, keep - wide :] = low[:, keep - wide :] * (1 - ramp) + low[:, :wide][:, ::-1] * ramp
-    return np.clip(low + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
+    ramp = ((np.arange(band, dtype=np.float32) + 0.5) / band)[None, :, None]
+    low[:, :band] = low[:, keep:] * (1 - ramp) + low[:, :band] * ramp
+    return np.clip(low[:, :keep] + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
 
 
 CUT_FEATHER = 0.3  # share of the join's width over which the two skies blend either side of the cut
