@@ -421,7 +421,7 @@ def test_textured_clouds_along_the_skyline_move(size):
     photo = cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC)
     sky, band = above_the_skyline(photo)
     assert band.sum() > 0.05 * band.size
-    assert sky[band].mean() > 0.75  # 0.93 at 640x360, 0.82 at 1920x1080
+    assert sky[band].mean() > 0.75  # 0.98 at 640x360, 0.95 at 1920x1080
 
 
 def test_real_skylines_keep_their_sky_moving(real_sky_dev):

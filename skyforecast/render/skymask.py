@@ -130,7 +130,9 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     n, labels = cv2.connectedComponents(strokes, connectivity=8)
     standing = np.unique(labels[(strokes > 0) & (height <= k + 1.5)])  # rising from the fringe's top
     thin = np.isin(labels, standing[standing > 0]).astype(np.uint8) if n > 1 else strokes
-    thin |= _faint_parts(hat, noise, thin, size) & (height > k)
+    # fainter pieces next to them, no fainter than half the level the sky's texture sets: in a textured
+    # sky they are cloud shading
+    thin |= _faint_parts(hat, max(noise, level / 4), thin, size) & (height > k)
     # the sky seen between the branches of a tree (and between close wires) stays too: moving it carried
     # the faint twigs in it away from the tree, a ghost of branches drifting off
     gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GAP * k | 1, GAP * k | 1))
