@@ -111,13 +111,13 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     scale = min(1.0, work / max(ph, pw))
     size = (max(16, int(round(pw * scale))), max(16, int(round(ph * scale))))
     image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA) if size != (pw, ph) else photo
-    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)  # uint8: 4x faster morphology
     k = max(5, int(round(min(size) / 60)) | 1)
     hat = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     inside = cv2.resize(sky.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     if not inside.any():
         return np.zeros((ph, pw), np.float32)
-    noise = float(np.median(hat[inside])) + 1.0
+    noise = _percentile_u8(hat[inside], 50) + 1.0
     height = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)  # above the still part
     fringe = (hat > max(3.0, 4.0 * noise)) & inside & (height <= k)
     # cloud texture: strokes as dark as the sky's own texture far from the ground are part of it (a high
@@ -125,7 +125,7 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     level = max(3.0, 4.0 * noise)
     far = height > JOIN_REACH * size[1]
     if far.sum() > 0.05 * inside.sum():
-        level = max(level, 3.0 * float(np.percentile(hat[far], 90)))
+        level = max(level, 3.0 * _percentile_u8(hat[far], 90))
     strokes = ((hat > level) & inside & (height > k)).astype(np.uint8)
     n, labels = cv2.connectedComponents(strokes, connectivity=8)
     standing = np.unique(labels[(strokes > 0) & (height <= k + 1.5)])  # rising from the fringe's top
@@ -145,6 +145,16 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
 
 JOIN_REACH = 0.08  # frame heights: how far from a grounded thin structure its fainter parts are looked for
 JOIN_AREA = 0.002  # share of the frame: a faint part larger than this is cloud texture, not a part
+
+
+def _percentile_u8(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` of uint8 values from their histogram: the same number (linear
+    interpolation between the two nearest ranks) at a tenth of the time on a 1080p frame's worth."""
+    counts = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    rank = q / 100.0 * (counts[-1] - 1)
+    lo, hi = int(np.floor(rank)), int(np.ceil(rank))
+    a, b = (float(np.searchsorted(counts, r, side="right")) for r in (lo, hi))
+    return a + (b - a) * (rank - lo)
 
 
 def _faint_parts(hat: np.ndarray, noise: float, grounded: np.ndarray, size: tuple[int, int]) -> np.ndarray:
