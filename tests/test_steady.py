@@ -679,3 +679,12 @@ def test_a_round_sun_and_its_glare_stay_but_a_big_lit_cloud_moves():
     sun = sun_r < 30
     assert np.array_equal(frames[-1][sun], photo[sun])
     assert np.abs(frames[-1][cloud_r < 80].astype(int) - photo[cloud_r < 80]).mean() > 2
+
+
+def test_histogram_percentiles_of_uint8_equal_numpys():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 1001, 50000):
+        values = rng.integers(0, 256 if n > 3 else 5, n).astype(np.uint8)
+        for q in (0, 50, 90, 99, 100):
+            expected = float(np.percentile(values, q))
+            assert skymask._percentile_u8(values, q) == pytest.approx(expected, abs=1e-9)
