@@ -688,3 +688,26 @@ def test_histogram_percentiles_of_uint8_equal_numpys():
         for q in (0, 50, 90, 99, 100):
             expected = float(np.percentile(values, q))
             assert skymask._percentile_u8(values, q) == pytest.approx(expected, abs=1e-9)
+
+
+def test_the_mask_benchmark_scores_synthetic_scenes_whose_foreground_is_known(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "mask.json"
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "mask.py"),
+        "--scenes",
+        "3",
+        "--size",
+        "160x90",
+        "--json",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, timeout=120)
+    result = json.loads(out.read_text())
+    assert [r["seed"] for r in result["rows"]] == [100, 101, 102]
+    assert all(0 <= r["recall"] <= 1 and 0 <= r["ground_moving"] <= 1 for r in result["rows"])
+    assert result["recall_mean"] == pytest.approx(sum(r["recall"] for r in result["rows"]) / 3)
