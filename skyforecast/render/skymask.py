@@ -5,11 +5,12 @@ down to the skyline (``day_sky``): GrabCut seeded with the top rows as sky and, 
 look like ground (dark, green, or brown) and thin high-contrast strokes (wires, pylons, branches, burnt-in
 digits); a pixel starts as probable ground when its colour is nearer the ground seeds' than the top rows'.
 What GrabCut leaves as ground is kept still only where it is connected to the bottom edge: a dark cloud
-floating in the sky is sky, a house or a tree is not. A photo whose bottom rows look like sky (a camera
-tilted up) moves entirely. Thin dark structures standing on the ground (pylons and their faint tops,
-wires, bare branches) are taken out of the sky (``thin_dark``), and a bright round sun with its glare
-stays (``sun_disc``). Night skies have their own cut (``night_sky``): their stars would look like thin
-strokes."""
+floating in the sky is sky, a house or a tree is not; dark silhouettes reaching the lower half stay too
+(islands and tree lines on a lake's horizon, whose reflection parts them from the bottom edge). A photo
+whose bottom rows look like sky (a camera tilted up) moves entirely. Thin dark structures standing on the
+ground (pylons and their faint tops, wires, bare branches) are taken out of the sky (``thin_dark``), and a
+bright round sun with its glare stays (``sun_disc``). Night skies have their own cut (``night_sky``): their
+stars would look like thin strokes."""
 
 from __future__ import annotations
 
@@ -276,15 +277,32 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
         cv2.setRNGSeed(0)
         cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
     sky = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-    # still: what is not sky and is connected to the bottom edge; islands floating in the sky are sky
+    # still: what is not sky and is connected to the bottom edge; islands floating in the sky are sky,
+    # but not silhouettes in the lower half (islands and tree lines on a lake's horizon, which its
+    # reflection of the sky separates from the bottom edge)
     still = (~sky | thin).astype(np.uint8)
     _, labels = cv2.connectedComponents(still, connectivity=8)
     grounded = np.unique(labels[-1][still[-1] > 0])
-    sky = (~np.isin(labels, grounded[grounded > 0])).astype(np.uint8)
+    keep = np.isin(labels, grounded[grounded > 0]) | _silhouettes(lab)
+    sky = (~keep).astype(np.uint8)
     small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
     sky = _keep_sky_regions(sky, large=1.01)
     return cv2.erode(sky, small)
+
+
+def _silhouettes(lab: np.ndarray) -> np.ndarray:
+    """Dark shapes (``ground_like``'s dark) of some size whose lowest row is in the lower half: land seen
+    against the sky, whatever is below it. A dark cloud floating high in the sky is left out."""
+    light = lab[..., 0]
+    h, w = light.shape
+    top = max(2, h // 12)
+    dark = (light < min(70.0, 0.5 * float(np.percentile(light[:top], 25)))).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    bottom = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
+    keep = (stats[:, cv2.CC_STAT_AREA] >= 0.001 * h * w) & (bottom >= 0.5 * h)
+    keep[0] = False
+    return keep[labels]
 
 
 # ---- masks from motion, masks from files, feathering -----------------------------------------------
