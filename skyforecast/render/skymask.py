@@ -298,11 +298,13 @@ def _silhouettes(lab: np.ndarray) -> np.ndarray:
     h, w = light.shape
     top = max(2, h // 12)
     dark = (light < min(70.0, 0.5 * float(np.percentile(light[:top], 25)))).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    # a row of trees is one shape: the gaps between them bridged sideways
+    row = cv2.dilate(dark, np.ones((1, max(3, w // 50) | 1), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(row, connectivity=8)
     bottom = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
     keep = (stats[:, cv2.CC_STAT_AREA] >= 0.001 * h * w) & (bottom >= 0.5 * h)
     keep[0] = False
-    return keep[labels]
+    return keep[labels] & (dark > 0)
 
 
 # ---- masks from motion, masks from files, feathering -----------------------------------------------
