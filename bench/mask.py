@@ -60,13 +60,10 @@ def summary(rows: list[dict]) -> dict[str, float]:
 
 def baseline_rows(ref: str, args) -> list[dict]:
     """``scores`` of the package as committed at ``ref``, in a process that imports it instead of ours."""
+    from steady import baseline_tree  # bench/steady.py: the package at ``ref``, unpacked
+
     with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp)
-        archive = tree / "baseline.tar"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "archive", "-o", str(archive), ref, "skyforecast"], check=True
-        )
-        subprocess.run(["tar", "-xf", str(archive), "-C", str(tree)], check=True)
+        tree = baseline_tree(ref, Path(tmp))
         out = tree / "rows.json"
         cmd = [sys.executable, __file__, "--first", str(args.first), "--scenes", str(args.scenes)]
         cmd += ["--size", args.size, "--rows-only", str(out)]

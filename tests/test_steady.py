@@ -713,8 +713,8 @@ def test_the_mask_benchmark_scores_synthetic_scenes_whose_foreground_is_known(tm
     assert result["recall_mean"] == pytest.approx(sum(r["recall"] for r in result["rows"]) / 3)
 
 
-@pytest.mark.parametrize("seed, most", [(133, 0.4), (126, 0.2)])  # islands; a row of trees at dusk
-def test_land_on_a_lakes_horizon_stays_still(seed, most):
+@pytest.mark.parametrize("seed", [133, 126])  # islands; a row of trees at dusk
+def test_land_on_a_lakes_horizon_stays_still(seed):
     """Dark land on the horizon of a lake: the water's reflection of the sky separates it from the
     bottom edge, and the rule that frees dark clouds floating in the sky moved all of it."""
     from skyforecast.synth import make_scene, render_clip_with_info
@@ -723,5 +723,5 @@ def test_land_on_a_lakes_horizon_stays_still(seed, most):
     photo, land = clip.frames[0], clip.foreground_mask
     assert 0.005 < land.mean() < 0.1
     moves = skymask.sky_mask(photo) > 0.5
-    assert moves[land].mean() < most  # 0.18 and 0.07 (all of it before)
+    assert moves[land].mean() < 0.05  # none (all of it before; 0.18 and 0.07 with its dark pixels alone)
     assert moves[~land].mean() > 0.9  # the sky still moves: 0.96 and 0.96

@@ -120,10 +120,10 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
         return np.zeros((ph, pw), np.float32)
     noise = _percentile_u8(hat[inside], 50) + 1.0
     height = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)  # above the still part
-    fringe = (hat > max(3.0, 4.0 * noise)) & inside & (height <= k)
+    level = max(3.0, 4.0 * noise)
+    fringe = (hat > level) & inside & (height <= k)
     # cloud texture: strokes as dark as the sky's own texture far from the ground are part of it (a high
     # percentile there would count the wires and pylons themselves)
-    level = max(3.0, 4.0 * noise)
     far = height > JOIN_REACH * size[1]
     if far.sum() > 0.05 * inside.sum():
         level = max(level, 3.0 * _percentile_u8(hat[far], 90))
@@ -219,12 +219,19 @@ def ground_like(lab: np.ndarray) -> np.ndarray:
     light, a, b = lab[..., 0], lab[..., 1] - 128.0, lab[..., 2] - 128.0
     chroma = np.hypot(a, b)
     hue = np.degrees(np.arctan2(b, a)) % 360.0
-    top = max(2, lab.shape[0] // 12)
-    sky_light = float(np.percentile(light[:top], 25))
-    dark = light < min(70.0, 0.5 * sky_light)
     green = (chroma > 10) & (hue > 100) & (hue < 200)
-    brown = (chroma > 12) & (hue > 30) & (hue <= 100) & (light < 0.6 * sky_light)
-    return dark | green | brown
+    brown = (chroma > 12) & (hue > 30) & (hue <= 100) & (light < 0.6 * _sky_light(lab))
+    return _dark(lab) | green | brown
+
+
+def _sky_light(lab: np.ndarray) -> float:
+    """The top rows' lightness (their 25th percentile): what ``ground_like`` measures darkness against."""
+    return float(np.percentile(lab[: max(2, lab.shape[0] // 12), :, 0], 25))
+
+
+def _dark(lab: np.ndarray) -> np.ndarray:
+    """``ground_like``'s dark pixels: silhouettes, under half the top rows' lightness (and under 70)."""
+    return lab[..., 0] < min(70.0, 0.5 * _sky_light(lab))
 
 
 def _nearest_distance(lab: np.ndarray, samples: np.ndarray, k: int = 4) -> np.ndarray:
@@ -279,11 +286,14 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     sky = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     # still: what is not sky and is connected to the bottom edge; islands floating in the sky are sky,
     # but not silhouettes in the lower half (islands and tree lines on a lake's horizon, which its
-    # reflection of the sky separates from the bottom edge)
+    # reflection of the sky separates from the bottom edge), nor what GrabCut left as ground around them
+    # (their lit tops drifted off as flecks)
     still = (~sky | thin).astype(np.uint8)
     _, labels = cv2.connectedComponents(still, connectivity=8)
     grounded = np.unique(labels[-1][still[-1] > 0])
-    keep = np.isin(labels, grounded[grounded > 0]) | _silhouettes(lab)
+    land = _silhouettes(lab)
+    standing = np.unique(labels[land & (still > 0)])  # the whole of what GrabCut left as ground there
+    keep = np.isin(labels, grounded[grounded > 0]) | np.isin(labels, standing[standing > 0]) | land
     sky = (~keep).astype(np.uint8)
     small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
@@ -294,10 +304,8 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
 def _silhouettes(lab: np.ndarray) -> np.ndarray:
     """Dark shapes (``ground_like``'s dark) of some size whose lowest row is in the lower half: land seen
     against the sky, whatever is below it. A dark cloud floating high in the sky is left out."""
-    light = lab[..., 0]
-    h, w = light.shape
-    top = max(2, h // 12)
-    dark = (light < min(70.0, 0.5 * float(np.percentile(light[:top], 25)))).astype(np.uint8)
+    h, w = lab.shape[:2]
+    dark = _dark(lab).astype(np.uint8)
     # a row of trees is one shape: the gaps between them bridged sideways
     row = cv2.dilate(dark, np.ones((1, max(3, w // 50) | 1), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(row, connectivity=8)
