@@ -133,15 +133,27 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     thin = np.isin(labels, standing[standing > 0]).astype(np.uint8) if n > 1 else strokes
     # fainter pieces next to them, no fainter than half the level the sky's texture sets: in a textured
     # sky they are cloud shading
+    grounded = thin.copy()
     thin |= _faint_parts(hat, max(noise, level / 4), thin, size) & (height > k)
     # the sky seen between the branches of a tree (and between close wires) stays too: moving it carried
     # the faint twigs in it away from the tree, a ghost of branches drifting off
     gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GAP * k | 1, GAP * k | 1))
-    thin = cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap)
+    thin = _joined(cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap), grounded)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     half = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k // 2 | 1, k // 2 | 1))
     thin |= cv2.dilate(fringe.astype(np.uint8), half)
     return resize_mask(thin.astype(np.float32), (pw, ph))
+
+
+def _joined(still: np.ndarray, grounded: np.ndarray) -> np.ndarray:
+    """The parts of ``still`` (uint8) connected to a ``grounded`` stroke. A faint speck that the gap
+    closing leaves on its own belongs to no structure: held still, it showed as a disc of the photo's sky
+    standing in the moving sky around it, a round ghost wherever the sky's colour changes."""
+    n, labels = cv2.connectedComponents(still, connectivity=8)
+    if n <= 2:
+        return still
+    anchored = np.unique(labels[grounded > 0])
+    return np.isin(labels, anchored[anchored > 0]).astype(np.uint8)
 
 
 JOIN_REACH = 0.08  # frame heights: how far from a grounded thin structure its fainter parts are looked for
