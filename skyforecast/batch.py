@@ -202,13 +202,22 @@ class _Batch:
                     break
             self._settle_writes(block=True)
         except KeyboardInterrupt:
-            self.result.interrupted = True
-            for _, fut in next_loads:
-                fut.cancel()
-            self._settle_writes(block=True)  # videos already predicted are finished; each write is atomic
+            self.finish_interrupted(next_loads)
         finally:
             self.loader.shutdown(wait=True, cancel_futures=True)
             self.writers.shutdown(wait=True, cancel_futures=True)
+
+    def finish_interrupted(self, next_loads: Sequence[tuple[Job, Future]]) -> None:
+        """After a Ctrl-C: the photos not yet decoded are dropped, the videos already predicted finished
+        (each write is atomic). A Ctrl-C can land inside ``_settle_writes`` after it counted a photo and
+        before it took that write off the list; those are dropped first, or they were counted twice (the
+        summary said 6 done with 5 videos written)."""
+        self.result.interrupted = True
+        for _, fut in next_loads:
+            fut.cancel()
+        counted = {str(source) for source in self.result.done} | {source for source, _ in self.result.failed}
+        self.pending_writes[:] = [(j, f) for j, f in self.pending_writes if str(j.source) not in counted]
+        self._settle_writes(block=True)
 
     def _submit_loads(self, chunk: list[Job]) -> list[tuple[Job, Future]]:
         return [(job, self.loader.submit(self._timed, job, "read", load_photo, job.source)) for job in chunk]

@@ -157,6 +157,33 @@ def _complete_mp4s(out: Path) -> list[str]:
     return names
 
 
+def test_a_ctrl_c_right_after_a_photo_is_counted_does_not_count_it_twice():
+    """Python raises a Ctrl-C's KeyboardInterrupt wherever the main thread happens to be; landing just after
+    a finished video was counted (here: in the progress callback that follows the count), the cleanup
+    counted that video again (seen as "6 done" with 5 videos written)."""
+    from concurrent.futures import Future
+
+    from skyforecast.batch import Job, _Batch
+
+    events: list[tuple[str, str]] = []
+
+    def emit(kind, job, text):
+        events.append((kind, job.source.name))
+        if len(events) == 1:
+            raise KeyboardInterrupt
+
+    batch = _Batch(None, None, stage=2, fps=8.0, batch_size=1, overwrite=False, emit=emit)
+    for name in ("a.jpg", "b.jpg"):
+        fut: Future = Future()
+        fut.set_result([])
+        batch.pending_writes.append((Job(Path(name), {}), fut))
+    with pytest.raises(KeyboardInterrupt):
+        batch._settle_writes(block=False)
+    batch.finish_interrupted([])
+    assert batch.result.done == [Path("a.jpg"), Path("b.jpg")]
+    assert batch.result.interrupted and batch.pending_writes == []
+
+
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(setup, tmp_path):
     photos, weights = setup
     out = tmp_path / "out"
