@@ -128,32 +128,28 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     if far.sum() > 0.05 * inside.sum():
         level = max(level, 3.0 * _percentile_u8(hat[far], 90))
     strokes = ((hat > level) & inside & (height > k)).astype(np.uint8)
-    n, labels = cv2.connectedComponents(strokes, connectivity=8)
-    standing = np.unique(labels[(strokes > 0) & (height <= k + 1.5)])  # rising from the fringe's top
-    thin = np.isin(labels, standing[standing > 0]).astype(np.uint8) if n > 1 else strokes
+    thin = _reaching(strokes, height <= k + 1.5)  # rising from the fringe's top
     # fainter pieces next to them, no fainter than half the level the sky's texture sets: in a textured
     # sky they are cloud shading
     grounded = thin.copy()
     thin |= _faint_parts(hat, max(noise, level / 4), thin, size) & (height > k)
     # the sky seen between the branches of a tree (and between close wires) stays too: moving it carried
-    # the faint twigs in it away from the tree, a ghost of branches drifting off
+    # the faint twigs in it away from the tree, a ghost of branches drifting off. A faint speck that the
+    # closing leaves on its own belongs to no structure: held still, it showed as a disc of the photo's sky
+    # standing in the moving sky around it, a round ghost wherever the sky's colour changes
     gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GAP * k | 1, GAP * k | 1))
-    thin = _joined(cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap), grounded)
+    thin = _reaching(cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap), grounded)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     half = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k // 2 | 1, k // 2 | 1))
     thin |= cv2.dilate(fringe.astype(np.uint8), half)
     return resize_mask(thin.astype(np.float32), (pw, ph))
 
 
-def _joined(still: np.ndarray, grounded: np.ndarray) -> np.ndarray:
-    """The parts of ``still`` (uint8) connected to a ``grounded`` stroke. A faint speck that the gap
-    closing leaves on its own belongs to no structure: held still, it showed as a disc of the photo's sky
-    standing in the moving sky around it, a round ghost wherever the sky's colour changes."""
-    n, labels = cv2.connectedComponents(still, connectivity=8)
-    if n <= 2:
-        return still
-    anchored = np.unique(labels[grounded > 0])
-    return np.isin(labels, anchored[anchored > 0]).astype(np.uint8)
+def _reaching(binary: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The 8-connected parts of ``binary`` that hold a pixel of ``seeds``: uint8, 1 = kept."""
+    _, labels = cv2.connectedComponents(binary.astype(np.uint8), connectivity=8)
+    hit = np.unique(labels[(seeds > 0) & (binary > 0)])
+    return np.isin(labels, hit[hit > 0]).astype(np.uint8)
 
 
 JOIN_REACH = 0.08  # frame heights: how far from a grounded thin structure its fainter parts are looked for
@@ -301,12 +297,10 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     # reflection of the sky separates from the bottom edge), nor what GrabCut left as ground around them
     # (their lit tops drifted off as flecks)
     still = (~sky | thin).astype(np.uint8)
-    _, labels = cv2.connectedComponents(still, connectivity=8)
-    grounded = np.unique(labels[-1][still[-1] > 0])
     land = _silhouettes(lab)
-    standing = np.unique(labels[land & (still > 0)])  # the whole of what GrabCut left as ground there
-    keep = np.isin(labels, grounded[grounded > 0]) | np.isin(labels, standing[standing > 0]) | land
-    sky = (~keep).astype(np.uint8)
+    anchors = land.copy()  # the whole of what GrabCut left as ground around them
+    anchors[-1] = True  # and all that reaches the bottom edge
+    sky = (~((_reaching(still, anchors) > 0) | land)).astype(np.uint8)
     small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
     sky = _keep_sky_regions(sky, large=1.01)
