@@ -46,6 +46,10 @@ CODECS = {"h264": "libx264", "h265": "libx265"}
 # (x265 23: 0.5 dB below, a third of the size), so switching the codec keeps the quality (README, "Video
 # options")
 DEFAULT_CRF = {"h264": 18, "h265": 20}
+# x264's sub-pixel motion search at its cheapest setting (veryfast's own is 2): clouds drift slowly and
+# smoothly, and the finer search bought little. 32 frames at 1080p (examples/sky.jpg and four real photos):
+# 18-29 % less encoder CPU, files 0-10 % larger, luma PSNR 0.1-0.3 dB lower at 51-55 dB
+X264_PARAMS = "subme=1"
 MAX_CRF = 51
 
 
@@ -228,11 +232,11 @@ def _start_encoder(
     if encoding.codec == "h265":
         codec = ["-c:v", "libx265", "-x265-params", _x265_params(w * h), "-tag:v", "hvc1"]
     elif w * h <= SMALL_FRAME:
-        codec = ["-c:v", "libx264", "-threads", "1"]
+        codec = ["-c:v", "libx264", "-x264-params", X264_PARAMS, "-threads", "1"]
     elif w * h > BIG_FRAME:
-        codec = ["-c:v", "libx264", "-threads", "2", "-rc-lookahead", "4"]
+        codec = ["-c:v", "libx264", "-x264-params", X264_PARAMS, "-threads", "2", "-rc-lookahead", "4"]
     else:
-        codec = ["-c:v", "libx264"]
+        codec = ["-c:v", "libx264", "-x264-params", X264_PARAMS]
     cmd = [
         exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", feed, "-s", f"{w}x{h}", "-framerate", f"{fps:g}", "-i", "pipe:0",
