@@ -13,9 +13,10 @@ process, RUSAGE_SELF, ffmpeg's is RUSAGE_CHILDREN; medians of ``--repeat``):
    (the reference), fed yuv420p converted from the RGB frames, and fed the planes rendered as yuv420p (the
    default): wall, our CPU-s and ffmpeg's CPU-s per photo, and how the default's MP4 and the reference's
    decode against each other;
-4. ``skyforecast predict`` on one 1080p photo, process start to MP4 written ("end to end", best of 2), and
-   on a folder of N photos: per photo after start-up = (T_N - T_1) / (N - 1), CPU-s per photo likewise;
-   with ``--baseline REF`` the same for the package as committed at REF (a git revision), run alternately;
+4. ``skyforecast predict`` on one 1080p photo, process start to MP4 written ("end to end", best of
+   ``--runs``), and on a folder of N photos: per photo after start-up = (T_N - T_1) / (N - 1), CPU-s per
+   photo likewise; with ``--baseline REF`` the same for the package as committed at REF (a git revision),
+   run alternately;
    and where the start-up's imports go (``python -X importtime``, self times summed by package);
 5. the sky warp's ``cv2.remap`` with float maps against fixed-point maps (``cv2.convertMaps`` to CV_16SC2,
    converted every frame, as a moving field needs; and the remap alone, maps converted beforehand): 32
@@ -301,7 +302,7 @@ def cli_runs(args, photos: list[Path], tmp: Path) -> dict[str, float | str]:
         codes["baseline_"] = baseline_tree(args.baseline, tmp / "baseline")
     one: dict[str, list[dict[str, float]]] = {k: [] for k in codes}
     many: dict[str, list[dict[str, float]]] = {k: [] for k in codes}
-    for _ in range(2):  # alternate, so that both see the same machine state
+    for _ in range(args.runs):  # alternate, so that both see the same machine state
         for key, code in codes.items():
             one[key].append(predict_run(code, photos[:1], tmp / f"{key}one"))
     for key, code in codes.items():
@@ -332,6 +333,7 @@ def main() -> None:
     )
     parser.add_argument("--photos", type=int, default=5, help="photos in the folder run (default 5)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement in process")
+    parser.add_argument("--runs", type=int, default=3, help="one-photo CLI runs, best taken (default 3)")
     parser.add_argument(
         "--baseline", help="a git revision whose package runs the predict timings beside ours"
     )

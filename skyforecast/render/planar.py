@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..io.yuv import BAND, I420, MATRIX
+from .sampling import SampleMap
 from .steady import SteadyRenderer, composite, edge_parts
 
 
@@ -74,15 +75,10 @@ class PlanarFrames:
         # (an odd pad would pair the photo's first row with one of the pad's): the full-size map
         # x + pad + D is j + pad // 2 + D / 2 in chroma pixels
         self._odd = (r._vpad % 2, r._pad % 2)
-        bx, by = np.meshgrid(
-            np.arange(cx0, cx1, dtype=np.float32) + r._pad // 2,
-            np.arange(cy0, cy1, dtype=np.float32) + r._vpad // 2,
-        )
-        self._cbase = np.dstack([bx, by])
-        # the chroma's displacement at half size reuses the renderer's full-size one, free once the luma's
-        # map is made (``_warp``: ``sample_map`` first)
-        self._cbig = r._big.reshape(-1)[: (ph // 2) * (pw // 2) * 2].reshape(ph // 2, pw // 2, 2)
-        self._cmap = np.empty_like(self._cbase)
+        # the chroma's map at half size reuses the renderer's full-size buffer, free once the luma has been
+        # warped (``_warp``: the luma first)
+        cbig = r._big.reshape(-1)[: (ph // 2) * (pw // 2) * 2].reshape(ph // 2, pw // 2, 2)
+        self._csampler = SampleMap(r._gsize, (pw // 2, ph // 2), self.cbox, (r._pad // 2, r._vpad // 2), cbig)
         self._moved_shapes = ((y1 - y0, x1 - x0), (cy1 - cy0, cx1 - cx0, 2))
         self._ymoved: list[np.ndarray] = []  # per phase, made when a frame first needs it
         self._cmoved: list[np.ndarray] = []
@@ -155,8 +151,6 @@ class PlanarFrames:
     def _warp(self, disp: np.ndarray, luma: np.ndarray, chroma: np.ndarray, k: int):
         """The box's luma and chroma of a source's planes sampled at x + D (``SteadyRenderer._warp``)."""
         r = self.renderer
-        cy0, cy1, cx0, cx1 = self.cbox
-        ph, pw = r.photo.shape[:2]
         if len(self._ymoved) <= k:
             self._ymoved.append(np.empty(self._moved_shapes[0], np.uint8))
             self._cmoved.append(np.empty(self._moved_shapes[1], np.uint8))
@@ -164,13 +158,8 @@ class PlanarFrames:
             luma, r.sample_map(disp), None, r._interp, dst=self._ymoved[k], borderMode=cv2.BORDER_REFLECT
         )
         # the chroma's map: the same displacement at half size, in half-size pixels
-        cv2.resize(
-            disp * (r._gscale * 0.5), (pw // 2, ph // 2), dst=self._cbig, interpolation=cv2.INTER_LINEAR
-        )
-        cv2.add(self._cbig[cy0:cy1, cx0:cx1], self._cbase, dst=self._cmap)
-        cm = cv2.remap(
-            chroma, self._cmap, None, r._interp, dst=self._cmoved[k], borderMode=cv2.BORDER_REFLECT
-        )
+        cmap = self._csampler.sample(disp, r._gscale * 0.5)
+        cm = cv2.remap(chroma, cmap, None, r._interp, dst=self._cmoved[k], borderMode=cv2.BORDER_REFLECT)
         return ym, cm
 
 

@@ -46,6 +46,7 @@ from .inflow import (  # noqa: F401 - SEAM, sky_source, wrapped: importable from
     sky_source,
     wrapped,
 )
+from .sampling import SampleMap
 from .skymask import bounding_box, detail_scale, is_night, sky_mask, soft_alpha, starless
 
 CYCLE = 64  # frames: the longest one phase travels; longer videos and loops blend two phases
@@ -129,7 +130,6 @@ class SteadyRenderer:
         half = (BLEND_SPAN - SWITCH_SPAN) / 2
         self._onset = (0.5 - half + 2 * half * rank).astype(np.float32)
         y0, y1, x0, x1 = self.box
-        bx, by = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         # content that flows in across an edge is a translated copy of sky (``wrapped``): across the left
         # or right edge the sky that left across the other one, across the top or bottom the sky next to
         # that edge shifted half a width sideways
@@ -141,12 +141,11 @@ class SteadyRenderer:
         self._roll = 0.0
         if self.two_phase and glow is None and not field.spin:
             self._set_up_rolls(fwd[..., 0] * self._gscale[0], alpha)
-        self._base = np.dstack([bx + self._pad, by + self._vpad])  # output-pixel grid of the box, made once
         # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
         # that large come from mmap, so each frame paid for touching new pages again (page faults made the
         # renderer's time swing between 0.2 and 0.45 s for 32 frames)
         self._big = np.empty((ph, pw, 2), np.float32)
-        self._map = np.empty((y1 - y0, x1 - x0, 2), np.float32)
+        self._sampler = SampleMap(self._gsize, (pw, ph), self.box, (self._pad, self._vpad), self._big)
         self._moved: list[np.ndarray] = []  # the warped RGB box of each phase, made at the first RGB frame
         if alpha is not None:
             self._inside, self._band = edge_parts(alpha[y0:y1, x0:x1], self.STRIP)
@@ -301,10 +300,7 @@ class SteadyRenderer:
     def sample_map(self, disp: np.ndarray) -> np.ndarray:
         """Where each pixel of the box samples the wrapped sky source, x + pad + D, for ``cv2.remap``: the
         grid displacement ``disp`` upsampled to the frame (a buffer that the next call overwrites)."""
-        y0, y1, x0, x1 = self.box
-        ph, pw = self.photo.shape[:2]
-        cv2.resize(disp * self._gscale, (pw, ph), dst=self._big, interpolation=cv2.INTER_LINEAR)
-        return cv2.add(self._big[y0:y1, x0:x1], self._base, dst=self._map)
+        return self._sampler.sample(disp, self._gscale)
 
 
 Band = tuple[int, int, int, int, np.ndarray, np.ndarray]  # rows, columns, alpha and 1 - alpha of one strip
