@@ -170,8 +170,16 @@ def baseline_tree(ref: str, into: Path) -> Path:
     return into
 
 
-def predict_run(code: Path, inputs: list[Path], out: Path) -> dict[str, float]:
+def run_env(code: Path) -> dict[str, str]:
+    """The environment of a timed ``predict``: the package at ``code``, with its bytecode cached as an
+    installed package has it (``PYTHONDONTWRITEBYTECODE`` would recompile the package on every start)."""
     env = dict(os.environ, PYTHONPATH=str(code))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def predict_run(code: Path, inputs: list[Path], out: Path) -> dict[str, float]:
+    env = run_env(code)
     cmd = [
         sys.executable,
         "-m",
@@ -208,7 +216,7 @@ def import_parts(code: Path, photo: Path, out: Path) -> dict[str, float]:
     """Seconds that ``python -X importtime -m skyforecast predict PHOTO`` spends importing each of
     ``IMPORTS`` (cumulative, as importtime prints it: self times are unreliable here, since the prefetch
     thread imports while torch loads)."""
-    env = dict(os.environ, PYTHONPATH=str(code))
+    env = run_env(code)
     cmd = [sys.executable, "-X", "importtime", "-m", "skyforecast", "predict", str(photo), "-o", str(out)]
     err = subprocess.run(
         [*cmd, "--overwrite", "-q"], env=env, capture_output=True, text=True, check=True
@@ -302,6 +310,8 @@ def cli_runs(args, photos: list[Path], tmp: Path) -> dict[str, float | str]:
         codes["baseline_"] = baseline_tree(args.baseline, tmp / "baseline")
     one: dict[str, list[dict[str, float]]] = {k: [] for k in codes}
     many: dict[str, list[dict[str, float]]] = {k: [] for k in codes}
+    for key, code in codes.items():  # untimed: each package's bytecode written, the weights in the cache
+        predict_run(code, photos[:1], tmp / f"{key}warm")
     for _ in range(args.runs):  # alternate, so that both see the same machine state
         for key, code in codes.items():
             one[key].append(predict_run(code, photos[:1], tmp / f"{key}one"))

@@ -14,9 +14,6 @@ from ..io.media import load_photo
 # The largest frame written for ``--resolution native`` (4K UHD worth of pixels, all panels of ``--compare``
 # together): bigger requests are scaled down, with a note. Frames are rendered and encoded one at a time, so
 # the number of frames does not count: memory is bounded by this and by the encoder.
-# The largest frame written for ``--resolution native`` (4K UHD worth of pixels, all panels of ``--compare``
-# together): bigger requests are scaled down, with a note. Frames are rendered and encoded one at a time, so
-# the number of frames does not count: memory is bounded by this and by the encoder.
 MAX_FRAME_PIXELS = 3840 * 2160
 
 
