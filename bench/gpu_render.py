@@ -1,6 +1,7 @@
 """Where one photo's time goes beside a fast model (phase 4 of ``bench/gpu_run.py``): the model at a batch
-that keeps the device busy, the renderer, the yuv420p conversion and x264, per photo, and the sky warp on
-the GPU (``torch.nn.functional.grid_sample``) against OpenCV's ``remap`` on the CPU.
+that keeps the device busy, the renderer (yuv420p planes, as ``predict`` makes an MP4's) and x264, per
+photo, and the sky warp on the GPU (``torch.nn.functional.grid_sample``) against OpenCV's ``remap`` on the
+CPU.
 
 On a GPU the model costs a few milliseconds per photo, so the CPU work after it decides how many photos a
 second come out; these numbers say whether moving the warp to the GPU would pay: it would if rendering is
@@ -28,7 +29,6 @@ def render_share(device: str, smoke: bool, batch: int | None = None) -> dict:
     from steady import encode_yuv, make_photos  # bench/steady.py
 
     from skyforecast.io.media import load_photo, squash
-    from skyforecast.io.yuv import I420
     from skyforecast.model.pipeline import SkyPipeline
     from skyforecast.render.postprocess import PostProcess
 
@@ -45,21 +45,18 @@ def render_share(device: str, smoke: bool, batch: int | None = None) -> dict:
         video = post.predict(pipe, squares, batch_size=batch)[0]
         model = (time.perf_counter() - start) / batch
 
+        # the frames as ``predict`` makes an MP4's: yuv420p planes rendered straight (``render.planar``)
         wall, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
         frames, _ = post.stream(photo, video, size)
-        held = [f for f in frames]
+        planes = [f.copy() for f in frames.yuv420p()]
         render_wall, render_cpu = time.perf_counter() - wall, _cpu(resource.RUSAGE_SELF) - cpu
-
-        convert = I420(*size)
-        cpu = _cpu(resource.RUSAGE_SELF)
-        planes = [convert(f).copy() for f in held]
-        convert_cpu = _cpu(resource.RUSAGE_SELF) - cpu
+        first = next(iter(post.stream(photo, video, size)[0]))  # an RGB frame for the warp comparison
 
         wall, kids = time.perf_counter(), _cpu(resource.RUSAGE_CHILDREN)
         encode_yuv(planes, size, tmp / "x264.mp4")
         encode_wall, encode_cpu = time.perf_counter() - wall, _cpu(resource.RUSAGE_CHILDREN) - kids
 
-    parts = {"model": model, "render_cpu": render_cpu, "convert_cpu": convert_cpu, "x264_cpu": encode_cpu}
+    parts = {"model": model, "render_cpu": render_cpu, "x264_cpu": encode_cpu}
     total = sum(parts.values())
     result = {
         "size": f"{size[0]}x{size[1]}",
@@ -72,7 +69,7 @@ def render_share(device: str, smoke: bool, batch: int | None = None) -> dict:
         "cpu_photos_per_s_bound": round(1.0 / max(total - model, 1e-9), 2),
     }
     # the warp alone on a moved frame (smoke: 4 frames; grid_sample on a CPU is slow and says nothing)
-    result["warp"] = warp_compare(held[0], 4 if smoke else len(held), torch.device(pipe.device))
+    result["warp"] = warp_compare(first, 4 if smoke else len(planes), torch.device(pipe.device))
     return result
 
 

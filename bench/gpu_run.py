@@ -8,7 +8,7 @@ its own time limit, each failing soft (a failed phase is recorded and the run go
 3. ``bench``: model-only clips/s at ngf=32 and the bundled width, eager fp32 reference against the fast
    path, batch 1 and the best of a few batch sizes, and the fraction of the GPU's bf16 peak;
 4. ``predict``: ``skyforecast predict`` on one photo, process start to MP4 written; then per photo at
-   1080p the model's time at batch 32 beside the renderer's, the yuv420p conversion's and x264's CPU
+   1080p the model's time at batch 32 beside the renderer's (yuv420p planes) and x264's CPU
    time, and the sky warp on the GPU (``grid_sample``) against OpenCV's remap (``bench/gpu_render.py``);
 5. ``train``: the default-model recipe on synthetic clips made here (``skyforecast synth``, started in the
    background at the beginning) until the time left runs out, snapshots scored on ``real-sky-dev``, the
