@@ -169,3 +169,45 @@ def test_prefetch_reads_only_jpeg_headers(tmp_path):
     assert peek_jpeg_size(tmp_path / "turned.jpg") == (40, 60)
     assert peek_jpeg_size(tmp_path / "flat.png") is None
     assert peek_jpeg_size(tmp_path / "junk.jpg") is None
+
+
+def test_a_big_photo_is_prepared_while_the_one_before_it_renders(tmp_path):
+    """Frames over a megapixel render one photo at a time; the next photo's decode and sky layer are made
+    while it waits (one photo ahead at most), and its video is exactly the one made without waiting."""
+    import threading
+
+    from videos import read_video
+
+    from skyforecast.io.media import load_photo
+    from skyforecast.render.postprocess import PostProcess
+
+    photo = load_photo(Path(__file__).parent / "data" / "photos" / "cumulus.jpg")
+    rng = np.random.default_rng(0)
+    videos = rng.integers(0, 256, (1, 32, 128, 128, 3), dtype=np.uint8)
+    post = PostProcess(resolution=800)
+    size, _ = post.output_size(photo.size)
+    assert size[0] * size[1] > 1_000_000  # the big-frame path
+    alone = tmp_path / "alone.mp4"
+    post.write(photo, videos, {"mp4": alone})
+
+    post._lock.acquire()  # a render in progress
+    outs = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    writers = [threading.Thread(target=post.write, args=(photo, videos, {"mp4": p})) for p in outs]
+    try:
+        for w in writers:
+            w.start()
+        deadline = time.monotonic() + 60
+        while not post._prep_lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert post._prep_lock.locked()  # one writer prepared (or is preparing) while the render runs
+        time.sleep(0.5)
+        assert not any(p.exists() for p in outs)  # neither renders before the render in progress ends
+    finally:
+        post._lock.release()
+    for w in writers:
+        w.join(120)
+    want = read_video(alone)
+    for p in outs:
+        got = read_video(p)
+        assert got.shape == want.shape == (32, size[1], size[0], 3)
+        assert np.array_equal(got, want)
