@@ -190,6 +190,15 @@ def test_a_big_photo_is_prepared_while_the_one_before_it_renders(tmp_path):
     alone = tmp_path / "alone.mp4"
     post.write(photo, videos, {"mp4": alone})
 
+    made_while_rendering = []
+    prepare = post._prepare
+
+    def watched(*args):  # the real preparation, noting whether a render held the turn meanwhile
+        prepared = prepare(*args)
+        made_while_rendering.append(prepared is not None and post._lock.locked())
+        return prepared
+
+    post._prepare = watched
     post._lock.acquire()  # a render in progress
     outs = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
     writers = [threading.Thread(target=post.write, args=(photo, videos, {"mp4": p})) for p in outs]
@@ -197,10 +206,11 @@ def test_a_big_photo_is_prepared_while_the_one_before_it_renders(tmp_path):
         for w in writers:
             w.start()
         deadline = time.monotonic() + 60
-        while not post._prep_lock.locked() and time.monotonic() < deadline:
+        while not made_while_rendering and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert post._prep_lock.locked()  # one writer prepared (or is preparing) while the render runs
-        time.sleep(0.5)
+        time.sleep(0.5)  # time for a second preparation, which must not start
+        assert made_while_rendering == [True]  # one photo prepared ahead, during the render, no more
+        assert post._prep_lock.locked()  # ... which holds the next turn while it waits
         assert not any(p.exists() for p in outs)  # neither renders before the render in progress ends
     finally:
         post._lock.release()
@@ -211,3 +221,4 @@ def test_a_big_photo_is_prepared_while_the_one_before_it_renders(tmp_path):
         got = read_video(p)
         assert got.shape == want.shape == (32, size[1], size[0], 3)
         assert np.array_equal(got, want)
+    assert len(made_while_rendering) == 2  # the second was prepared once the first took its turn

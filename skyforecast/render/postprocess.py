@@ -140,6 +140,17 @@ class PlainOutput:
         return []
 
 
+def _still_at(photo: Photo, size: tuple[int, int]) -> np.ndarray:
+    """The photo at the output ``size``: decoded straight to it from its file, or resized from the pixels
+    it was given in memory (``skyforecast.animate``)."""
+    return sizing.load_photo_at(photo.path, size) if photo.full is None else sizing.photo_at(photo.full, size)
+
+
+def _auto_layer(still: np.ndarray) -> steady.SkyLayer:
+    """``--mask auto``'s sky layer of a photo at its output size: the model-free part of a video."""
+    return steady.sky_layer(still, skymask.sky_mask(still))
+
+
 @dataclass
 class PostProcess:
     """What ``skyforecast predict`` does after the model beyond resizing: see the module docstring.
@@ -331,13 +342,10 @@ class PostProcess:
         (the model's own frames, a mask file or none, work ``prefetch`` started)."""
         if self.resolution == "model" or self.mask != "auto":
             return None
-        if photo.full is None:
-            if (str(photo.path), tuple(size)) in self._early:
-                return None
-            still = sizing.load_photo_at(photo.path, size)
-        else:
-            still = sizing.photo_at(photo.full, size)
-        return still, steady.sky_layer(still, skymask.sky_mask(still))
+        if photo.full is None and (str(photo.path), tuple(size)) in self._early:
+            return None
+        still = _still_at(photo, size)
+        return still, _auto_layer(still)
 
     def stream(
         self,
@@ -362,8 +370,7 @@ class PostProcess:
         elif early is not None and early.exception() is None:
             still, layer = early.result()
         else:
-            full = photo.full  # a photo given in memory (``skyforecast.animate``); else decoded at ``size``
-            still = sizing.load_photo_at(photo.path, size) if full is None else sizing.photo_at(full, size)
+            still = _still_at(photo, size)
         file_mask = None
         if self.mask not in ("auto", "none"):
             file_mask = skymask.load_mask(self._mask_photo, size, photo.size)
@@ -407,7 +414,7 @@ class PostProcess:
                     size, _ = self.format_size(photo_size, fmt)
                     self._early[(str(path), tuple(size))] = fut
                     still = sizing.load_photo_at(path, size)
-                    fut.set_result((still, steady.sky_layer(still, skymask.sky_mask(still))))
+                    fut.set_result((still, _auto_layer(still)))
                 except Exception as e:  # noqa: BLE001 - the writer redoes the work and reports it
                     fut.set_exception(e)
 
@@ -459,7 +466,7 @@ class PostProcess:
         the auto mask's ``SkyLayer`` when ``prefetch`` made it already."""
         notes: list[str] = []
         if self.mask == "auto":
-            layer = layer or steady.sky_layer(still, skymask.sky_mask(still))
+            layer = layer or _auto_layer(still)
             if not layer.sky.any():
                 notes.append(
                     "no sky found (--mask auto): the video stands still; draw a mask file (white = sky)"
