@@ -345,7 +345,7 @@ def start_workers(
     shard.todo = [jobs[i] for i in largest_first([i for i, j in enumerate(jobs) if not j.skip], jobs)]
     ctx = mp.get_context("spawn")  # not fork: torch's thread pools are not fork-safe
     events = ctx.Queue()
-    threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1) // count)
+    threads = worker_threads(count)
     procs = [
         ctx.Process(
             target=_worker,
@@ -376,6 +376,21 @@ def _why_ended(store, rank: int, exitcode: int | None) -> str:
     if store.check([f"error/{rank}"]):
         return store.get(f"error/{rank}").decode()
     return f"ended early (exit code {exitcode})"
+
+
+def worker_threads(count: int, cores: int | None = None) -> int:
+    """Model threads for each of ``count`` processes sharing this machine: its cores split evenly, never more
+    than ``OMP_NUM_THREADS`` where the user set it (a thread limit chosen for the machine, or for outputs
+    that must be the same bytes as one process's: the thread count changes the rounding of the model's
+    sums)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // count)
+    try:
+        limit = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return threads
+    return max(1, min(threads, limit))
 
 
 def _limit_threads(threads: int) -> None:

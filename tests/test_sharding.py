@@ -21,7 +21,7 @@ from skyforecast.batch import Job, plan
 from skyforecast.io.files import atomic_path, remove_partials
 from skyforecast.model.pipeline import SkyPipeline
 from skyforecast.render.postprocess import PlainOutput
-from skyforecast.sharding import Shard, ShardError, auto_workers, largest_first
+from skyforecast.sharding import Shard, ShardError, auto_workers, largest_first, worker_threads
 
 # The same arithmetic in every process, so that outputs compare byte for byte: one thread each (the thread
 # count changes the rounding of the model's sums), and one photo per model call (so does the batch: which
@@ -74,7 +74,9 @@ def reference(photos: Path, tiny_weights: Path, tmp_path_factory) -> dict[str, b
         (folder / "in" / photo.name).write_bytes(photo.read_bytes())
     (folder / "in" / "0_first.jpg").write_bytes((photos / "cirrus.jpg").read_bytes())
     out = folder / "out"
-    cmd = _predict(str(folder / "in"), "-o", str(out), "-w", str(tiny_weights), *OPTIONS, "-q")
+    # one process whatever the machine (by default a machine of 8 cores or more starts workers)
+    args = ("-o", str(out), "-w", str(tiny_weights), *OPTIONS, "--workers", "1", "-q")
+    cmd = _predict(str(folder / "in"), *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = {name: data for name, data in _files(out).items() if not name.startswith("0_first.")}
@@ -327,3 +329,14 @@ def test_workers_by_default_follow_cores_and_memory():
     assert auto_workers(cores=16, free_bytes=64 << 30) == 4
     assert auto_workers(cores=64, free_bytes=4 << 30) == 2
     assert auto_workers(cores=1, free_bytes=0) == 1
+
+
+def test_workers_split_the_cores_within_the_users_thread_limit(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert worker_threads(2, cores=16) == 8 and worker_threads(4, cores=2) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # outputs byte-identical to one process at 1 thread
+    assert worker_threads(2, cores=16) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert worker_threads(2, cores=16) == 4 and worker_threads(2, cores=4) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")  # not a number: as if unset
+    assert worker_threads(2, cores=16) == 8
