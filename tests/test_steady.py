@@ -15,7 +15,7 @@ from videos import read_video
 
 from skyforecast.cli import app
 from skyforecast.evaluation import motion_metrics as mm
-from skyforecast.render import skymask, steady
+from skyforecast.render import skymask, steady, strokes
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -706,7 +706,7 @@ def test_histogram_percentiles_of_uint8_equal_numpys():
         values = rng.integers(0, 256 if n > 3 else 5, n).astype(np.uint8)
         for q in (0, 50, 90, 99, 100):
             expected = float(np.percentile(values, q))
-            assert skymask._percentile_u8(values, q) == pytest.approx(expected, abs=1e-9)
+            assert strokes.percentile_u8(values, q) == pytest.approx(expected, abs=1e-9)
 
 
 def test_the_mask_benchmark_scores_synthetic_scenes_whose_foreground_is_known(tmp_path):

@@ -21,6 +21,8 @@ import numpy as np
 
 from ..io.media import InputError, Photo, load_photo
 from .flow import estimate_flows
+from .horizon import horizon_candidates
+from .strokes import JOIN_REACH, faint_parts, percentile_u8, reaching, standing_out, thin_strokes
 
 # The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
 GROUND_ROWS = 0.12
@@ -102,7 +104,8 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     too), widened a little: float32 (H, W), 1 = keep still. Found by a morphological black-hat (closing
     minus the image) a few pixels wide, stronger than the sky's own texture away from the ground, and kept
     only where they reach into the sky from the still part (a narrow gap of blue between white clouds looks
-    the same, but it floats).
+    the same, but it floats) and stand out from the sky around them (``strokes.standing_out``: the dark
+    edges of a textured sky's lower clouds rise from the skyline too).
 
     Only the part of a structure inside the sky counts, and the first stroke width above the skyline is the
     skyline's own fringe: it stays still but anchors nothing. Anchored on the ground's texture or on that
@@ -118,7 +121,7 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     inside = cv2.resize(sky.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     if not inside.any():
         return np.zeros((ph, pw), np.float32)
-    noise = _percentile_u8(hat[inside], 50) + 1.0
+    noise = percentile_u8(hat[inside], 50) + 1.0
     height = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)  # above the still part
     level = max(3.0, 4.0 * noise)
     fringe = (hat > level) & inside & (height <= k)
@@ -126,63 +129,24 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     # percentile there would count the wires and pylons themselves)
     far = height > JOIN_REACH * size[1]
     if far.sum() > 0.05 * inside.sum():
-        level = max(level, 3.0 * _percentile_u8(hat[far], 90))
+        level = max(level, 3.0 * percentile_u8(hat[far], 90))
     strokes = ((hat > level) & inside & (height > k)).astype(np.uint8)
-    thin = _reaching(strokes, height <= k + 1.5)  # rising from the fringe's top
+    thin = reaching(strokes, height <= k + 1.5)  # rising from the fringe's top
+    thin = standing_out(thin, hat, level, inside & (height > k), k)
     # fainter pieces next to them, no fainter than half the level the sky's texture sets: in a textured
     # sky they are cloud shading
     grounded = thin.copy()
-    thin |= _faint_parts(hat, max(noise, level / 4), thin, size) & (height > k)
+    thin |= faint_parts(hat, max(noise, level / 4), thin, size) & (height > k)
     # the sky seen between the branches of a tree (and between close wires) stays too: moving it carried
     # the faint twigs in it away from the tree, a ghost of branches drifting off. A faint speck that the
     # closing leaves on its own belongs to no structure: held still, it showed as a disc of the photo's sky
     # standing in the moving sky around it, a round ghost wherever the sky's colour changes
     gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GAP * k | 1, GAP * k | 1))
-    thin = _reaching(cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap), grounded)
+    thin = reaching(cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap), grounded)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     half = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k // 2 | 1, k // 2 | 1))
     thin |= cv2.dilate(fringe.astype(np.uint8), half)
     return resize_mask(thin.astype(np.float32), (pw, ph))
-
-
-def _reaching(binary: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """The 8-connected parts of ``binary`` that hold a pixel of ``seeds``: uint8, 1 = kept."""
-    _, labels = cv2.connectedComponents(binary.astype(np.uint8), connectivity=8)
-    hit = np.unique(labels[(seeds > 0) & (binary > 0)])
-    return np.isin(labels, hit[hit > 0]).astype(np.uint8)
-
-
-JOIN_REACH = 0.08  # frame heights: how far from a grounded thin structure its fainter parts are looked for
-JOIN_AREA = 0.002  # share of the frame: a faint part larger than this is cloud texture, not a part
-
-
-def _percentile_u8(values: np.ndarray, q: float) -> float:
-    """``np.percentile(values, q)`` of uint8 values from their histogram: the same number (linear
-    interpolation between the two nearest ranks) at a tenth of the time on a 1080p frame's worth."""
-    counts = np.cumsum(np.bincount(values.ravel(), minlength=256))
-    rank = q / 100.0 * (counts[-1] - 1)
-    lo, hi = int(np.floor(rank)), int(np.ceil(rank))
-    a, b = (float(np.searchsorted(counts, r, side="right")) for r in (lo, hi))
-    return a + (b - a) * (rank - lo)
-
-
-def _faint_parts(hat: np.ndarray, noise: float, grounded: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Fainter thin strokes next to the grounded ones (uint8, 1 = still): a distant pylon's insulators and
-    the twigs of a bare tree, which haze makes too faint for ``thin_dark``'s threshold and which a gap
-    separates from the structure they belong to. Only small pieces within ``JOIN_REACH`` of a grounded thin
-    structure count; cloud texture at the same contrast forms large connected webs and is left to move."""
-    if not grounded.any():
-        return np.zeros_like(grounded)
-    weak = (hat > max(2.0, 2.0 * noise)).astype(np.uint8)
-    reach = max(3, int(round(JOIN_REACH * size[1])))
-    near = cv2.distanceTransform((grounded == 0).astype(np.uint8), cv2.DIST_L2, 3) <= reach  # a wide dilation
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    touching = np.zeros(n, bool)
-    touching[np.unique(labels[(weak > 0) & (near > 0)])] = True
-    small = stats[:, cv2.CC_STAT_AREA] <= JOIN_AREA * size[0] * size[1]
-    keep = touching & small
-    keep[0] = False
-    return keep[labels].astype(np.uint8)
 
 
 SUN_L = 250  # L* (OpenCV's 8-bit scale) of a sun's clipped disc
@@ -252,20 +216,6 @@ def _nearest_distance(lab: np.ndarray, samples: np.ndarray, k: int = 4) -> np.nd
     return np.min(np.linalg.norm(lab[:, :, None, :] - centres[None, None], axis=-1), axis=-1)
 
 
-def thin_strokes(image: np.ndarray, lab: np.ndarray) -> np.ndarray:
-    """Thin high-contrast strokes (wires, pylons, branches, burnt-in digits): much stronger edges than the
-    top rows' and narrow enough to vanish in a 5 px median; bool, widened by a pixel."""
-    top = max(2, image.shape[0] // 12)
-    grey = lab[..., 0]
-    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8
-    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
-    fine = np.sqrt(gx * gx + gy * gy)
-    smooth = cv2.medianBlur(image, 5)
-    residual = np.abs(image.astype(np.float32) - smooth.astype(np.float32)).max(axis=2)
-    thin = (fine > max(8.0, 4.0 * float(np.percentile(fine[:top], 90)))) & (residual > 25)
-    return cv2.dilate(thin.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-
-
 def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     """The sky of a day photo down to the skyline: binary uint8 at the working size (see the module
     docstring)."""
@@ -288,9 +238,12 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     if (gc == cv2.GC_FGD).sum() < 4:
         return np.zeros((h, w), np.uint8)  # the top is all strokes: nothing to call sky
     if ((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)).any():
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.setRNGSeed(0)
-        cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+        cut = gc.copy()
+        _grabcut(image, cut)
+        if len(seeds) >= 8 and _down_to_the_horizon(lab, gc, cut, groundy | thin, seeds):
+            _grabcut(image, gc)  # again, from the seeds with the horizon's
+        else:
+            gc = cut
     sky = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     # still: what is not sky and is connected to the bottom edge; islands floating in the sky are sky,
     # but not silhouettes in the lower half (islands and tree lines on a lake's horizon, which its
@@ -300,11 +253,39 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     land = _silhouettes(lab)
     anchors = land.copy()  # the whole of what GrabCut left as ground around them
     anchors[-1] = True  # and all that reaches the bottom edge
-    sky = (~((_reaching(still, anchors) > 0) | land)).astype(np.uint8)
+    sky = (~((reaching(still, anchors) > 0) | land)).astype(np.uint8)
     small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
     sky = _keep_sky_regions(sky, large=1.01)
     return cv2.erode(sky, small)
+
+
+def _grabcut(image: np.ndarray, gc: np.ndarray) -> None:
+    """GrabCut from the labels in ``gc`` (changed in place), seeded the same every time (cv2.setRNGSeed), so
+    a photo always gets one mask."""
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+
+
+def _down_to_the_horizon(
+    lab: np.ndarray, gc: np.ndarray, cut: np.ndarray, fixed: np.ndarray, seeds: np.ndarray
+) -> bool:
+    """Where the photo shows a horizon (``horizon.horizon_candidates``) and GrabCut's ``cut`` has no sky below
+    it, the seeds in ``gc`` (changed in place) gain it: what is below it is sure ground, and what is above
+    it, not ground-like or a stroke (``fixed``), and coloured more like the sky of the cut than like the
+    ground seeds, sure sky; True when they did. The clouds just above a sea share the sea's colours, and
+    GrabCut alone froze them with it; a level edge in the clouds, with sky on both sides, changes nothing."""
+    sky = (cut == cv2.GC_FGD) | (cut == cv2.GC_PR_FGD)
+    edges = horizon_candidates(lab, fixed) if sky.sum() >= 8 else []
+    edge = next((e for e in edges if sky[e.band(sky.shape, above=False)].mean() <= 0.2), None)
+    if edge is None:
+        return False
+    samples = lab[sky][:: max(1, int(sky.sum()) // 4000)]
+    skyish = _nearest_distance(lab, samples) < _nearest_distance(lab, seeds)
+    gc[edge.below(gc.shape)] = cv2.GC_BGD
+    gc[edge.above(gc.shape) & ~fixed & skyish] = cv2.GC_FGD
+    return True
 
 
 def _silhouettes(lab: np.ndarray) -> np.ndarray:
@@ -444,9 +425,7 @@ def grabcut_sky(image: np.ndarray, gc: np.ndarray) -> np.ndarray:
     """GrabCut from seeds in ``gc`` (cv2.GC_* labels, changed in place), then the sky cleaned: specks opened
     away, only regions touching the top edge kept, and one pixel eroded so the edge of the moving part
     stays inside the sky. Seeded the same every time (cv2.setRNGSeed), so a photo always gets one mask."""
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)
-    cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    _grabcut(image, gc)
     sky = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
     small = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     sky = cv2.morphologyEx(sky, cv2.MORPH_OPEN, small)
