@@ -4,13 +4,14 @@ Real skies move everywhere there are clouds, often most near the horizon, so the
 down to the skyline (``day_sky``): GrabCut seeded with the top rows as sky and, as still, the bottom rows that
 look like ground (dark, green, or brown) and thin high-contrast strokes (wires, pylons, branches, burnt-in
 digits); a pixel starts as probable ground when its colour is nearer the ground seeds' than the top rows'.
-What GrabCut leaves as ground is kept still only where it is connected to the bottom edge: a dark cloud
-floating in the sky is sky, a house or a tree is not; dark silhouettes reaching the lower half stay too
-(islands and tree lines on a lake's horizon, whose reflection parts them from the bottom edge). A photo
-whose bottom rows look like sky (a camera tilted up) moves entirely. Thin dark structures standing on the
-ground (pylons and their faint tops, wires, bare branches) are taken out of the sky (``thin_dark``), and a
-bright round sun with its glare stays (``sun_disc``). Night skies have their own cut (``night_sky``): their
-stars would look like thin strokes."""
+Where the photo shows a horizon (``horizon``) with no sky below it, the cut is made again with the sky-like
+pixels above it as sky and all below it as ground: a sea's colours are its sky's. What GrabCut leaves as
+ground is kept still only where it is connected to the bottom edge: a dark cloud floating in the sky is sky, a
+house or a tree is not; dark silhouettes reaching the lower half stay too (islands and tree lines on a lake's
+horizon, whose reflection parts them from the bottom edge). A photo whose bottom rows look like sky (a camera
+tilted up) moves entirely. Thin dark structures standing on the ground (pylons and their faint tops, wires,
+bare branches) are taken out of the sky (``thin_dark``), and a bright round sun with its glare stays
+(``sun_disc``). Night skies have their own cut (``night_sky``): their stars would look like thin strokes."""
 
 from __future__ import annotations
 
