@@ -6,11 +6,11 @@ it, leaving the lower clouds as still as the water. The horizon is the one place
 straight line: a long edge, level to within a couple of degrees, with the lighter side up (the sky is
 lighter than the water or the land under it, at sunset too).
 
-Lines like that are also drawn by the ground: a shadow across a wall, the gutter of a roof, the far edge of a
-field seen between two houses. Two rules keep those out: a horizon reaches a side of the frame (an edge
-between two houses stops at both), and it lies between 40 % and 75 % of the height, where a horizon
-is framed. A level edge in the clouds has sky below it as well as above it (``day_sky`` checks that); above
-a horizon, only what is coloured like the sky becomes sky."""
+Lines like that are also drawn by the ground and the clouds: the far edge of a field seen between two houses,
+a shadow across a wall, the flat base of a cloud. A horizon reaches a side of the frame (an edge between two
+houses stops at both) and lies below the upper 40 % of the frame; a level edge in the clouds has sky below
+it as well as above it, which ``day_sky`` checks; and above a horizon only what is coloured like the sky
+becomes sky, so a shadow's line across a wall changes nothing above it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 
 TILT = 2.0  # degrees: how far from level a horizon may run (a camera held by hand)
 MIN_SPAN = 0.3  # share of the width the level edge runs without a break
-ROWS = (0.4, 0.75)  # where a horizon may lie, shares of the height from the top
+ROWS = (0.4, 0.95)  # where a horizon may lie, shares of the height from the top (a sunset's land strip: 0.93)
 STRENGTH = 4.0  # L* step across the edge (OpenCV's 8-bit scale, per pixel of the working size)
 
 

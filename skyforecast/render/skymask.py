@@ -22,7 +22,7 @@ import numpy as np
 
 from ..io.media import InputError, Photo, load_photo
 from .flow import estimate_flows
-from .horizon import horizon_candidates
+from .horizon import Horizon, horizon_candidates
 from .strokes import JOIN_REACH, faint_parts, percentile_u8, reaching, standing_out, thin_strokes
 
 # The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
@@ -241,17 +241,20 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     if ((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)).any():
         cut = gc.copy()
         _grabcut(image, cut)
-        if len(seeds) >= 8 and _down_to_the_horizon(lab, gc, cut, groundy | thin, seeds):
+        horizon = _down_to_the_horizon(lab, gc, cut, groundy | thin, seeds) if len(seeds) >= 8 else None
+        if horizon is not None:
             _grabcut(image, gc)  # again, from the seeds with the horizon's
         else:
             gc = cut
+    else:
+        horizon = None
     sky = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     # still: what is not sky and is connected to the bottom edge; islands floating in the sky are sky,
     # but not silhouettes in the lower half (islands and tree lines on a lake's horizon, which its
     # reflection of the sky separates from the bottom edge), nor what GrabCut left as ground around them
     # (their lit tops drifted off as flecks)
     still = (~sky | thin).astype(np.uint8)
-    land = _silhouettes(lab)
+    land = _silhouettes(lab, horizon)
     anchors = land.copy()  # the whole of what GrabCut left as ground around them
     anchors[-1] = True  # and all that reaches the bottom edge
     sky = (~((reaching(still, anchors) > 0) | land)).astype(np.uint8)
@@ -271,27 +274,30 @@ def _grabcut(image: np.ndarray, gc: np.ndarray) -> None:
 
 def _down_to_the_horizon(
     lab: np.ndarray, gc: np.ndarray, cut: np.ndarray, fixed: np.ndarray, seeds: np.ndarray
-) -> bool:
+) -> Horizon | None:
     """Where the photo shows a horizon (``horizon.horizon_candidates``) and GrabCut's ``cut`` has no sky below
     it, the seeds in ``gc`` (changed in place) gain it: what is below it is sure ground, and what is above
     it, not ground-like or a stroke (``fixed``), and coloured more like the sky of the cut than like the
-    ground seeds, sure sky; True when they did. The clouds just above a sea share the sea's colours, and
-    GrabCut alone froze them with it; a level edge in the clouds, with sky on both sides, changes nothing."""
+    ground seeds, sure sky; the horizon when they did, else None. The clouds just above a sea share the
+    sea's colours, and GrabCut alone froze them with it; a level edge in the clouds, with sky on both sides,
+    changes nothing."""
     sky = (cut == cv2.GC_FGD) | (cut == cv2.GC_PR_FGD)
     edges = horizon_candidates(lab, fixed) if sky.sum() >= 8 else []
     edge = next((e for e in edges if sky[e.band(sky.shape, above=False)].mean() <= 0.2), None)
     if edge is None:
-        return False
+        return None
     samples = lab[sky][:: max(1, int(sky.sum()) // 4000)]
     skyish = _nearest_distance(lab, samples) < _nearest_distance(lab, seeds)
     gc[edge.below(gc.shape)] = cv2.GC_BGD
     gc[edge.above(gc.shape) & ~fixed & skyish] = cv2.GC_FGD
-    return True
+    return edge
 
 
-def _silhouettes(lab: np.ndarray) -> np.ndarray:
-    """Dark shapes (``ground_like``'s dark) of some size whose lowest row is in the lower half: land seen
-    against the sky, whatever is below it. A dark cloud floating high in the sky is left out."""
+def _silhouettes(lab: np.ndarray, horizon: Horizon | None = None) -> np.ndarray:
+    """Dark shapes (``ground_like``'s dark) of some size whose lowest row is in the lower half (and, where
+    the photo's ``horizon`` is known, within 3 % of the height of it or below): land seen against the sky,
+    whatever is below it. A dark cloud floating in the sky is left out (with the sky down to a sunset's
+    horizon, its dark lower clouds stood still as land)."""
     h, w = lab.shape[:2]
     dark = _dark(lab).astype(np.uint8)
     # a row of trees is one shape: the gaps between them bridged sideways
@@ -299,6 +305,9 @@ def _silhouettes(lab: np.ndarray) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(row, connectivity=8)
     bottom = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
     keep = (stats[:, cv2.CC_STAT_AREA] >= 0.001 * h * w) & (bottom >= 0.5 * h)
+    if horizon is not None:
+        middle = np.clip(stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH] // 2, 0, w - 1)
+        keep &= bottom >= horizon.rows(w)[middle] - 0.03 * h
     keep[0] = False
     return keep[labels] & (dark > 0)
 
