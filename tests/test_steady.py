@@ -744,3 +744,18 @@ def test_land_on_a_lakes_horizon_stays_still(seed):
     moves = skymask.sky_mask(photo) > 0.5
     assert moves[land].mean() < 0.05  # none (all of it before; 0.18 and 0.07 with its dark pixels alone)
     assert moves[~land].mean() > 0.9  # the sky still moves: 0.96 and 0.96
+
+
+def test_sky_moved_towards_an_edges_colour_keeps_its_hue():
+    """A deep blue copy of one side's sky flowing in next to a pale edge: each channel goes the same share
+    of its way, within the limit (clipped channel by channel, red could not rise enough and the copy came out
+    teal, a colour neither sky has)."""
+    from skyforecast.render import inflow
+
+    came = np.array([[40.0, 110.0, 200.0]], np.float32)
+    land = np.array([[170.0, 190.0, 215.0]], np.float32)
+    moved = inflow.relevel(came.copy(), came, land, limit=1.5)[0]
+    share = (moved - came[0]) / (land[0] - came[0])
+    assert np.allclose(share, share[0], atol=1e-4) and 0.1 < share[0] < 1.0  # one share: between the two
+    clear = inflow.relevel(came.copy(), came, came * 1.2, limit=1.5)[0]  # within the limit: all the way
+    assert np.allclose(clear, came[0] * 1.2, atol=1e-3)

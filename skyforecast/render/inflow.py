@@ -55,10 +55,16 @@ def relevel(x: np.ndarray, came: np.ndarray, land: np.ndarray, limit: float = PR
     """``x`` (float, 0..255) moved from the level ``came`` to the level ``land`` (both broadcast to it) by
     an offset, within a factor ``limit`` of ``came``: an offset keeps the clouds' contrast (a gain scaled it,
     and two overlaid phases looked flatter), and it fades out towards white when brightening and towards
-    black when darkening, so a lit cloud is not clipped into a flat white shape."""
+    black when darkening, so a lit cloud is not clipped into a flat white shape. Where the limit stops a
+    channel short, every channel goes the same share of its way, so the colour keeps its hue."""
     came = np.maximum(came, 1.0)
-    land = np.clip(land, came / limit, np.minimum(came * limit, came + (255.0 - came) * TOWARDS_WHITE))
-    offset = land - came  # brightening: short of white, so nothing below white reaches it
+    offset = land - came
+    high = np.minimum(came * limit, came + (255.0 - came) * TOWARDS_WHITE)
+    allowed = np.clip(land, came / limit, high) - came
+    # every channel goes the same share of its way (brightening: short of white, so nothing below white
+    # reaches it): clipped one by one, a deep blue copy moved towards a pale edge came out teal
+    share = np.divide(allowed, offset, out=np.ones_like(offset), where=np.abs(offset) > 1e-6)
+    offset = offset * np.clip(share, 0.0, 1.0).min(axis=-1, keepdims=True)
     room = np.where(offset > 0, (255.0 - x) / np.maximum(255.0 - came, 1.0), x / came)
     return x + offset * np.clip(room, 0.0, 1.0)
 
