@@ -23,7 +23,7 @@ import numpy as np
 from ..io.media import InputError, Photo, load_photo
 from .flow import estimate_flows
 from .horizon import Horizon, horizon_candidates
-from .strokes import JOIN_REACH, faint_parts, percentile_u8, reaching, standing_out, thin_strokes
+from .strokes import JOIN_REACH, faint_parts, percentile_u8, reaching, sizeable, standing_out, thin_strokes
 
 # The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
 GROUND_ROWS = 0.12
@@ -272,6 +272,9 @@ def _grabcut(image: np.ndarray, gc: np.ndarray) -> None:
     cv2.grabCut(image, gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
 
 
+FREED_AREA = 0.004  # share of the frame: the least a patch of sky freed by a horizon holds
+
+
 def _down_to_the_horizon(
     lab: np.ndarray, gc: np.ndarray, cut: np.ndarray, fixed: np.ndarray, seeds: np.ndarray
 ) -> Horizon | None:
@@ -288,8 +291,12 @@ def _down_to_the_horizon(
         return None
     samples = lab[sky][:: max(1, int(sky.sum()) // 4000)]
     skyish = _nearest_distance(lab, samples) < _nearest_distance(lab, seeds)
+    freed = edge.above(gc.shape) & ~fixed & skyish
+    # a horizon frees bands of cloud: a few sky-coloured pixels freed on their own are more likely a pale
+    # wall between the windows of a building standing on it
+    freed = (sizeable(freed & ~sky, FREED_AREA * sky.size) > 0) | (freed & sky)
     gc[edge.below(gc.shape)] = cv2.GC_BGD
-    gc[edge.above(gc.shape) & ~fixed & skyish] = cv2.GC_FGD
+    gc[freed] = cv2.GC_FGD
     return edge
 
 

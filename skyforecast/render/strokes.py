@@ -65,6 +65,14 @@ def standing_out(strokes: np.ndarray, hat: np.ndarray, level: float, sky: np.nda
     return keep[labels].astype(np.uint8)
 
 
+def sizeable(binary: np.ndarray, area: float) -> np.ndarray:
+    """The 8-connected parts of ``binary`` of at least ``area`` pixels: uint8, 1 = kept."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= area
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
 def reaching(binary: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The 8-connected parts of ``binary`` that hold a pixel of ``seeds``: uint8, 1 = kept."""
     _, labels = cv2.connectedComponents(binary.astype(np.uint8), connectivity=8)
