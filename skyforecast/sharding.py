@@ -305,11 +305,16 @@ def rank_device(device: str, shard: Shard) -> str:
     return f"cuda:{shard.local_rank % torch.cuda.device_count()}"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def auto_workers(cores: int | None = None, free_bytes: int | None = None) -> int:
     """``--workers`` by default: one per ``CORES_PER_WORKER`` cores this process may use, as many as the
     free memory holds, at least one."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
     if free_bytes is None:
         free_bytes = _free_memory()
     return max(1, min(cores // CORES_PER_WORKER, free_bytes // BYTES_PER_WORKER))
@@ -384,7 +389,7 @@ def worker_threads(count: int, cores: int | None = None) -> int:
     that must be the same bytes as one process's: the thread count changes the rounding of the model's
     sums)."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
     threads = max(1, cores // count)
     try:
         limit = int(os.environ.get("OMP_NUM_THREADS", ""))

@@ -33,7 +33,7 @@ def test_a_tilted_horizon_is_found_at_its_row_and_slope():
     assert edge.above((144, 256))[:80].all() and not edge.above((144, 256))[90:].any()
 
 
-def test_an_edge_between_two_houses_or_too_low_is_no_horizon():
+def test_an_edge_between_two_houses_or_high_in_the_frame_is_no_horizon():
     groundy = np.zeros((144, 256), bool)
     between, high = _level_edge_photo(0.6, 0.0, cols=(0.3, 0.7)), _level_edge_photo(0.3, 0.0)
     labs = [cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32) for image in (between, high)]

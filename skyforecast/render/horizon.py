@@ -41,10 +41,18 @@ class Horizon:
 
     def above(self, shape: tuple[int, int], margin: float = 1.0) -> np.ndarray:
         """Pixels more than ``margin`` rows above the edge, in the columns it runs along: bool (H, W)."""
+        return self._side(shape, True, margin)
+
+    def below(self, shape: tuple[int, int], margin: float = 1.0) -> np.ndarray:
+        """Pixels more than ``margin`` rows below the edge, in the columns it runs along: bool (H, W)."""
+        return self._side(shape, False, margin)
+
+    def _side(self, shape: tuple[int, int], up: bool, margin: float) -> np.ndarray:
         h, w = shape
         cols = np.zeros(w, bool)
         cols[self.start : self.end] = True
-        return (np.arange(h)[:, None] < self.rows(w)[None] - margin) & cols[None]
+        rows, line = np.arange(h)[:, None], self.rows(w)[None]
+        return ((rows < line - margin) if up else (rows > line + margin)) & cols[None]
 
     def band(self, shape: tuple[int, int], above: bool, depth: float = 0.06) -> np.ndarray:
         """The band along the edge, ``depth`` of the height deep, above or below it: bool (H, W)."""
@@ -52,13 +60,6 @@ class Horizon:
         if above:
             return self.above(shape) & ~self.above(shape, margin=deep)
         return self.below(shape) & ~self.below(shape, margin=deep)
-
-    def below(self, shape: tuple[int, int], margin: float = 1.0) -> np.ndarray:
-        """Pixels more than ``margin`` rows below the edge, in the columns it runs along: bool (H, W)."""
-        h, w = shape
-        cols = np.zeros(w, bool)
-        cols[self.start : self.end] = True
-        return (np.arange(h)[:, None] > self.rows(w)[None] + margin) & cols[None]
 
 
 def level_edges(light: np.ndarray) -> list[Horizon]:

@@ -238,16 +238,15 @@ def day_sky(photo: np.ndarray, work: int = 256) -> np.ndarray:
     gc[:top][~thin[:top]] = cv2.GC_FGD
     if (gc == cv2.GC_FGD).sum() < 4:
         return np.zeros((h, w), np.uint8)  # the top is all strokes: nothing to call sky
+    horizon = None
     if ((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)).any():
         cut = gc.copy()
         _grabcut(image, cut)
         horizon = _down_to_the_horizon(lab, gc, cut, groundy | thin, seeds) if len(seeds) >= 8 else None
-        if horizon is not None:
-            _grabcut(image, gc)  # again, from the seeds with the horizon's
-        else:
+        if horizon is None:
             gc = cut
-    else:
-        horizon = None
+        else:
+            _grabcut(image, gc)  # again, from the seeds with the horizon's
     sky = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     # still: what is not sky and is connected to the bottom edge; islands floating in the sky are sky,
     # but not silhouettes in the lower half (islands and tree lines on a lake's horizon, which its
