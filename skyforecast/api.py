@@ -4,10 +4,11 @@ renders it (the same ``PostProcess``: the steady sky field at the photo's size b
     >>> import skyforecast
     >>> frames = skyforecast.animate("photo.jpg", loop=True, frames=64)   # (64, H, W, 3) uint8
 
-The model is loaded on the first call and kept for later calls with the same ``weights`` and ``device``, so
-a script that animates many photos pays for loading once. (On the CPU a model's first call at an input size
-runs plain matrix products and later calls packed convolutions, ``skyforecast.model.fast``: a later call may
-round a few pixels 1 of 255 levels away from what a fresh ``predict`` writes; the first call matches exactly.)
+The model is loaded on the first call and kept for later calls with the same ``weights``, ``device`` and
+``engine``, so a script that animates many photos pays for loading once. On the CPU the default engine is
+numpy alone, as for a one-photo ``predict`` (``skyforecast.model.engines``): the first video comes without
+torch's import. A script that animates hundreds of photos gets them faster with ``engine="torch"``, which
+may round a few pixels 1 of 255 levels away from the numpy engine.
 Bad option values raise ``ArgumentError`` (a ``ValueError``) naming the argument: ``speed: must be ...``.
 """
 
@@ -22,7 +23,8 @@ from PIL import Image
 
 from .io.constants import FRAMES, ArgumentError
 from .io.media import Photo, load_photo, photo_from_image, squash
-from .model.pipeline import SkyPipeline
+from .model import engines
+from .model.weights import locate
 from .render.postprocess import PostProcess
 
 PhotoInput = str | os.PathLike | Image.Image | np.ndarray
@@ -44,6 +46,7 @@ def animate(
     stage: int = 2,
     weights: str | os.PathLike | None = None,
     device: str = "auto",
+    engine: str = "auto",
 ) -> np.ndarray:
     """Animate one photo: a (T, H, W, 3) uint8 RGB array, T = ``frames``.
 
@@ -53,7 +56,8 @@ def animate(
     ``loop_style`` (``"fade"`` or ``"pingpong"``), ``mask`` (None, ``"auto"``, ``"none"`` or a mask image
     path), ``speed`` (``1.5``, ``"1.5x"`` or ``"3px"``), ``direction`` (``"left"``, degrees, ...),
     ``light``, ``compare`` (photo | Stage I | Stage II side by side), ``flow``, ``stage`` (1 or 2).
-    ``weights``/``device`` pick the model as ``SkyPipeline.from_pretrained`` does.
+    ``weights``/``device`` pick the model as ``SkyPipeline.from_pretrained`` does; ``engine`` (``"auto"``,
+    ``"torch"``, ``"numpy"``) what runs it, as ``predict --engine`` does for one photo.
 
     Notes ``predict`` would print (no sky found, an animated file's first frame used) come as warnings.
     Raises ``ArgumentError`` for a bad option, ``media.InputError`` for an unreadable photo file,
@@ -72,7 +76,7 @@ def animate(
     if stage not in (1, 2):
         raise ArgumentError("stage", f"must be 1 or 2, got {stage!r}")
     source = _as_photo(photo)
-    pipe = load_pipeline(None if weights is None else os.fspath(weights), device)
+    pipe = load_pipeline(None if weights is None else os.fspath(weights), device, engine)
     (videos,) = post.predict(pipe, squash(source.image)[None], stage=stage)
     video, notes = post.render(source, videos)
     for note in source.notes + notes:
@@ -81,10 +85,16 @@ def animate(
 
 
 @functools.lru_cache(maxsize=4)
-def load_pipeline(weights: str | None = None, device: str = "auto") -> SkyPipeline:
-    """The pipeline for ``weights`` on ``device``, loaded once per pair and shared by later calls (a few
-    pairs at most are kept: each holds a model). ``load_pipeline.cache_clear()`` frees them."""
-    return SkyPipeline.from_pretrained(weights, device=device)
+def load_pipeline(weights: str | None = None, device: str = "auto", engine: str = "auto"):
+    """The pipeline for ``weights`` on ``device`` run by ``engine`` (``engines.load_pipeline`` for one photo
+    at a time), loaded once and shared by later calls (a few at most are kept: each holds a model).
+    ``load_pipeline.cache_clear()`` frees them."""
+    files = locate(weights)
+    try:
+        chosen = engines.pick_engine(engine, device, 1, files)
+    except ValueError as e:
+        raise ArgumentError("engine", str(e)) from None
+    return engines.load_pipeline(files, device, engine=chosen)
 
 
 def _as_photo(photo: PhotoInput) -> Photo:

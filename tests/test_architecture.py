@@ -113,7 +113,7 @@ def test_the_cycle_finder_finds_cycles():
 
 def test_no_import_cycle_in_the_package():
     graph = import_graph()
-    assert "skyforecast.model.networks" in graph["skyforecast.model.fast"]  # the parser sees real imports
+    assert "skyforecast.model.architecture" in graph["skyforecast.model.fast"]  # the parser sees real imports
     assert "skyforecast.model.networks" in graph["skyforecast.model.convert"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -263,6 +263,17 @@ def test_the_networks_import_without_the_hub_or_the_weights_loader():
     assert "skyforecast.model.networks" in loaded and "torch" in loaded
     assert "huggingface_hub" not in loaded
     assert "skyforecast.model.weights" not in loaded
+
+
+def test_the_numpy_engine_and_the_one_call_api_import_without_torch():
+    """A one-photo prediction never needs torch: the engine chooser, the numpy engine, the layer table they
+    read and ``animate``'s module import none of it."""
+    loaded = _modules_after(
+        "import skyforecast.api, skyforecast.model.engines, skyforecast.model.numpy_engine, "
+        "skyforecast.model.architecture"
+    )["modules"]
+    assert "skyforecast.model.numpy_engine" in loaded and "numpy" in loaded
+    assert "torch" not in loaded
 
 
 def test_importing_the_package_is_cheap():

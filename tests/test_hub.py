@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from skyforecast.cli import app
 from skyforecast.io.media import resize_frames
+from skyforecast.model.engines import load_pipeline
 from skyforecast.model.networks import MDGAN
 from skyforecast.model.pipeline import SkyPipeline
 from skyforecast.model.weights import ENV_VAR, WeightsError, load_model, save_model
@@ -200,7 +201,7 @@ def test_predict_with_hub_weights_end_to_end(published, two_models, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     frames = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "my photo_frames").glob("*.png"))])
-    expected = SkyPipeline.from_pretrained(two_models["v1"], device="cpu")([photo])[0]
+    expected = load_pipeline(two_models["v1"], device="cpu", photos=1)([photo])[0]  # predict's engine
     assert np.array_equal(frames, resize_frames(expected, (228, 128)))  # exactly the v1 model's output
 
 

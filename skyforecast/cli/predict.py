@@ -81,6 +81,14 @@ def predict(
     ] = False,
     weights: _Weights = None,
     device: _Device = "auto",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="What runs the model: auto (numpy for up to 4 photos on the CPU, which starts a second "
+            "sooner without importing torch; torch otherwise), torch or numpy.",
+            metavar="ENGINE",
+        ),
+    ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
     json_path: Annotated[
         Optional[str],  # noqa: UP045
@@ -163,21 +171,19 @@ def predict(
       skyforecast predict photo.jpg --stage 1 -o base.gif
       skyforecast predict photo.jpg --resolution native --loop
     """
-    import os
     import time
+
+    _share_the_cores()
 
     from rich.console import Console
 
     from ..batch import BatchResult, UsageError, plan
     from ..io.constants import ArgumentError
+    from ..model.engines import ENGINES
     from ..report import check_json_path
 
     started = time.perf_counter()
 
-    # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
-    # the cores (our own video encoders, other programs) the spinning stalled the model: one photo at
-    # ngf=32 took 4.5 -> 3.5 CPU-s on a busy 2-core machine. Read when torch loads; an explicit setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     console = Console(stderr=True, highlight=False)
     explicit = any(f != "mp4" for f in formats) or len(formats) != 1
     try:
@@ -190,6 +196,8 @@ def predict(
         _fail(e.worded(_flag), code=2)
     except (UsageError, ValueError) as e:
         _fail(str(e), code=2)
+    if engine not in ENGINES:
+        _fail(f"unknown --engine {engine!r}: choose {', '.join(ENGINES)}", code=2)
     if json_path is not None and (bad := check_json_path(json_path, jobs, inputs)):
         _fail(bad, code=2)
     shard = _shard(jobs)  # under torchrun: this rank's place; None alone
@@ -215,7 +223,11 @@ def predict(
         if shard is None and workers != 1 and len(todo) > 1:
             shard = _start_workers(workers, jobs, todo, weights, device, run_options)
         early = None if shard is not None else lambda: post.prefetch(todo)  # which photos come first?
-        pipe = _load_model(weights, _rank_device(device, shard), len(todo), early=early, ready=check_encoder)
+        if shard is not None and engine == "auto":
+            engine = "torch"  # every rank predicts the same way, whatever its share of the photos
+        pipe = _load_model(
+            weights, _rank_device(device, shard), len(todo), engine=engine, early=early, ready=check_encoder
+        )
     try:
         result = _run_with_progress(console, pipe, jobs, quiet, shard=shard, **run_options)
     except KeyboardInterrupt:  # a second Ctrl-C while the videos in progress were being finished
@@ -227,6 +239,22 @@ def predict(
         shard.end()  # the ranks leave together, once rank 0 has printed
     Ending.without_teardown = pipe is not None  # every output is complete (or absent): see main()
     raise typer.Exit(result.exit_code)
+
+
+
+def _share_the_cores() -> None:
+    """Thread settings for a run whose model shares the cores with the sky mask, the renderer and x264; set
+    before numpy and torch load (an explicit setting in the environment wins)."""
+    import os
+
+    # Idle OpenMP threads sleep instead of spinning (libgomp's default spins first). With anything else on
+    # the cores (our own video encoders, other programs) the spinning stalled the model: one photo at
+    # ngf=32 took 4.5 -> 3.5 CPU-s on a busy 2-core machine. Read when torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # numpy's matrix products (the numpy engine's model) on one thread: they share the cores with the sky
+    # mask, the renderer and x264, and two BLAS threads beside a busy one stalled each other (a photo's
+    # prediction 0.3-0.7 s; one thread 0.23 s, two alone 0.19 s). Read when numpy loads.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _plan_lines(
@@ -393,29 +421,38 @@ def _load_model(
     weights: str | None,
     device: str,
     photos: int,
+    engine: str = "auto",
     early: Callable[[], None] | None = None,
     ready: Callable[[], None] | None = None,
 ):
-    """The ``SkyPipeline`` for ``--weights``/``--device``; a clear line and the exit code on failure or
-    Ctrl-C (``photos``: how many were waiting for it). ``early`` starts work that needs no model first;
-    ``ready`` runs once torch is imported, before the weights are read: an ``ArgumentError`` from it ends
-    the command with exit code 2."""
+    """The pipeline for ``--weights``/``--device``/``--engine`` (``engines.load_pipeline``); a clear line
+    and the exit code on failure or Ctrl-C (``photos``: how many were waiting for it). ``early`` starts work
+    that needs no model first; ``ready`` runs before the weights are read (with torch as the engine, once
+    torch is imported): an ``ArgumentError`` from it ends the command with exit code 2."""
     from ..io.constants import ArgumentError
+    from ..model.engines import load_pipeline, pick_engine
+    from ..model.weights import WeightsError, locate
 
     if early is not None:
         early()
     try:
-        from ..model.pipeline import SkyPipeline
-        from ..model.weights import WeightsError
-
+        try:
+            files = locate(weights)
+        except WeightsError as e:
+            _fail(str(e))
+        try:
+            chosen = pick_engine(engine, device, photos, files)
+        except ValueError as e:
+            _fail(str(e), code=2)
+        if chosen == "torch":  # torch's import (the longest part of start-up) runs beside ``ready``'s check
+            from ..model import pipeline  # noqa: F401
         if ready is not None:
             try:
                 ready()
             except ArgumentError as e:
                 _fail(e.worded(_flag), code=2)
-
         try:
-            return SkyPipeline.from_pretrained(weights, device=device)
+            return load_pipeline(files, device, engine=chosen, photos=photos)
         except (WeightsError, ValueError) as e:
             _fail(str(e))
     except KeyboardInterrupt:

@@ -56,6 +56,7 @@ __all__ = [
     "Encoding",
     "InputError",
     "Photo",
+    "as_rgb_image",
     "atomic_path",
     "check_mp4",
     "ffmpeg_encoders",
@@ -75,6 +76,20 @@ __all__ = [
 ]
 
 FORMATS = ("mp4", "gif", "frames")
+
+
+def as_rgb_image(photo: str | os.PathLike | Image.Image | np.ndarray | Photo) -> Image.Image:
+    """What the model pipelines accept as a photo -- a path, a PIL image, an HxWx3 uint8 array or a loaded
+    ``Photo`` -- as an RGB PIL image."""
+    if isinstance(photo, Photo):
+        return photo.image
+    if isinstance(photo, Image.Image):
+        return photo.convert("RGB")
+    if isinstance(photo, np.ndarray):
+        if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+            raise ValueError("arrays must be HxWx3 uint8 RGB")
+        return Image.fromarray(photo)
+    return load_photo(photo).image
 
 
 def squash(image: Image.Image, size: int = SIZE) -> np.ndarray:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..io.constants import FRAMES
-from .networks import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
+from .architecture import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
 
 if TYPE_CHECKING:
     from .networks import MDGAN, Generator

@@ -18,6 +18,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..io.constants import FRAMES  # noqa: F401  (re-exported: the clip length these networks take)
+from .architecture import (  # noqa: F401  (re-exported: the layer table and the weights' shapes)
+    BN_EPS,
+    BN_KEYS,
+    GENERATOR_BLOCKS,
+    OUTER_SKIPS,
+    Block,
+    state_shapes,
+)
 
 if TYPE_CHECKING:
     import os
@@ -101,71 +109,24 @@ def _down(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-@dataclass(frozen=True)
-class Block:
-    """One generator block: a (transposed) 3D convolution without bias, then BatchNorm and an activation
-    where the spec has them. ``GENERATOR_BLOCKS`` is the one description of the generator: ``Generator``
-    is built from it, and the fast path reads stored weights with it without building the network."""
-
-    name: str
-    transposed: bool
-    cin: int  # in multiples of ngf; 0 means the 3 colour channels
-    cout: int
-    kernel: tuple[int, int, int]
-    stride: tuple[int, int, int]
-    padding: tuple[int, int, int]
-    batchnorm: bool
-    act: str  # none | relu | leaky_relu | tanh
-
-    def channels(self, ngf: int) -> tuple[int, int]:
-        return (self.cin * ngf or 3), (self.cout * ngf or 3)
-
-    @property
-    def sequential(self) -> bool:
-        """A bare convolution is its own module; with BatchNorm or an activation the block is an
-        ``nn.Sequential`` (which puts ``.0.`` into the state-dict names)."""
-        return self.batchnorm or self.act != "none"
-
-    @property
-    def prefix(self) -> str:
-        """State-dict prefix of the convolution within its generator."""
-        return f"{self.name}.0." if self.sequential else f"{self.name}."
-
-    def build(self, ngf: int) -> nn.Module:
-        cin, cout = self.channels(ngf)
-        conv_type = ConvTranspose3d if self.transposed else Conv3d
-        conv = conv_type(cin, cout, self.kernel, self.stride, self.padding, bias=False)
-        if not self.sequential:
-            return conv
-        layers = [conv] + ([nn.BatchNorm3d(cout, eps=BN_EPS)] if self.batchnorm else [])
-        if self.act != "none":
-            layers.append(_ACTIVATIONS[self.act]())
-        return nn.Sequential(*layers)
-
-
 _ACTIVATIONS = {
     "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
     "relu": lambda: nn.ReLU(inplace=True),
     "tanh": nn.Tanh,
 }
-BN_EPS = 1e-5  # nn.BatchNorm3d's default
-BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")  # a BatchNorm's state
-_K4, _S2, _P1 = (4, 4, 4), (2, 2, 2), (1, 1, 1)
-GENERATOR_BLOCKS = (
-    Block("conv1", False, 0, 1, (3, 4, 4), (1, 2, 2), _P1, False, "none"),
-    Block("conv2", False, 1, 2, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv3", False, 2, 4, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv4", False, 4, 8, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv5", False, 8, 16, _K4, _S2, _P1, True, "leaky_relu"),
-    Block("conv6", False, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), False, "none"),
-    Block("deconv1", True, 16, 16, (2, 4, 4), (1, 1, 1), (0, 0, 0), True, "relu"),
-    Block("deconv2", True, 16, 8, _K4, _S2, _P1, True, "relu"),
-    Block("deconv3", True, 8, 4, _K4, _S2, _P1, True, "relu"),
-    Block("deconv4", True, 4, 2, _K4, _S2, _P1, True, "relu"),
-    Block("deconv5", True, 2, 1, _K4, _S2, _P1, True, "relu"),
-    Block("deconv6", True, 1, 0, (3, 4, 4), (1, 2, 2), _P1, False, "tanh"),
-)
-OUTER_SKIPS = {"base": True, "refine": False}  # MDGAN's two generators and their outer skip connections
+
+
+def build_block(block: Block, ngf: int) -> nn.Module:
+    """The torch module of one ``GENERATOR_BLOCKS`` entry: conv [+ BatchNorm] [+ activation]."""
+    cin, cout = block.channels(ngf)
+    conv_type = ConvTranspose3d if block.transposed else Conv3d
+    conv = conv_type(cin, cout, block.kernel, block.stride, block.padding, bias=False)
+    if not block.sequential:
+        return conv
+    layers = [conv] + ([nn.BatchNorm3d(cout, eps=BN_EPS)] if block.batchnorm else [])
+    if block.act != "none":
+        layers.append(_ACTIVATIONS[block.act]())
+    return nn.Sequential(*layers)
 
 
 class Generator(nn.Module):
@@ -180,7 +141,7 @@ class Generator(nn.Module):
         super().__init__()
         self.outer_skips = outer_skips
         for block in GENERATOR_BLOCKS:  # in table order, so a seeded init draws the same weights
-            setattr(self, block.name, block.build(ngf))
+            setattr(self, block.name, build_block(block, ngf))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e1 = self.conv1(x)
@@ -344,27 +305,6 @@ def __getattr__(name: str):
 
         return WeightsError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def state_shapes(ngf: int, refine_ngf: int | None = None) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of an ``MDGAN`` state dict (``base.*``, ``refine.*``), read off
-    ``GENERATOR_BLOCKS`` without building a network (building one even on the meta device takes 20 ms,
-    which prediction's start-up would pay)."""
-    shapes = {}
-    for name, width in (("base", ngf), ("refine", refine_ngf or ngf)):
-        shapes.update({f"{name}.{k}": v for k, v in _generator_shapes(width).items()})
-    return shapes
-
-
-def _generator_shapes(ngf: int) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-    for blk in GENERATOR_BLOCKS:
-        cin, cout = blk.channels(ngf)
-        shapes[f"{blk.prefix}weight"] = (*((cin, cout) if blk.transposed else (cout, cin)), *blk.kernel)
-        if blk.batchnorm:
-            for key in BN_KEYS:
-                shapes[f"{blk.name}.1.{key}"] = () if key == "num_batches_tracked" else (cout,)
-    return shapes
 
 
 class _batch_statistics:

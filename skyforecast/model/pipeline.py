@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..io.constants import FRAMES, SIZE
-from ..io.media import Photo, load_photo, squash
+from ..io.media import Photo, as_rgb_image, squash
 
 if TYPE_CHECKING:
     from .networks import MDGAN
@@ -182,17 +182,5 @@ class SkyPipeline:
             photos = [photos]
         if len(photos) == 0:
             return []
-        squares = np.stack([squash(_as_image(p)) for p in photos])
+        squares = np.stack([squash(as_rgb_image(p)) for p in photos])
         return list(self.predict_squares(squares, stage=stage, batch_size=batch_size))
-
-
-def _as_image(p: PhotoLike) -> Image.Image:
-    if isinstance(p, Photo):
-        return p.image
-    if isinstance(p, Image.Image):
-        return p.convert("RGB")
-    if isinstance(p, np.ndarray):
-        if p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 3:
-            raise ValueError("arrays must be HxWx3 uint8 RGB")
-        return Image.fromarray(p)
-    return load_photo(p).image

@@ -198,9 +198,12 @@ def width_label(ngf: int, refine_ngf: int | None = None) -> str:
     return f"ngf={ngf}" if refine_ngf in (None, ngf) else f"ngf={ngf}, refine_ngf={refine_ngf}"
 
 
-def locate(spec: str | os.PathLike | None = None) -> ModelFiles:
+def locate(spec: str | os.PathLike | ModelFiles | None = None) -> ModelFiles:
     """Everything before the tensors: resolve ``spec``, fetch a Hub model into the cache, read and check
-    ``config.json``, make sure ``model.safetensors`` is there. Raises ``WeightsError``."""
+    ``config.json``, make sure ``model.safetensors`` is there. Raises ``WeightsError``. A ``ModelFiles``
+    (already located) is returned as it is, so a caller that looked first does not fetch twice."""
+    if isinstance(spec, ModelFiles):
+        return spec
     source = resolve(spec)
     folder = source.location if source.kind != "hub" else _download(source)
     return _check_folder(folder, source.describe())
@@ -245,10 +248,11 @@ def load_folder(folder: str | os.PathLike, describe: str | None = None):
 
 @contextlib.contextmanager
 def open_tensors(
-    files: ModelFiles, expected: dict[str, tuple[int, ...]]
+    files: ModelFiles, expected: dict[str, tuple[int, ...]], framework: str = "pt"
 ) -> Iterator[Callable[[str], torch.Tensor]]:
     """Open ``model.safetensors`` without reading it, check its names and shapes against ``expected``
-    (the model's state-dict shapes), and yield ``get(name)``, which reads one tensor in its stored dtype.
+    (the model's state-dict shapes), and yield ``get(name)``, which reads one tensor in its stored dtype:
+    a torch tensor, or a numpy array with ``framework="numpy"`` (which imports no torch).
 
     Reading tensor by tensor lets the caller convert each one and drop it before reading the next, so a
     model stored in fp16 never exists in memory twice. Errors are ``WeightsError``s naming the model."""
@@ -257,7 +261,7 @@ def open_tensors(
     path = files.weights_file
     try:
         try:
-            handle = safe_open(str(path), framework="pt", device="cpu")
+            handle = safe_open(str(path), framework=framework, device="cpu")
         except Exception as e:  # SafetensorError / OSError with terse texts
             raise _unreadable(path, e) from None
         with handle as f:
@@ -313,16 +317,24 @@ def check_finite(path: str | os.PathLike, name: str, tensor: torch.Tensor) -> to
     conversion, a flipped bit) would otherwise predict a video of garbage without a word.
 
     The test is the largest magnitude, which is NaN or Inf if any value is (``max`` propagates NaN): 1.4 ms
-    for the bundled 10 MB fp16 model, where ``isfinite(tensor).all()`` took 300 ms on this CPU."""
-    import torch
+    for the bundled 10 MB fp16 model, where ``isfinite(tensor).all()`` took 300 ms on this CPU. Numpy arrays
+    (the numpy engine's reads) are checked the same way, without importing torch."""
+    import numpy as np
 
-    if not tensor.is_floating_point() or tensor.numel() == 0 or bool(torch.isfinite(tensor.abs().max())):
-        return tensor
-    nan = int(torch.isnan(tensor).sum())
-    inf = int(torch.isinf(tensor).sum())
+    if isinstance(tensor, np.ndarray):
+        if tensor.dtype.kind != "f" or tensor.size == 0 or np.isfinite(np.abs(tensor).max()):
+            return tensor
+        nan, inf, count = int(np.isnan(tensor).sum()), int(np.isinf(tensor).sum()), tensor.size
+    else:
+        import torch
+
+        if not tensor.is_floating_point() or tensor.numel() == 0 or bool(torch.isfinite(tensor.abs().max())):
+            return tensor
+        nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+        count = tensor.numel()
     what = " and ".join(f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "Inf")) if n)
     raise WeightsError(
-        f"{path}: tensor {name} holds {what} of its {tensor.numel()} values; these weights are broken "
+        f"{path}: tensor {name} holds {what} of its {count} values; these weights are broken "
         "(a diverged training run?) and are not used"
     )
 
