@@ -410,6 +410,38 @@ def test_no_lone_still_discs_float_in_the_sky(real_photos, name):
     assert floating_still_area(photo) < 500  # 281 and 0 (3835 and 3354 before)
 
 
+def test_a_still_region_needs_strokes_of_its_own():
+    """``strokes.anchored``: a wide region held by a speck keeps only the speck; a thin one (a faint wire
+    held at one end) and a wide one made largely of strokes (a bare tree's crown) stay whole."""
+    region = np.zeros((200, 300), np.uint8)
+    grounded = np.zeros_like(region)
+    cv2.circle(region, (60, 100), 40, 1, -1)  # wide, 1 % strokes
+    grounded[100:104, 58:62] = 1
+    region[20:24, 120:290] = 1  # a wire, 4 px high, one stroke pixel at its end
+    grounded[21, 120] = 1
+    cv2.circle(region, (200, 130), 40, 1, -1)  # wide, a fifth strokes
+    grounded[100:160:3, 170:230] = 1
+    grounded &= region
+    kept = strokes.anchored(region, grounded, width=5)
+    assert kept[100:104, 58:62].all() and kept[60:140, 20:100].sum() == 16  # the speck alone
+    assert kept[20:24, 120:290].all()
+    assert (kept[90:170, 160:240] == region[90:170, 160:240]).all()
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_dark_clouds_over_a_ridge_move(real_photos, size):
+    """Two specks on coast.png's forested ridge rise from the skyline like a structure's strokes; the faint
+    shading of the dark clouds above them, joined to them, froze a patch of cloud with pale wakes beside it
+    in the moving sky."""
+    photo = np.asarray(Image.open(real_photos / "coast.png").convert("RGB"))
+    photo = cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC)
+    s = size[1] / 1080
+    box = (slice(int(360 * s), int(520 * s)), slice(int(60 * s), int(560 * s)))  # the clouds over the ridge
+    day = skymask.resize_mask(skymask.day_sky(photo).astype(np.float32), size)
+    assert day[box].mean() > 0.9  # sky, as the first cut finds it
+    assert skymask.sky_mask(photo)[box][day[box] > 0].mean() > 0.9  # 0.95 (0.60-0.63 held still before)
+
+
 def test_the_sky_between_a_trees_branches_stays_with_the_tree(real_photos):
     """The haze seen between a bare tree's branches holds twigs too faint to be found one by one; moving
     it carried them away from the tree, a ghost of dark twigs drifting off (village-morning at 1080p)."""

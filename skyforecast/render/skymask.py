@@ -23,7 +23,16 @@ import numpy as np
 from ..io.media import InputError, Photo, load_photo
 from .flow import estimate_flows
 from .horizon import Horizon, horizon_candidates
-from .strokes import JOIN_REACH, faint_parts, percentile_u8, reaching, sizeable, standing_out, thin_strokes
+from .strokes import (
+    JOIN_REACH,
+    anchored,
+    faint_parts,
+    percentile_u8,
+    reaching,
+    sizeable,
+    standing_out,
+    thin_strokes,
+)
 
 # The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
 GROUND_ROWS = 0.12
@@ -143,7 +152,7 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     # closing leaves on its own belongs to no structure: held still, it showed as a disc of the photo's sky
     # standing in the moving sky around it, a round ghost wherever the sky's colour changes
     gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GAP * k | 1, GAP * k | 1))
-    thin = reaching(cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap), grounded)
+    thin = anchored(reaching(cv2.morphologyEx(thin, cv2.MORPH_CLOSE, gap), grounded), grounded, k)
     thin = cv2.dilate(thin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     half = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k // 2 | 1, k // 2 | 1))
     thin |= cv2.dilate(fringe.astype(np.uint8), half)
