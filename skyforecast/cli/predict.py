@@ -241,7 +241,6 @@ def predict(
     raise typer.Exit(result.exit_code)
 
 
-
 def _share_the_cores() -> None:
     """Thread settings for a run whose model shares the cores with the sky mask, the renderer and x264; set
     before numpy and torch load (an explicit setting in the environment wins)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BN_EPS", "BN_KEYS", "GENERATOR_BLOCKS", "OUTER_SKIPS", "Block", "state_shapes"]
+__all__ = ["BN_EPS", "BN_KEYS", "GENERATOR_BLOCKS", "OUTER_SKIPS", "Block", "model_config", "state_shapes"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,15 @@ GENERATOR_BLOCKS = (
     Block("deconv6", True, 1, 0, (3, 4, 4), (1, 2, 2), _P1, False, "tanh"),
 )
 OUTER_SKIPS = {"base": True, "refine": False}  # MDGAN's two generators and their outer skip connections
+
+
+def model_config(ngf: int, batch_stats: bool, refine_ngf: int | None = None) -> dict:
+    """What a model folder's ``config.json`` holds: ``refine_ngf`` only when Refine-Net has a width of its
+    own (older folders have none)."""
+    config: dict = {"ngf": ngf, "batch_stats": batch_stats}
+    if refine_ngf is not None and refine_ngf != ngf:
+        config["refine_ngf"] = refine_ngf
+    return config
 
 
 def state_shapes(ngf: int, refine_ngf: int | None = None) -> dict[str, tuple[int, ...]]:

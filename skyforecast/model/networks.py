@@ -24,6 +24,7 @@ from .architecture import (  # noqa: F401  (re-exported: the layer table and the
     GENERATOR_BLOCKS,
     OUTER_SKIPS,
     Block,
+    model_config,
     state_shapes,
 )
 
@@ -255,10 +256,7 @@ class MDGAN(nn.Module):
     @property
     def config(self) -> dict:
         """What ``config.json`` holds: ``refine_ngf`` only when it differs from ``ngf`` (older folders)."""
-        config: dict = {"ngf": self.ngf, "batch_stats": self.batch_stats}
-        if self.refine_ngf != self.ngf:
-            config["refine_ngf"] = self.refine_ngf
-        return config
+        return model_config(self.ngf, self.batch_stats, self.refine_ngf)
 
     def forward(self, x: torch.Tensor, stage: int = 2) -> torch.Tensor:
         """X (N,3,32,128,128) in [-1,1] -> Y1 if ``stage == 1`` else Y2 = G2(G1(X))."""

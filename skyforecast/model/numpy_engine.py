@@ -32,7 +32,7 @@ import numpy as np
 
 from ..io.constants import FRAMES, SIZE
 from ..io.media import as_rgb_image, squash
-from .architecture import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
+from .architecture import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, model_config, state_shapes
 from .weights import ModelFiles, WeightsError, locate, open_tensors
 
 __all__ = ["NumpyGenerator", "NumpyMDGAN", "NumpyPipeline"]
@@ -254,10 +254,7 @@ class NumpyPipeline:
 
     @property
     def config(self) -> dict:
-        config = {"ngf": self.ngf, "batch_stats": self.batch_stats}
-        if self.refine_ngf is not None:
-            config["refine_ngf"] = self.refine_ngf
-        return config
+        return model_config(self.ngf, self.batch_stats, self.refine_ngf)
 
     def predict_squares(self, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> np.ndarray:
         """(N,128,128,3) uint8 squares -> (N,32,128,128,3) uint8 videos (one clip at a time: the matrix

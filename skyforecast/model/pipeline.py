@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..io.constants import FRAMES, SIZE
 from ..io.media import Photo, as_rgb_image, squash
+from .architecture import model_config
 
 if TYPE_CHECKING:
     from .networks import MDGAN
@@ -139,10 +140,7 @@ class SkyPipeline:
 
     @property
     def config(self) -> dict:
-        config = {"ngf": self.ngf, "batch_stats": self.batch_stats}
-        if self.refine_ngf is not None:
-            config["refine_ngf"] = self.refine_ngf
-        return config
+        return model_config(self.ngf, self.batch_stats, self.refine_ngf)
 
     @torch.inference_mode()
     def predict_squares(self, squares: np.ndarray, stage: int = 2, batch_size: int = 8) -> np.ndarray:
