@@ -84,7 +84,7 @@ def predict(
     engine: Annotated[
         str,
         typer.Option(
-            help="What runs the model: auto (numpy for up to 4 photos on the CPU, which starts a second "
+            help="What runs the model: auto (numpy for one photo on the CPU, which starts a second "
             "sooner without importing torch; torch otherwise), torch or numpy.",
             metavar="ENGINE",
         ),

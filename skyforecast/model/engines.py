@@ -1,9 +1,9 @@
 """Which engine predicts: torch (``pipeline.SkyPipeline``) or numpy alone (``numpy_engine.NumpyPipeline``).
 
 A one-photo ``predict`` spends most of its time importing torch (1.0-1.7 s on a laptop-class CPU) for a
-prediction that takes 0.06 s in torch and 0.2 s in numpy. So ``auto`` predicts a few photos with the numpy
+prediction that takes 0.06 s in torch and 0.2 s in numpy. So ``auto`` predicts one photo with the numpy
 engine, which imports no torch, and more photos, a GPU asked for by name, or a model that needs batch
-statistics with torch. The numpy engine runs on the CPU even where a GPU exists: for a few photos starting
+statistics with torch. The numpy engine runs on the CPU even where a GPU exists: for one photo starting
 torch and the GPU costs more than the whole prediction. Both give the same videos to within a level in
 about one value in 100,000 (float rounding).
 
@@ -17,9 +17,10 @@ import os
 from .weights import ModelFiles, locate
 
 ENGINES = ("auto", "torch", "numpy")
-# ``auto`` predicts up to this many photos with numpy: per photo it costs ~0.15 s more than torch
-# (measured with the bundled model on a 2-core CPU), torch's import ~1.1-1.7 s once.
-NUMPY_MOST_PHOTOS = 4
+# ``auto`` predicts up to this many photos with numpy. One 1080p photo: 1.7-2.1 s against 2.8-2.9 s with
+# torch; two: 3.7-4.6 s against 4.0-4.1 s (torch's import hides the first photos' sky masks, which with numpy
+# compete with the model; measured with the bundled model on a 2-core CPU).
+NUMPY_MOST_PHOTOS = 1
 
 __all__ = ["ENGINES", "NUMPY_MOST_PHOTOS", "load_pipeline", "pick_engine"]
 

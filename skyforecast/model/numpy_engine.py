@@ -2,9 +2,10 @@
 
 Why it exists: importing torch costs 1.0-1.7 s on a laptop-class CPU, more than the rest of a one-photo run
 (see docs/performance.md). The default model is narrow (``ngf=8``): its two generators need about 0.2 s of
-numpy matrix products per clip. So for a few photos on the CPU this engine has its videos before torch
+numpy matrix products per clip. So for one photo on the CPU this engine has its video before torch
 would have finished importing. For folders torch's prepacked oneDNN kernels (``fast``) are several times
-faster per clip and win after a handful of photos; ``engines.pick_engine`` chooses.
+faster per clip, and torch's import hides the first photos' sky masks: from two photos on, torch is as
+fast or faster; ``engines.pick_engine`` chooses.
 
 It computes what ``fast.FastMDGAN`` computes, the same way: BatchNorm folded into the convolution before
 it, and Base-Net's encoder on 3 frames (the input is one photo repeated in time). Per clip, activations
@@ -237,7 +238,7 @@ class NumpyMDGAN:
 
 class NumpyPipeline:
     """``SkyPipeline``'s prediction (``predict_squares``, calling it on photos) on the numpy engine: what
-    ``predict`` uses for a few photos on the CPU (``engines.pick_engine``)."""
+    ``predict`` uses for one photo on the CPU (``engines.pick_engine``)."""
 
     device = "cpu"
     engine = "numpy"
