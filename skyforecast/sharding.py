@@ -335,7 +335,7 @@ def _host() -> str:
 
 
 def start_workers(
-    count: int, jobs: Sequence[Job], *, weights: str | None, device: str, **run_kwargs
+    count: int, jobs: Sequence[Job], *, weights: str | None, device: str, engine: str = "torch", **run_kwargs
 ) -> Shard:
     """Rank 0's ``Shard`` for ``count`` processes on this machine: this one and ``count - 1`` workers it
     starts, each loading the model itself (a few tenths of a second; sharing one copy would need forked
@@ -354,7 +354,7 @@ def start_workers(
     procs = [
         ctx.Process(
             target=_worker,
-            args=(rank, count, store.port, shard.todo, weights, device, threads, run_kwargs, events),
+            args=(rank, count, store.port, shard.todo, weights, device, engine, threads, run_kwargs, events),
             name=f"skyforecast-worker-{rank}",
         )
         for rank in range(1, count)
@@ -404,11 +404,12 @@ def _limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _worker(rank, world, port, todo, weights, device, threads, run_kwargs, events) -> None:
-    """One ``--workers`` process: load the model, take photos until none are left, report."""
+def _worker(rank, world, port, todo, weights, device, engine, threads, run_kwargs, events) -> None:
+    """One ``--workers`` process: load the model (``engine``: torch or numpy), take photos until none are
+    left, report."""
     import torch.distributed as dist
 
-    from .model.pipeline import SkyPipeline
+    from .model.engines import load_pipeline
 
     _limit_threads(threads)
     store = dist.TCPStore("127.0.0.1", port, world, False, timeout=STORE_TIMEOUT)
@@ -418,7 +419,7 @@ def _worker(rank, world, port, todo, weights, device, threads, run_kwargs, event
         events.put((kind, str(job.source), detail))
 
     try:
-        pipe = SkyPipeline.from_pretrained(weights, device=rank_device(device, shard))
+        pipe = load_pipeline(weights, rank_device(device, shard), engine=engine)
         shard.run(pipe, [], on_event=forward, **run_kwargs)
     except KeyboardInterrupt:  # before the batch began (the batch itself finishes what it started)
         sys.exit(130)

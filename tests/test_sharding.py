@@ -208,6 +208,26 @@ def test_workers_share_a_folder_and_write_what_one_process_writes(photos, tiny_w
     assert _files(out) == reference
 
 
+@pytest.mark.slow
+def test_workers_predict_with_the_engine_asked_for(photos, tiny_weights, tmp_path):
+    """``--engine numpy`` holds for the workers too (each rank's line names it), and they write what one
+    numpy process writes, byte for byte (numpy has no first-call rounding: no warm-up photo needed)."""
+    args = ("-w", str(tiny_weights), *OPTIONS, "--engine", "numpy")
+    one = subprocess.run(
+        _predict(str(photos), "-o", str(tmp_path / "one"), *args, "--workers", "1", "-q"),
+        capture_output=True, text=True, env=ENV, timeout=300,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(
+        _predict(str(photos), "-o", str(tmp_path / "two"), *args, "--workers", "2"),
+        capture_output=True, text=True, env=ENV, timeout=300,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert len(re.findall(r"^  rank [01] \(.*, cpu \(numpy\)\): ", two.stderr, re.M)) == 2
+    assert "8 done, 0 skipped (outputs exist), 0 failed" in two.stderr
+    assert _files(tmp_path / "two") == _files(tmp_path / "one") and len(_files(tmp_path / "one")) == 16
+
+
 # ---- the shared store's bookkeeping, ranks as threads of this process ----
 
 

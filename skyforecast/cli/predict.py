@@ -220,11 +220,11 @@ def predict(
 
         for folder, reason in check_output_folders(todo):
             _fail(f"cannot write to output folder {folder}: {reason}")
+        if shard is not None or (workers != 1 and len(todo) > 1):  # processes share the photos:
+            engine = "torch" if engine == "auto" else engine  # every one predicts the same way
         if shard is None and workers != 1 and len(todo) > 1:
-            shard = _start_workers(workers, jobs, todo, weights, device, run_options)
+            shard = _start_workers(workers, jobs, todo, weights, device, dict(run_options, engine=engine))
         early = None if shard is not None else lambda: post.prefetch(todo)  # which photos come first?
-        if shard is not None and engine == "auto":
-            engine = "torch"  # every rank predicts the same way, whatever its share of the photos
         pipe = _load_model(
             weights, _rank_device(device, shard), len(todo), engine=engine, early=early, ready=check_encoder
         )

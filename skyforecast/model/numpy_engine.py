@@ -240,7 +240,7 @@ class NumpyPipeline:
     """``SkyPipeline``'s prediction (``predict_squares``, calling it on photos) on the numpy engine: what
     ``predict`` uses for one photo on the CPU (``engines.pick_engine``)."""
 
-    device = "cpu"
+    device = "cpu (numpy)"  # what a rank's summary line says it ran on
     engine = "numpy"
 
     def __init__(self, model: NumpyMDGAN, files: ModelFiles):
