@@ -8,9 +8,20 @@ without paying torch's import.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["BN_EPS", "BN_KEYS", "GENERATOR_BLOCKS", "OUTER_SKIPS", "Block", "model_config", "state_shapes"]
+__all__ = [
+    "BN_EPS",
+    "BN_KEYS",
+    "GENERATOR_BLOCKS",
+    "OUTER_SKIPS",
+    "Block",
+    "decode",
+    "model_config",
+    "state_shapes",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,34 @@ GENERATOR_BLOCKS = (
     Block("deconv6", True, 1, 0, (3, 4, 4), (1, 2, 2), _P1, False, "tanh"),
 )
 OUTER_SKIPS = {"base": True, "refine": False}  # MDGAN's two generators and their outer skip connections
+
+
+def decode(
+    layers: Sequence[Callable[[Any], Any]],
+    encoded: Sequence[Any],
+    outer_skips: bool,
+    add: Callable[[Any, Any], Any],
+    add_encoded: Callable[[Any, Any], Any] | None = None,
+) -> Any:
+    """The generator from its fourth encoder level on: conv5, conv6 and the decoder with its skips, for any
+    array type. ``layers``: the 12 blocks in ``GENERATOR_BLOCKS`` order as callables; ``encoded``: the
+    outputs of conv1..conv4; ``add(d, e)`` adds a skip; ``add_encoded`` adds levels 1-3 where an engine
+    keeps them compact (Base-Net's 3-frame shortcut). The inference engines share this wiring;
+    ``networks.Generator`` spells it out as the reference."""
+    e1, e2, e3, e4 = encoded
+    add3 = add_encoded or add
+    e5 = layers[4](e4)
+    d = layers[5](e5)
+    d = add(layers[6](d), e5)
+    d = add(layers[7](d), e4)
+    d = add3(layers[8](d), e3)
+    d = layers[9](d)
+    if outer_skips:
+        d = add3(d, e2)
+    d = layers[10](d)
+    if outer_skips:
+        d = add3(d, e1)
+    return layers[11](d)
 
 
 def model_config(ngf: int, batch_stats: bool, refine_ngf: int | None = None) -> dict:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..io.constants import FRAMES
-from .architecture import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, state_shapes
+from .architecture import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, decode, state_shapes
 
 if TYPE_CHECKING:
     from .networks import MDGAN, Generator
@@ -340,18 +340,8 @@ class FastGenerator:
         return out
 
     def _decode(self, e1, e2, e3, e4, add3) -> torch.Tensor:
-        e5 = self._run(self.enc[4], e4)
-        d = self._run(self.enc[5], e5)
-        d = _add(self._run(self.dec[0], d), e5)
-        d = _add(self._run(self.dec[1], d), e4)
-        d = add3(self._run(self.dec[2], d), e3)
-        d = self._run(self.dec[3], d)
-        if self.outer_skips:
-            d = add3(d, e2)
-        d = self._run(self.dec[4], d)
-        if self.outer_skips:
-            d = add3(d, e1)
-        return self._run(self.dec[5], d)
+        layers = [functools.partial(self._run, layer) for layer in self.enc + self.dec]
+        return decode(layers, (e1, e2, e3, e4), self.outer_skips, _add, add3)
 
 
 def _subpixel_conv(layer: _Conv) -> _Conv:

@@ -33,7 +33,16 @@ import numpy as np
 
 from ..io.constants import FRAMES, SIZE
 from ..io.media import as_rgb_image, squash
-from .architecture import BN_EPS, BN_KEYS, GENERATOR_BLOCKS, OUTER_SKIPS, Block, model_config, state_shapes
+from .architecture import (
+    BN_EPS,
+    BN_KEYS,
+    GENERATOR_BLOCKS,
+    OUTER_SKIPS,
+    Block,
+    decode,
+    model_config,
+    state_shapes,
+)
 from .weights import ModelFiles, WeightsError, locate, open_tensors
 
 __all__ = ["NumpyGenerator", "NumpyMDGAN", "NumpyPipeline"]
@@ -84,9 +93,8 @@ class _Layer:
         x2d = x.reshape(cin, -1)
         groups = self.matrix.reshape(qt, qh, qw, -1, cin)
         full = np.zeros((self.cout, st, sh, sw, t + qt - 1, h + qh - 1, w + qw - 1), np.float32)
-        taps = np.empty(
-            (groups.shape[3], x2d.shape[1]), np.float32
-        )  # one group's taps at a time: cache-sized
+        # one group of taps at a time: a buffer a twelfth of all taps' size stays in the cache
+        taps = np.empty((groups.shape[3], x2d.shape[1]), np.float32)
         for a in range(qt):
             for b in range(qh):
                 for d in range(qw):
@@ -164,18 +172,7 @@ class NumpyGenerator:
         return self._decode(c1, c2, c3, _expand(c4, frames // 8), _add_compact)
 
     def _decode(self, e1, e2, e3, e4, add3) -> np.ndarray:
-        e5 = self.enc[4](e4)
-        d = self.enc[5](e5)
-        d = _add(self.dec[0](d), e5)
-        d = _add(self.dec[1](d), e4)
-        d = add3(self.dec[2](d), e3)
-        d = self.dec[3](d)
-        if self.outer_skips:
-            d = add3(d, e2)
-        d = self.dec[4](d)
-        if self.outer_skips:
-            d = add3(d, e1)
-        return self.dec[5](d)
+        return decode(self.enc + self.dec, (e1, e2, e3, e4), self.outer_skips, _add, add3)
 
 
 def _repeat(photo: np.ndarray, frames: int) -> np.ndarray:
