@@ -49,7 +49,7 @@ def test_numpy_engine_matches_the_reference_network(tmp_path, refine_ngf):
             want = model(x, stage=stage).numpy()
         got = engine(photos, stage=stage)
         assert got.shape == want.shape == (2, 3, 32, 128, 128)
-        assert np.abs(got - want).max() < 1e-5, stage
+        assert np.abs(got - want).max() < 1e-4, stage  # measured 4e-6: float rounding, which varies by CPU
         assert want.std() > 0.05  # the comparison is about a video with content, not a constant
 
 
@@ -61,12 +61,12 @@ def test_the_temporal_shortcut_is_exact_and_longer_clips_match(tmp_path):
     photos = _photos(1, seed=4)
     engine = NumpyMDGAN.from_files(files)
     x = np.ascontiguousarray(np.broadcast_to(photos[0][:, None], (3, 32, 128, 128)))
-    assert np.abs(engine.base.forward_static(photos[0], 32) - engine.base.forward(x)).max() < 1e-5
+    assert np.abs(engine.base.forward_static(photos[0], 32) - engine.base.forward(x)).max() < 1e-4
     long = NumpyMDGAN.from_files(files, frames=64)
     want = FastMDGAN.from_files(files, frames=64)(torch.from_numpy(photos), stage=2).numpy()
     got = long(photos, stage=2)
     assert got.shape == want.shape == (1, 3, 64, 128, 128)
-    assert np.abs(got - want).max() < 1e-5
+    assert np.abs(got - want).max() < 1e-4
 
 
 def test_bundled_model_videos_agree_with_torch_to_a_level():
