@@ -95,6 +95,8 @@ def test_pipelines_take_the_same_photo_kinds(tmp_path, sample_photos):
     videos = pipe([path, Image.open(path), array])
     assert len(videos) == 3 and all(v.shape == (32, 128, 128, 3) for v in videos)
     assert np.array_equal(videos[0], videos[1]) and np.array_equal(videos[0], videos[2])
+    (alone,) = pipe(path)  # one photo, not in a list
+    assert np.array_equal(alone, videos[0]) and pipe([]) == []
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         pipe(array.astype(np.float32))
 

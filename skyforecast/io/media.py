@@ -63,6 +63,7 @@ __all__ = [
     "gif_delays",
     "list_images",
     "load_photo",
+    "model_squares",
     "output_name",
     "output_size",
     "parse_size",
@@ -90,6 +91,16 @@ def as_rgb_image(photo: str | os.PathLike | Image.Image | np.ndarray | Photo) ->
             raise ValueError("arrays must be HxWx3 uint8 RGB")
         return Image.fromarray(photo)
     return load_photo(photo).image
+
+
+def model_squares(photos) -> np.ndarray:
+    """One photo or a sequence of them (``as_rgb_image``'s kinds) as the model's (N, 128, 128, 3) uint8
+    squares: what both prediction engines are called with."""
+    if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray, Photo)):
+        photos = [photos]
+    if len(photos) == 0:
+        return np.empty((0, SIZE, SIZE, 3), np.uint8)
+    return np.stack([squash(as_rgb_image(p)) for p in photos])
 
 
 def squash(image: Image.Image, size: int = SIZE) -> np.ndarray:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.constants import FRAMES, SIZE
-from ..io.media import as_rgb_image, squash
+from ..io.media import model_squares
 from .architecture import (
     BN_EPS,
     BN_KEYS,
@@ -268,12 +268,7 @@ class NumpyPipeline:
 
     def __call__(self, photos, stage: int = 2, batch_size: int = 8) -> list[np.ndarray]:
         """Predict one video per photo (paths, PIL images, HxWx3 uint8 arrays or loaded ``Photo``s)."""
-        if not isinstance(photos, (list, tuple)):
-            photos = [photos]
-        if len(photos) == 0:
-            return []
-        squares = np.stack([squash(as_rgb_image(p)) for p in photos])
-        return list(self.predict_squares(squares, stage=stage, batch_size=batch_size))
+        return list(self.predict_squares(model_squares(photos), stage=stage, batch_size=batch_size))
 
 
 def _to_uint8(y: np.ndarray) -> np.ndarray:

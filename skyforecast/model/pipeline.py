@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..io.constants import FRAMES, SIZE
-from ..io.media import Photo, as_rgb_image, squash
+from ..io.media import model_squares
 from .architecture import model_config
 
 if TYPE_CHECKING:
@@ -176,9 +175,4 @@ class SkyPipeline:
         self, photos: Sequence[PhotoLike] | PhotoLike, stage: int = 2, batch_size: int = 8
     ) -> list[np.ndarray]:
         """Predict one video per photo (paths, PIL images, HxWx3 uint8 arrays or loaded ``Photo``s)."""
-        if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray, Photo)):
-            photos = [photos]
-        if len(photos) == 0:
-            return []
-        squares = np.stack([squash(as_rgb_image(p)) for p in photos])
-        return list(self.predict_squares(squares, stage=stage, batch_size=batch_size))
+        return list(self.predict_squares(model_squares(photos), stage=stage, batch_size=batch_size))
