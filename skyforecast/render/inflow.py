@@ -8,17 +8,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .levels import relevel
+from .quilt import cut_weights, side_sky
+
 SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
 ROLL_FEATHER = 0.02  # share of the shorter side over which a rolled sky's edges fade into the fill
 # the share of the width within which a rolled sky's sides join (``periodic``): a cloud the photo's side
 # cuts off has a straight vertical edge, which a narrow join (3 %) carried across the frame as a line
 ROLL_SEAM = 0.1
 TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
-PROFILE_LIMIT = 1.25  # a rolled sky's level is moved by at most this factor
-# ... and brightened at most this share of the way to white: a copy from the darker side of a photo landing
-# next to its brighter side (towards the sun) kept a band of darker blue at half the way (15 levels in
-# clear sky across the join on examples/sky.jpg, 3 at three quarters)
-TOWARDS_WHITE = 0.75
 
 
 def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
@@ -51,24 +49,6 @@ def rolled(source: np.ndarray, shift: int, land: np.ndarray, came: np.ndarray, p
     return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
 
 
-def relevel(x: np.ndarray, came: np.ndarray, land: np.ndarray, limit: float = PROFILE_LIMIT) -> np.ndarray:
-    """``x`` (float, 0..255) moved from the level ``came`` to the level ``land`` (both broadcast to it) by
-    an offset, within a factor ``limit`` of ``came``: an offset keeps the clouds' contrast (a gain scaled it,
-    and two overlaid phases looked flatter), and it fades out towards white when brightening and towards
-    black when darkening, so a lit cloud is not clipped into a flat white shape. Where the limit stops a
-    channel short, every channel goes the same share of its way, so the colour keeps its hue."""
-    came = np.maximum(came, 1.0)
-    offset = land - came
-    high = np.minimum(came * limit, came + (255.0 - came) * TOWARDS_WHITE)
-    allowed = np.clip(land, came / limit, high) - came
-    # every channel goes the same share of its way (brightening: short of white, so nothing below white
-    # reaches it): clipped one by one, a deep blue copy moved towards a pale edge came out teal
-    share = np.divide(allowed, offset, out=np.ones_like(offset), where=np.abs(offset) > 1e-6)
-    offset = offset * np.clip(share, 0.0, 1.0).min(axis=-1, keepdims=True)
-    room = np.where(offset > 0, (255.0 - x) / np.maximum(255.0 - came, 1.0), x / came)
-    return x + offset * np.clip(room, 0.0, 1.0)
-
-
 def periodic_width(width: int) -> int:
     """The width of the ``periodic`` sky of a photo ``width`` pixels wide: a roll by it changes nothing."""
     return width - min(width // 4, max(2, int(round(ROLL_SEAM * width))))
@@ -78,11 +58,11 @@ def periodic(source: np.ndarray) -> np.ndarray:
     """A sky that continues from its right edge into its left one, as a rolled copy needs: ``source`` with
     its first ``ROLL_SEAM`` of the width joined to the columns after its right edge's (which are left out,
     so the result is that much narrower). The clouds join along a cut through the clear sky between them
-    (``_cut_weights``): each side's clouds whole up to it, none overlaid or mirrored (a cross-fade laid two
-    skies over each other and kept the straight edge of a cloud cut off by the photo's side; a mirrored
-    dark cloud made a symmetric pillar). The brightness (a blur of ``TREND_BLUR`` of the width, no cloud
-    shapes) goes from one side's to the other's across the whole join: cut with the clouds, a photo darker
-    on one side showed the step as a vertical line."""
+    (``quilt.cut_weights``): each side's clouds whole up to it, none overlaid or mirrored (a cross-fade laid
+    two skies over each other and kept the straight edge of a cloud cut off by the photo's side; a
+    mirrored dark cloud made a symmetric pillar). The brightness (a blur of ``TREND_BLUR`` of the width,
+    no cloud shapes) goes from one side's to the other's across the whole join: cut with the clouds, a
+    photo darker on one side showed the step as a vertical line."""
     h, w = source.shape[:2]
     src = source.astype(np.float32)
     sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
@@ -93,46 +73,10 @@ def periodic(source: np.ndarray) -> np.ndarray:
     keep = periodic_width(w)
     band = w - keep
     right, left = high[:, keep:], high[:, :band]  # the clouds beyond the join and the photo's own
-    high[:, :band] = right + (left - right) * _cut_weights(right, left)
+    high[:, :band] = right + (left - right) * cut_weights(right, left)
     ramp = ((np.arange(band, dtype=np.float32) + 0.5) / band)[None, :, None]
     low[:, :band] = low[:, keep:] * (1 - ramp) + low[:, :band] * ramp
     return np.clip(low[:, :keep] + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
-
-
-CUT_FEATHER = 0.3  # share of the join's width over which the two skies blend either side of the cut
-
-
-def _cut_weights(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """(H, W, 1) float32 weights of ``after`` where two skies of the same shape join (``before`` continues
-    the sky on the left, ``after`` the one on the right): 0 left of a cut and 1 right of it, blended over
-    ``CUT_FEATHER`` of the width. The cut runs from top to bottom where the two differ least (a
-    minimum-error boundary cut, Efros and Freeman 2001), moving a pixel sideways per row at most: it
-    passes between clouds, through the clear sky they share. A cross-fade over the whole join cut a cloud
-    that the photo's side cuts off as a straight vertical edge, and laid the two skies over each other."""
-    h, w = before.shape[:2]
-    feather = max(2, int(round(CUT_FEATHER * w)))
-    lo, hi = feather // 2, w - feather // 2  # the cut stays where its blend fits in the join
-    if hi - lo < 1:
-        ramp = (np.arange(w, dtype=np.float32) + 0.5) / w
-        return np.broadcast_to(ramp[None, :, None], (h, w, 1)).astype(np.float32)
-    error = np.abs(before - after).sum(axis=2)
-    error = cv2.GaussianBlur(error, (0, 0), 2.0)[:, lo:hi]
-    total = error.copy()
-    prev = np.full(hi - lo + 2, np.inf, np.float32)
-    for y in range(1, h):  # the cheapest path from the top to each pixel, one column sideways per row
-        prev[1:-1] = total[y - 1]
-        total[y] += np.minimum(np.minimum(prev[:-2], prev[1:-1]), prev[2:])
-    cut = np.empty(h, np.int64)
-    cut[-1] = int(np.argmin(total[-1]))
-    for y in range(h - 2, -1, -1):
-        x = cut[y + 1]
-        a, b = max(0, x - 1), min(hi - lo, x + 2)
-        cut[y] = a + int(np.argmin(total[y, a:b]))
-    # the path's one-pixel steps smoothed over a few rows: a staircase edge catches the eye
-    cut = cv2.GaussianBlur(cut.astype(np.float32)[:, None], (1, 0), sigmaX=0.1, sigmaY=3.0)[:, 0]
-    cols = np.arange(w, dtype=np.float32)[None, :]
-    z = np.clip((cols - (cut[:, None] + lo)) / feather + 0.5, 0.0, 1.0)
-    return (z * z * (3.0 - 2.0 * z))[..., None].astype(np.float32)
 
 
 def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:
@@ -147,14 +91,16 @@ def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
-def wrapped(source: np.ndarray, pad: int, vpad: int = 0, even: bool = False) -> np.ndarray:
+def wrapped(
+    source: np.ndarray, pad: int, vpad: int = 0, even: bool = False, sky: np.ndarray | None = None
+) -> np.ndarray:
     """``source`` continued ``pad`` pixels to the left and right by the sky at its other side, and ``vpad``
     rows above and below by its own top (bottom) rows shifted half a width sideways: translated copies, so
     clouds keep their shapes (a mirrored edge made a symmetric "butterfly" cloud, a stretched one streaks),
     and a shifted one does not line up with the clouds it continues. Each seam is softened: over ``SEAM``
-    of the size next to an edge the copy fades in from the edge's own mirror image. ``even``: each copy's
-    colour is scaled to the sky's next to the edge it continues (``_even``: a photo darker on one side let a
-    pale stripe of the other side's sky flow in)."""
+    of the size next to an edge the copy fades in from the edge's own mirror image. ``even``: each side's
+    sky is matched to the colours next to the edge it continues, or quilted where the two sides are
+    different skies (``_continue_side``); ``sky`` (the photo's sky mask) says where patches may come from."""
     h, w = source.shape[:2]
     if vpad > 0:
         vpad = min(vpad, h)
@@ -172,49 +118,102 @@ def wrapped(source: np.ndarray, pad: int, vpad: int = 0, even: bool = False) -> 
     if pad <= 0:
         return source
     out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
-    if even:
-        _even(out, source, pad)
-    band = min(pad, max(2, int(round(SEAM * w))), w // 2)
-    out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
-    out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
+    if not even:
+        band = min(pad, max(2, int(round(SEAM * w))), w // 2)
+        out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
+        out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
+        return out
+    if sky is not None and vpad > 0:
+        sky = cv2.copyMakeBorder(sky.astype(np.uint8), vpad, vpad, 0, 0, cv2.BORDER_REPLICATE) > 0
+    for left in (True, False):
+        _continue_side(out, source, pad, left, sky)
     return out
 
 
 EDGE_STRIP = 0.1  # share of the width whose colours the sky flowing in across a side is matched to
 EDGE_LIMIT = 1.5  # ... by a factor within this (corners of a photo can be 30-40 % darker than its middle)
+# a side whose other side's sky, moved within EDGE_LIMIT, misses the edge's colour by more than MISS levels
+# in over QUILT_ROWS of the edge's sky rows is quilted instead
+MISS = 20.0
+QUILT_ROWS = 1 / 3
+SKY_MARGIN = 0.05  # share of the height quilted beyond the rows the sky spans
 
 
-def _even(out: np.ndarray, source: np.ndarray, pad: int) -> None:
-    """``wrapped``'s side copies (``out`` is ``source`` with ``pad`` columns of them each side) scaled in
-    place, row by row and channel by channel, so that their colour next to the edge they continue matches
-    the edge's: the median of a ``EDGE_STRIP`` strip each side of the join, within ``EDGE_LIMIT``. The
-    ratios are a running median over a fifth of the height, then lightly blurred: a row whose strip holds a
-    cloud on one side only gives an outlier, which a blur alone spread into the clear rows around it."""
+def _continue_side(out: np.ndarray, source: np.ndarray, pad: int, left: bool, sky: np.ndarray | None) -> None:
+    """``out``'s pad on one side (``out`` is ``source`` wrapped ``pad`` columns each side) made into the
+    sky that flows in across that side. Where the photo's other side is the same sky in another light
+    (darker, vignetted), its copy is kept, scaled row by row to the edge's colours (``_level``), and
+    faded in from the edge's mirror image over ``SEAM``: whole clouds, in coherent shapes. Where the two
+    sides are different skies (a sunset's deep blue side and its pale glow: the copy needs more than
+    ``EDGE_LIMIT`` in over ``QUILT_ROWS`` of the rows; scaled further, its grey clouds turned pink), the
+    pad is quilted from patches of the photo's sky that have the edge's colours (``quilt.side_sky``)."""
     h, w = source.shape[:2]
     strip = max(2, int(round(EDGE_STRIP * w)))
+    cols = slice(0, pad) if left else slice(pad + w, None)
+    edge = source[:, :strip] if left else source[:, w - strip :]
+    copy = source[:, w - strip :] if left else source[:, :strip]  # the other side's, as the pad has it
     step = max(1, min(h, w) // 270)  # the statistics at about 270 rows: a 1080p photo's cost a quarter
+    ratio, level = _level(edge, copy, step)
+    # the rows where the edge is sky decide (without a sky mask the whole photo moves, ground and all,
+    # and the other side is copied)
+    rows = None if sky is None else (sky[:, :strip] if left else sky[:, w - strip :]).mean(axis=1) > 0.5
+    # rows whose copy, moved as far as ``EDGE_LIMIT`` lets it, still misses the edge's colour by MISS levels
+    miss = level * np.abs(ratio - np.clip(ratio, 1 / EDGE_LIMIT, EDGE_LIMIT))
+    far = miss[:, 0].max(axis=1) > MISS
+    if rows is not None and rows.any() and far[rows].mean() > QUILT_ROWS:
+        # only the rows the sky spans (and a margin) can be seen: below them the still ground covers it
+        have = np.flatnonzero(sky.any(axis=1))
+        margin = int(round(SKY_MARGIN * h))
+        band = slice(max(0, have[0] - margin), min(h, have[-1] + 1 + margin))
+        out[band, cols] = side_sky(source[band], pad, left, sky[band], height=h)
+        quilted = out[:, cols]
+        ratio, level = _level(edge, quilted[:, pad - strip :] if left else quilted[:, :strip], step)
+        near = max(1, int(round(EDGE_RAMP * w)))  # the quilt starts as the edge's mirror image: no move there
+        ramp = np.minimum((np.arange(pad, dtype=np.float32) + 0.5) / near, 1.0)[None, :, None]
+        _move(out[:, cols], level, ratio, ramp[:, ::-1] if left else ramp)
+        return
+    _move(out[:, cols], level, ratio, None)
+    band = min(pad, max(2, int(round(SEAM * w))), w // 2)
+    if left:
+        out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
+    else:
+        out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
+
+
+EDGE_RAMP = 0.02  # share of the width over which a quilted side's colour match fades in from the edge
+
+
+def _level(edge: np.ndarray, side: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ratio, level), each (H, 1, 3): per row and channel, the factor that takes ``side``'s colour to
+    ``edge``'s (medians of the strips; one side may be redder), and ``side``'s level. The ratios are a
+    running median over a fifth of the height, then lightly blurred: a row whose strip holds a cloud on
+    one side only gives an outlier, which a blur alone spread into the clear rows around it. The medians
+    are taken at a ``step``-th of the size."""
+    h = edge.shape[0]
     rows_small = max(1, h // step)
 
-    def medians(part: np.ndarray) -> np.ndarray:  # per row and channel: one side may be redder
+    def medians(part: np.ndarray) -> np.ndarray:
         small = cv2.resize(part, (max(1, part.shape[1] // step), rows_small), interpolation=cv2.INTER_AREA)
         return np.median(small.astype(np.float32), axis=1)
 
-    for edge, copy, cols in (
-        (source[:, w - strip :], source[:, :strip], slice(pad + w, None)),  # right side: the left's sky
-        (source[:, :strip], source[:, w - strip :], slice(0, pad)),  # left side: the right's sky
-    ):
-        want, have = medians(edge), np.maximum(medians(copy), 1.0)
-        ratio = _running_median(want / have, max(1, int(0.2 * rows_small)) | 1)
-        ratio = cv2.GaussianBlur(ratio[:, None, :], (0, 0), sigmaX=0.1, sigmaY=max(1.0, 0.05 * rows_small))
-        ratio = cv2.resize(ratio, (1, h), interpolation=cv2.INTER_LINEAR).reshape(h, 1, -1)
-        have = cv2.resize(have[:, None, :], (1, h), interpolation=cv2.INTER_LINEAR)
-        level = have.reshape(h, 1, -1)
-        for r in range(0, h, 64):  # in strips of rows: a wide copy in float would hold several frames' worth
-            rows = slice(r, r + 64)
-            part = relevel(
-                out[rows, cols].astype(np.float32), level[rows], level[rows] * ratio[rows], EDGE_LIMIT
-            )
-            out[rows, cols] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+    want, have = medians(edge), np.maximum(medians(side), 1.0)
+    ratio = _running_median(want / have, max(1, int(0.2 * rows_small)) | 1)
+    ratio = cv2.GaussianBlur(ratio[:, None, :], (0, 0), sigmaX=0.1, sigmaY=max(1.0, 0.05 * rows_small))
+    ratio = cv2.resize(ratio, (1, h), interpolation=cv2.INTER_LINEAR).reshape(h, 1, -1)
+    level = cv2.resize(have[:, None, :], (1, h), interpolation=cv2.INTER_LINEAR).reshape(h, 1, -1)
+    return ratio, level
+
+
+def _move(side: np.ndarray, level: np.ndarray, ratio: np.ndarray, fade: np.ndarray | None) -> None:
+    """``side`` (a pad, uint8, in place) moved from ``level`` to ``level * ratio`` (``relevel``, within
+    ``EDGE_LIMIT``), by ``fade`` of the way per column (all the way without)."""
+    for r in range(0, side.shape[0], 64):  # in strips of rows: a wide side in float would hold frames' worth
+        rows = slice(r, r + 64)
+        part = side[rows].astype(np.float32)
+        moved = relevel(part, level[rows], level[rows] * ratio[rows], EDGE_LIMIT)
+        if fade is not None:
+            moved = part + (moved - part) * fade
+        side[rows] = np.clip(moved + 0.5, 0, 255).astype(np.uint8)
 
 
 def _running_median(values: np.ndarray, window: int) -> np.ndarray:

@@ -137,7 +137,8 @@ class SteadyRenderer:
         reach = np.abs(fwd).reshape(-1, 2).max(axis=0) * self._gscale * steps + 2
         self._pad = int(min(pw, math.ceil(reach[0]))) if reach[0] > 2 else 0
         self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
-        self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True)}  # per cycle (see _source)
+        sky = None if alpha is None else alpha > 0  # where patches of sky may come from (``wrapped``)
+        self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True, sky=sky)}  # per cycle
         self._roll = 0.0
         if self.two_phase and glow is None and not field.spin:
             self._set_up_rolls(fwd[..., 0] * self._gscale[0], alpha)

@@ -1,0 +1,166 @@
+"""The sky that flows in across a side of the frame: a copy of the other side's sky, coloured like the edge
+it crosses, when both sides are one sky; quilted from patches of the photo's own sky in the edge's colours
+when they are different skies (a sunset's deep blue side beside its pale glow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from skyforecast.render import inflow, quilt, skymask, steady
+
+REPO = Path(__file__).resolve().parents[1]
+SUNSET = REPO.parent / "shared" / "data" / "real-short-clip" / "frames_00000061.jpg"
+
+PALE = np.array([235.0, 205.0, 175.0])  # a warm glow
+DEEP = np.array([25.0, 85.0, 165.0])  # a deep blue
+
+
+def clouds(h: int, w: int, seed: int) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: cloud cover, soft blobs of a few sizes."""
+    rng = np.random.default_rng(seed)
+    cover = np.zeros((h, w), np.float32)
+    for scale, weight in ((24, 0.6), (8, 0.4)):
+        small = rng.random((h // scale + 2, w // scale + 2)).astype(np.float32)
+        cover += (
+            weight
+            * cv2.resize(small, (w + 2 * scale, h + 2 * scale), interpolation=cv2.INTER_CUBIC)[
+                scale : scale + h, scale : scale + w
+            ]
+        )
+    return np.clip((cover - 0.55) * 4, 0, 1)
+
+
+def two_skies(h: int = 360, w: int = 640, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A photo whose sky is a pale glow at the left and deep blue at the right (the change in the middle
+    third), with grey clouds over both, above dark ground (the bottom 30 %); and its sky mask."""
+    t = np.clip((np.arange(w) / (w - 1) - 1 / 3) * 3, 0, 1)[None, :, None]
+    sky = PALE * (1 - t) + DEEP * t
+    cover = clouds(h, w, seed)[..., None]
+    photo = sky * (1 - cover) + np.array([105.0, 105.0, 115.0]) * cover
+    ground = int(0.7 * h)
+    photo[ground:] = (22, 20, 18)
+    mask = np.zeros((h, w), np.float32)
+    mask[:ground] = 1
+    return np.clip(photo + 0.5, 0, 255).astype(np.uint8), mask
+
+
+def last_frame(photo: np.ndarray, mask: np.ndarray | None, vx: float, frames: int = 32) -> np.ndarray:
+    """The last frame of ``photo``'s sky drifting ``vx`` pixels per frame sideways (ground still)."""
+    h, w = photo.shape[:2]
+    drift = np.zeros((4, 4, 2), np.float32)
+    drift[..., 0] = vx / h
+    field = steady.SteadyField(a=0.0, b=0.0, horizon=1.0, aspect=w / h, residual=drift)
+    alpha = None if mask is None else skymask.soft_alpha(mask)
+    return steady.SteadyRenderer(photo, field, frames, alpha=alpha)[frames - 1].astype(np.float32)
+
+
+def colour_gap(came: np.ndarray, own: np.ndarray) -> float:
+    """Levels between two bands' colours: each row's median (clouds aside), averaged over the rows; the
+    largest channel's difference."""
+    return float(np.abs(np.median(came, axis=1).mean(axis=0) - np.median(own, axis=1).mean(axis=0)).max())
+
+
+@pytest.mark.parametrize("vx", [4.0, -4.0])
+def test_where_the_sides_are_different_skies_the_sky_flowing_in_has_the_edges_colours(vx):
+    """Across the pale side flows pale sky with clouds, across the deep blue side deep blue sky: the
+    other side's copy brought a band of the wrong sky (scaled towards the edge's colours within its limit,
+    it stayed 60-70 levels off in red and blue)."""
+    photo, mask = two_skies()
+    h, w = photo.shape[:2]
+    last = last_frame(photo, mask, vx)
+    travel = int(round(abs(vx) * 31))
+    sides = slice(4, travel - 8) if vx > 0 else slice(w - travel + 8, w - 4)
+    edge = slice(0, travel) if vx > 0 else slice(w - travel, w)
+    rows = slice(10, int(0.6 * h))
+    gap = colour_gap(last[rows, sides], photo[rows, edge].astype(np.float32))
+    assert gap < 12, gap  # now 8 and 3; the copy: 175 and 122
+    texture = last[rows, sides].std(axis=1).mean()
+    assert texture > 0.5 * photo[rows, edge].astype(np.float32).std(axis=1).mean()  # clouds, not a fill
+
+
+def test_quilted_sky_is_made_of_the_photos_sky_and_never_of_what_is_not_sky():
+    """Patches come from the photo's own sky (``sky``): where the source is not sky (in the renderer a
+    smooth fill behind hills and roofs) they laid flat blocks into the clouds. Here the right half is not
+    sky and is green, the colour of the side being continued, so only the mask keeps it out."""
+    photo, _ = two_skies()
+    h, w = photo.shape[:2]
+    photo[:, w // 2 :] = (0, 255, 0)
+    sky = np.zeros((h, w), bool)
+    sky[:, : w // 2] = True
+    side = quilt.side_sky(photo, 120, False, sky)
+    assert side.shape == (h, 120, 3) and side.dtype == np.uint8
+    past_fade = side[:, 30:].astype(np.int32)  # the first columns fade in from the edge's own mirror
+    is_green = (past_fade[..., 1] > 200) & (past_fade[..., 0] < 60) & (past_fade[..., 2] < 60)
+    assert is_green.mean() < 0.01
+
+
+def test_quilted_sky_is_seeded_and_no_strip_repeats_the_sky_next_to_the_edge():
+    """The same photo gives the same sky; and the pad is not the sky just inside the edge translated (a
+    repeated strip next to its original) nor mirrored (a symmetric "butterfly")."""
+    photo, mask = two_skies(seed=3)
+    a = quilt.side_sky(photo, 160, False, mask > 0)
+    b = quilt.side_sky(photo, 160, False, mask > 0)
+    assert np.array_equal(a, b)
+    rows = slice(10, int(0.6 * photo.shape[0]))
+    pad = a[rows, 40:].astype(np.float32)  # past the few columns that fade in from the edge's mirror
+    w, n = photo.shape[1], pad.shape[1]
+    for shift in range(40 + n, 40 + n + 160):  # the sky inside the edge, moved right by ``shift``
+        inside = photo[rows, w + 40 - shift : w + 40 + n - shift].astype(np.float32)
+        assert np.abs(pad - inside).mean() > 8
+    mirror = photo[rows, w - 40 - n : w - 40][:, ::-1].astype(np.float32)  # the edge mirrored, as far out
+    assert np.abs(pad - mirror).mean() > 8
+
+
+def test_where_both_sides_are_one_sky_the_other_side_is_copied_as_before():
+    """examples/sky.jpg's two sides are one sky in different light: its sides are the other side's sky
+    (whole clouds), not quilted."""
+    photo = cv2.resize(
+        np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")),
+        (640, 360),
+        interpolation=cv2.INTER_AREA,
+    )
+    sky = skymask.sky_mask(photo) > 0
+    source = inflow.sky_source(photo, sky)
+    calls = []
+    original = inflow.side_sky
+
+    def spy(*args, **kwargs):
+        calls.append(args[2])
+        return original(*args, **kwargs)
+
+    inflow.side_sky = spy
+    try:
+        out = inflow.wrapped(source, 100, 0, even=True, sky=sky)
+        inflow.wrapped(*two_skies()[:1], 100, 0, even=True, sky=two_skies()[1] > 0)
+    finally:
+        inflow.side_sky = original
+    assert calls == [True, False]  # only the photo with two skies was quilted, both sides
+    band = max(2, int(round(inflow.SEAM * 640)))
+    # past the seam's fade the left pad is the right side's sky, scaled: its shapes correlate
+    copy = out[:200, : 100 - band].astype(np.float32).mean(axis=2)
+    other = source[:200, 640 - 100 : 640 - band].astype(np.float32).mean(axis=2)
+    assert np.corrcoef(copy.ravel(), other.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.skipif(not SUNSET.exists(), reason="needs ../shared/data")
+@pytest.mark.parametrize("vx", [8.0, -8.0])
+def test_a_real_sunsets_sky_flowing_in_has_the_colours_of_its_side(vx):
+    """The sunset frame of the shared short clip at 1080p: deep blue at its top right, a pale glow at its
+    top left. The sky flowing in across each side keeps that side's colours (the other side's copy:
+    a deep blue band across the pale side)."""
+    photo = cv2.resize(
+        np.asarray(Image.open(SUNSET).convert("RGB")), (1920, 1080), interpolation=cv2.INTER_CUBIC
+    )
+    mask = skymask.sky_mask(photo)
+    last = last_frame(photo, mask, vx)
+    travel = int(round(abs(vx) * 31))
+    sides = slice(10, travel - 20) if vx > 0 else slice(1920 - travel + 20, 1910)
+    edge = slice(0, travel) if vx > 0 else slice(1920 - travel, 1920)
+    rows = slice(0, 300)  # the clear top, where the two sides differ most
+    gap = colour_gap(last[rows, sides], photo[rows, edge].astype(np.float32))
+    assert gap < 15, gap  # now 8 and 11; the copy: 42 and 39
