@@ -253,9 +253,18 @@ def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160, feather: flo
     m = (eroded if eroded.any() else inside).astype(np.float32)
     fill = small.copy()
     have = m > 0
+    weighted = np.dstack([small * m[..., None], m])  # numerator and denominator, blurred together
     for sx in (2.0, 8.0, 32.0, 128.0):
-        den = cv2.GaussianBlur(m, (0, 0), sigmaX=sx, sigmaY=sx / 4)
-        num = cv2.GaussianBlur(small * m[..., None], (0, 0), sigmaX=sx, sigmaY=sx / 4)
+        # a wide blur at a size that keeps the kernel about 16 px wide, enlarged again: the same smooth
+        # result for a fraction of the work (sigma 128 at the full small size cost 20 ms a photo)
+        f = max(1, int(sx // 16))
+        part = weighted
+        if f > 1:
+            part = cv2.resize(weighted, None, fx=1 / f, fy=1 / f, interpolation=cv2.INTER_AREA)
+        part = cv2.GaussianBlur(part, (0, 0), sigmaX=sx / f, sigmaY=sx / 4 / f)
+        if f > 1:
+            part = cv2.resize(part, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR)
+        num, den = part[..., :3], part[..., 3]
         ok = (den > 1e-3) & ~have
         fill[ok] = num[ok] / den[ok][:, None]
         have |= ok
@@ -264,7 +273,8 @@ def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160, feather: flo
     fill = cv2.GaussianBlur(fill, (0, 0), 1.5)
     big = cv2.resize(np.clip(fill + 0.5, 0, 255).astype(np.uint8), (pw, ph), interpolation=cv2.INTER_LINEAR)
     if feather <= 0:
-        return np.where(sky[..., None], photo, big)
+        cv2.copyTo(photo, (sky > 0).astype(np.uint8), big)  # the sky keeps the photo's own pixels
+        return big
     # the photo's sky fades into the fill over ``feather`` of the shorter side, inside the sky's edge
     reach = max(1.0, feather * min(ph, pw))
     inner = cv2.erode(sky.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(reach)))
