@@ -21,9 +21,10 @@ ROW_REACH = 0.1  # share of the height: a patch comes from rows at most this far
 AWAY = 0.15  # share of the width: patches come from at least this far inside the side they continue
 EDGE = 0.1  # share of the width: the strip next to the side whose colour the patches should have
 CHOICE = 0.15  # a patch is drawn among the candidates within this share of the best one's error
-SKY_INSIDE = 0.95  # share of a patch that must be the photo's sky
+SKY_INSIDE = 0.999  # share of a patch that must be the photo's sky (all of it: a pylon's corner came along)
 COLOUR = 0.3  # weight of the patch colour against the overlap agreement
 EDGE_FADE = 0.5  # share of the overlap over which the pad fades in from the edge's mirror image
+OFFSET_LIMIT = 12.0  # levels a patch is moved at most to the sky it overlaps
 SEAM_FEATHER = 0.6  # share of the overlap over which two patches blend either side of their seam
 
 
@@ -216,11 +217,17 @@ def _full_size(source: np.ndarray, pad: int, scale: float, over: int, placed: li
         seen = known[fy : fy + bh, fx : fx + bw]
         rows, cols = region.shape[:2]
         patch = source[fsy : fsy + rows, fsx : fsx + cols].astype(np.float32)
+        if seen.any():  # moved to the sky it overlaps: in a smooth sky, a patch a few levels off showed
+            # its square (the median, within a few levels: where the two differ in clouds, not in level,
+            # the mean moved whole patches)
+            every = (slice(None, None, 4), slice(None, None, 4))  # a sixteenth of the pixels tells the level
+            offset = np.median(region[every][seen[every]] - patch[every][seen[every]], axis=0)
+            patch += np.clip(offset, -OFFSET_LIMIT, OFFSET_LIMIT)
         weight = cv2.resize(new, (bw, bh), interpolation=cv2.INTER_LINEAR)[:rows, :cols]
         weight = np.where(seen, weight, 1.0)[..., None]  # nothing laid there yet: the patch whole
         region += (patch - region) * weight
         seen[...] = True
-    out = canvas[:, lead : lead + pad]
+    out = np.clip(canvas[:, lead : lead + pad], 0, 255)
     # the patches continue the side's last columns closely, not exactly: over a few columns from the edge
     # they fade in from the side's mirror image, which joins the edge without a step
     fade = min(pad, max(2, round(EDGE_FADE * lead)))
