@@ -166,3 +166,23 @@ def test_a_real_sunsets_sky_flowing_in_has_the_colours_of_its_side(vx):
     rows = slice(0, 300)  # the clear top, where the two sides differ most
     gap = colour_gap(last[rows, sides], photo[rows, edge].astype(np.float32))
     assert gap < 15, gap  # now 10 and 13; the copy: 42 and 39
+
+
+@pytest.mark.parametrize(
+    "h, w, pad, patches",
+    [
+        (1080, 60, 30, False),
+        (400, 16, 8, False),
+        (60, 1080, 300, True),
+        (20, 20, 10, False),
+        (360, 640, 640, True),
+    ],
+)
+def test_side_skies_of_any_shape(h, w, pad, patches):
+    """Narrow, low, tiny photos and pads as wide as the photo: a photo too narrow for patches keeps the
+    copy of its other side (quilting it raised an error), the others are quilted; the shape is right."""
+    photo, mask = two_skies(h, w)
+    out = inflow.wrapped(photo, pad, 0, even=True, sky=mask > 0)
+    assert out.shape == (h, w + 2 * pad, 3) and out.dtype == np.uint8
+    assert np.array_equal(out[:, pad : pad + w], photo)
+    assert (quilt.side_sky(photo, pad, True, mask > 0) is not None) == patches

@@ -160,14 +160,17 @@ def _continue_side(out: np.ndarray, source: np.ndarray, pad: int, left: bool, sk
     # rows whose copy, moved as far as ``EDGE_LIMIT`` lets it, still misses the edge's colour by MISS levels
     miss = level * np.abs(ratio - np.clip(ratio, 1 / EDGE_LIMIT, EDGE_LIMIT))
     far = miss[:, 0].max(axis=1) > MISS
+    quilt = None
     if rows is not None and rows.any() and far[rows].mean() > QUILT_ROWS:
         # only the rows the sky spans (and a margin) can be seen: below them the still ground covers it
         have = np.flatnonzero(sky.any(axis=1))
         margin = int(round(SKY_MARGIN * h))
         band = slice(max(0, have[0] - margin), min(h, have[-1] + 1 + margin))
-        out[band, cols] = side_sky(source[band], pad, left, sky[band], height=h)
+        quilt = side_sky(source[band], pad, left, sky[band], height=h)  # None: too narrow for patches
+    if quilt is not None:
+        out[band, cols] = quilt
         quilted = out[:, cols]
-        ratio, level = _level(edge, quilted[:, pad - strip :] if left else quilted[:, :strip], step)
+        ratio, level = _level(edge, quilted[:, max(0, pad - strip) :] if left else quilted[:, :strip], step)
         near = max(1, int(round(EDGE_RAMP * w)))  # the quilt starts as the edge's mirror image: no move there
         ramp = np.minimum((np.arange(pad, dtype=np.float32) + 0.5) / near, 1.0)[None, :, None]
         _move(out[:, cols], level, ratio, ramp[:, ::-1] if left else ramp)

@@ -25,6 +25,7 @@ SKY_INSIDE = 0.999  # share of a patch that must be the photo's sky (all of it: 
 COLOUR = 0.3  # weight of the patch colour against the overlap agreement
 EDGE_FADE = 0.5  # share of the overlap over which the pad fades in from the edge's mirror image
 OFFSET_LIMIT = 12.0  # levels a patch is moved at most to the sky it overlaps
+MIN_PATCHES = 4  # a photo narrower than this many patches keeps the copy of its other side
 SEAM_FEATHER = 0.6  # share of the overlap over which two patches blend either side of their seam
 
 
@@ -35,20 +36,24 @@ def side_sky(
     sky: np.ndarray | None = None,
     height: int | None = None,
     seed: int = 0,
-) -> np.ndarray:
+) -> np.ndarray | None:
     """(H, pad, 3) uint8: sky for beyond ``source``'s left (``left``) or right side, quilted from patches
     of its sky (``sky``: where it is the photo's own sky, not a fill; all of it by default). It starts as
     the side's mirror image over a few columns (the join has no step) and continues with patches whose
     colour is the side's; seeded, so a photo always gets the same sky. ``height``: the photo's, when
-    ``source`` is a band of its rows (patch sizes and the search's scale follow the photo, not the band)."""
+    ``source`` is a band of its rows (patch sizes and the search's scale follow the photo, not the band).
+    None when the photo is too narrow or too low for patches (under ``MIN_PATCHES`` of them across, or
+    lower than one)."""
     rng = np.random.default_rng(seed + int(left))
     h, w = source.shape[:2]
     scale = min(1.0, SEARCH_ROWS / (height or h))
     size = (max(8, round(w * scale)), max(8, round(h * scale)))
     small = cv2.resize(source, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    sky = np.ones((h, w), bool) if sky is None else sky
+    sky = np.ones((h, w), bool) if sky is None else sky > 0
     inside = cv2.resize(sky.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) / 255.0
     patch = max(6, round(PATCH * (height or h) * scale))  # a patch's side at the small size
+    if size[0] < MIN_PATCHES * patch or size[1] < patch:
+        return None
     if not left:
         return _quilt_right(source, small, inside, pad, scale, patch, rng)
     # the left side is the right side of the photo flipped: flipping the result flips every patch back
@@ -122,11 +127,11 @@ def _choose(
     over: int,
     rng: np.random.Generator,
 ) -> tuple[int, int]:
-    """Where in ``area`` (the sky's detail) the next patch comes from: its overlap with the detail laid
-    (``known``) should agree, and the sky's level where it comes from should be near the side's (``shift``,
-    the squared difference averaged over a patch from each top-left: the smaller the move, the truer its
-    colours); drawn among the nearly best (``CHOICE``), so that a sky of few distinct clouds does not
-    repeat one patch."""
+    """Where in ``area`` (the sky in grey) the next patch comes from: its overlap with the sky laid
+    (``template`` where ``known``) should agree, and its mean colour should be the side's at that height
+    (``shift``: the squared difference, for the patch at each top-left; infinite where it is not all
+    sky); drawn among the nearly best (``CHOICE``), so that a sky of few distinct clouds does not repeat
+    one patch."""
     ph, pw = template.shape[:2]
     rows, cols = area.shape[0] - ph + 1, area.shape[1] - pw + 1
     ssd = np.zeros((rows, cols), np.float32)
