@@ -1,7 +1,8 @@
 """The sky a moving photo reads from beyond its own edges and in later cycles: what flows in across a side
 is a translated copy of the sky (never a mirror image or a stretched edge), matched in colour to the edge it
-crosses; a long video's later cycles read the photo's sky rolled sideways, made periodic so that its sides
-join without a seam. ``render.steady`` samples these; no torch here."""
+crosses, or, where the photo's two sides are different skies, sky quilted from patches of the photo's own
+(``render.quilt``); a long video's later cycles read the photo's sky rolled sideways, made periodic so that
+its sides join without a seam. ``render.steady`` samples these; no torch here."""
 
 from __future__ import annotations
 
@@ -119,9 +120,8 @@ def wrapped(
         return source
     out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
     if not even:
-        band = min(pad, max(2, int(round(SEAM * w))), w // 2)
-        out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
-        out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
+        for left in (True, False):
+            _soften_join(out, source, pad, left)
         return out
     if sky is not None and vpad > 0:
         sky = cv2.copyMakeBorder(sky.astype(np.uint8), vpad, vpad, 0, 0, cv2.BORDER_REPLICATE) > 0
@@ -176,6 +176,13 @@ def _continue_side(out: np.ndarray, source: np.ndarray, pad: int, left: bool, sk
         _move(out[:, cols], level, ratio, ramp[:, ::-1] if left else ramp)
         return
     _move(out[:, cols], level, ratio, None)
+    _soften_join(out, source, pad, left)
+
+
+def _soften_join(out: np.ndarray, source: np.ndarray, pad: int, left: bool) -> None:
+    """The copy in ``out``'s pad on one side faded in from the edge's mirror image over ``SEAM`` of the
+    width next to the edge (in place)."""
+    w = source.shape[1]
     band = min(pad, max(2, int(round(SEAM * w))), w // 2)
     if left:
         out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
