@@ -64,10 +64,14 @@ def test_converted_model_predicts_like_the_original(tmp_path, official):
     assert config["ngf"] == 4 and config["batch_stats"] is True
     model = load_model(str(out))
     assert model.batch_stats is True
+    ours, theirs = model.state_dict(), reference.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # the very same numbers
     x = torch.rand(2, 3, 32, 128, 128) * 2 - 1
     with torch.no_grad():
         for stage in (1, 2):
-            assert torch.allclose(model(x, stage=stage), reference(x, stage=stage), atol=1e-6)
+            # float32 convolutions may sum in another order on another CPU: ~1e-6 of outputs ~0.1
+            assert torch.allclose(model(x, stage=stage), reference(x, stage=stage), atol=1e-5)
     bn = dict(model.named_buffers())["base.conv2.1.num_batches_tracked"]
     assert bn.dtype == torch.long  # filled in: PyTorch 0.3 had no such buffer
 
