@@ -501,12 +501,9 @@ def load_state(model, state: dict[str, torch.Tensor], *, assign: bool = False) -
         {k: tuple(v.shape) for k, v in own.items()},
         width_label(model.ngf, model.refine_ngf),
     )
-    # copy=True: tensors read from a safetensors file are views into its memory map, at offsets the
-    # allocator would never choose; owned copies free the file and let the kernels see the same aligned
-    # weights a freshly built network has (the same numbers, to the last bit, on every CPU).
-    model.load_state_dict(
-        {k: v.to(own[k].dtype, copy=True) for k, v in state.items()}, strict=True, assign=assign
-    )
+    # copies, not views into the file's memory map: aligned as a freshly built network's, file released
+    own = {k: v.to(own[k].dtype, copy=True) for k, v in state.items()}
+    model.load_state_dict(own, strict=True, assign=assign)
 
 
 def save_model(model, folder: str | os.PathLike, *, half: bool = False) -> Path:
