@@ -60,11 +60,28 @@ def is_night(photo: np.ndarray, work: int = 256) -> bool:
     return bool(np.median(lab[:top, :, 0]) < NIGHT_L)
 
 
-def starless(image: np.ndarray, width: int = 5) -> np.ndarray:
+STROKE_LENGTH = 2  # star widths: a bright stroke this long in one direction is glow, not a star
+
+
+def starless(image: np.ndarray, width: int = 5, strokes: bool = False) -> np.ndarray:
     """``image`` without its stars: a grey opening with a disc ``width`` pixels across, which removes every
-    bright point or stroke narrower than that (stars, lit windows) and keeps the sky's glow."""
+    bright point or stroke narrower than that (stars, lit windows) and keeps the sky's glow.
+
+    ``strokes=True`` keeps the strokes: the largest of that and the openings with lines ``STROKE_LENGTH``
+    widths long (four directions), which only points (small in every direction) do not survive. Light
+    pillars and aurora rays are narrow but long; taken for stars, they turned with the sky and tilted."""
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
-    return cv2.morphologyEx(image, cv2.MORPH_OPEN, disc)
+    glow = cv2.morphologyEx(image, cv2.MORPH_OPEN, disc)
+    if strokes:
+        for line in _lines(STROKE_LENGTH * width):
+            np.maximum(glow, cv2.morphologyEx(image, cv2.MORPH_OPEN, line), out=glow)
+    return glow
+
+
+def _lines(length: int) -> list[np.ndarray]:
+    """Structuring elements: lines ``length`` pixels long, across, down and along both diagonals."""
+    diagonal = np.eye(length, dtype=np.uint8)
+    return [np.ones((1, length), np.uint8), np.ones((length, 1), np.uint8), diagonal, diagonal[::-1].copy()]
 
 
 DETAIL_SCALES = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)

@@ -409,10 +409,11 @@ def split_stars(photo: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, np.ndar
     """(glow, stars) with glow + stars = photo inside ``sky``: the glow is the photo's grey opening with a
     disc ~1/200 of the shorter side (at least 5 px), wider than a star, and as many times wider as the
     photo's finest detail spans pixels (``skymask.detail_scale``: the stars of a small photo enlarged are
-    blobs, and a 5 px disc took them all for glow, so nothing moved); stars outside the sky are zero, so
-    nothing from the lit windows below is carried into the sky."""
+    blobs, and a 5 px disc took them all for glow, so nothing moved); strokes much longer than wide (light
+    pillars, aurora rays) stay with the glow; stars outside the sky are zero, so nothing from the lit
+    windows below is carried into the sky."""
     width = max(5, int(round(min(photo.shape[:2]) / 200))) * detail_scale(photo)
-    glow = starless(photo, int(round(width)) | 1)
+    glow = starless(photo, int(round(width)) | 1, strokes=True)
     stars = cv2.subtract(photo, glow)
     stars[~sky] = 0
     return glow, stars
