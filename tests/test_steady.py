@@ -391,12 +391,37 @@ def test_a_distant_pylons_faint_top_stays_with_its_legs(real_photos):
     assert sky[:100].mean() > 0.8  # the sky above still moves (the near pylon and chimneys stand in it)
 
 
+def test_an_insulator_hanging_from_the_top_edge_stays(real_photos):
+    """The pylon's arm is above the frame and its insulator hangs into the sky from the top edge: touching
+    nothing still in the photo, it was taken for a dark bit of cloud and drifted off (village-sunset at
+    1080p, by 240 px in 32 frames). The dark bits of an all-sky photo's clouds along the top still move."""
+    image = Image.open(real_photos / "village-sunset.jpg").convert("RGB")
+    photo = np.asarray(image.resize((1920, 1080), Image.LANCZOS))  # as predict enlarges it
+    sky = skymask.sky_mask(photo)
+    box = (slice(0, 30), slice(1460, 1500))
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float32)[box]
+    dark = grey < np.median(grey) - 30
+    assert dark.sum() > 20  # the insulator is there
+    assert (sky[box][dark] == 0).all()  # none of it moves (all of it did)
+    assert sky[:40, 1000:1400].min() == 1  # the sky beside it moves
+    clouds = np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB"))[:140]  # no ground
+    clouds = cv2.resize(clouds, (1920, 420), interpolation=cv2.INTER_CUBIC)
+    assert skymask.sky_mask(clouds).min() == 1
+    from skyforecast.synth import make_scene, render_clip_with_info
+
+    for seed in (101, 118):  # gaps of blue between white clouds at the top edge: as dark as the blue sky
+        clip = render_clip_with_info(seed, 1, (960, 540), scene=make_scene(seed))
+        top = slice(0, 40)
+        assert skymask.sky_mask(clip.frames[0])[top][~clip.foreground_mask[top]].min() == 1, seed
+
+
 def floating_still_area(photo: np.ndarray) -> int:
-    """Pixels held still that are cut off from the bottom edge (the ground), the sun's disc left out."""
+    """Pixels held still that are cut off from the bottom edge (the ground) and the top edge (what hangs
+    from above the frame), the sun's disc left out."""
     sky = skymask.sky_mask(photo)
     still = ((sky < 0.5) & (skymask.sun_disc(photo) < 0.5)).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(still, connectivity=8)
-    grounded = set(np.unique(labels[-1]).tolist())
+    grounded = set(np.unique(labels[-1]).tolist()) | set(np.unique(labels[0]).tolist())
     return int(sum(stats[i, cv2.CC_STAT_AREA] for i in range(1, n) if i not in grounded))
 
 

@@ -2,8 +2,7 @@
 
 1. ``--weights SPEC``: a local model folder (``config.json`` + ``model.safetensors``), a training run folder
    (its exported ``model/``), or a Hub repo id with an optional ``@revision`` (``user/sky-model@v1``),
-   downloaded through huggingface_hub so its cache,
-   ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and tokens all apply;
+   downloaded through huggingface_hub so its cache, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and tokens apply;
 2. else the ``SKYFORECAST_WEIGHTS`` environment variable, same syntax;
 3. else the default model bundled with the package.
 
@@ -306,9 +305,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = load_file(str(path), device="cpu")
     except Exception as e:  # safetensors raises SafetensorError / OSError with terse texts
         raise _unreadable(path, e) from None
-    for name, tensor in state.items():
-        check_finite(path, name, tensor)
-    return state
+    return {name: check_finite(path, name, tensor) for name, tensor in state.items()}
 
 
 def check_finite(path: str | os.PathLike, name: str, tensor: torch.Tensor) -> torch.Tensor:

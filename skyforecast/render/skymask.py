@@ -27,6 +27,7 @@ from .strokes import (
     JOIN_REACH,
     anchored,
     faint_parts,
+    hanging,
     percentile_u8,
     reaching,
     sizeable,
@@ -131,8 +132,9 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     too), widened a little: float32 (H, W), 1 = keep still. Found by a morphological black-hat (closing
     minus the image) a few pixels wide, stronger than the sky's own texture away from the ground, and kept
     only where they reach into the sky from the still part (a narrow gap of blue between white clouds looks
-    the same, but it floats) and stand out from the sky around them (``strokes.standing_out``: the dark
-    edges of a textured sky's lower clouds rise from the skyline too).
+    the same, but it floats) or clearly hang from the frame's top (``strokes.hanging``: an insulator), and
+    stand out from the sky around them (``strokes.standing_out``: the dark edges of a textured sky's lower
+    clouds rise from the skyline too).
 
     Only the part of a structure inside the sky counts, and the first stroke width above the skyline is the
     skyline's own fringe: it stays still but anchors nothing. Anchored on the ground's texture or on that
@@ -157,9 +159,11 @@ def thin_dark(photo: np.ndarray, sky: np.ndarray, work: int = 1280) -> np.ndarra
     far = height > JOIN_REACH * size[1]
     if far.sum() > 0.05 * inside.sum():
         level = max(level, 3.0 * percentile_u8(hat[far], 90))
-    strokes = ((hat > level) & inside & (height > k)).astype(np.uint8)
+    above = inside & (height > k)  # the sky, its fringe along the skyline left out
+    strokes = ((hat > level) & above).astype(np.uint8)
     thin = reaching(strokes, height <= k + 1.5)  # rising from the fringe's top
-    thin = standing_out(thin, hat, level, inside & (height > k), k)
+    thin = standing_out(thin, hat, level, above, k)
+    thin |= hanging(strokes & (thin == 0), grey, hat, level, above, k)  # from above the frame
     # fainter pieces next to them, no fainter than half the level the sky's texture sets: in a textured
     # sky they are cloud shading
     grounded = thin.copy()

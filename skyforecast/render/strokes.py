@@ -41,26 +41,35 @@ def faint_parts(hat: np.ndarray, noise: float, grounded: np.ndarray, size: tuple
 
 TEXTURED = 0.2  # share of the sky around a stroke with texture half as dark as a stroke: a cloud's
 STANDOUT = 1.8  # a stroke's median black-hat over the 90th percentile of the sky's around it: a structure
+HANGING = 3.6  # the same for a stroke that only touches the frame's top
 
 
-def standing_out(strokes: np.ndarray, hat: np.ndarray, level: float, sky: np.ndarray, k: int) -> np.ndarray:
+def standing_out(
+    strokes: np.ndarray, hat: np.ndarray, level: float, sky: np.ndarray, k: int, strict: bool = False
+) -> np.ndarray:
     """The strokes (uint8 components) that are structures, not the texture of the clouds around them: those
     with a sky around them (``sky``, within two black-hat widths ``k``) mostly smooth, or much darker than
     its texture there. Along the skyline of a textured sky (a sea's lower clouds) every dark cloud edge rises
-    from the still part; kept as structures, they and the gaps between them froze a band of cloud."""
+    from the still part; kept as structures, they and the gaps between them froze a band of cloud.
+
+    ``strict`` (strokes that only touch the frame's top, nothing still): at least ``k`` long and
+    ``HANGING`` times darker than the texture around, smooth sky or not; the small dark bits of clouds
+    along the top of an all-sky photo pass the lenient test."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     keep = np.zeros(n, bool)
     ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * k + 1, 4 * k + 1))
     for i in range(1, n):
         x, y, w, h = (int(v) for v in stats[i, :4])
+        if strict and max(w, h) < k:
+            continue
         box = np.s_[max(0, y - 2 * k) : y + h + 2 * k, max(0, x - 2 * k) : x + w + 2 * k]
         part = (labels[box] == i).astype(np.uint8)
         around = (cv2.dilate(part, ring) > 0) & (part == 0) & sky[box]
-        if not around.any() or (hat[box][around] > level / 2).mean() <= TEXTURED:
+        if not around.any() or (not strict and (hat[box][around] > level / 2).mean() <= TEXTURED):
             keep[i] = True
             continue
         contrast = float(np.median(hat[box][part > 0])) / (percentile_u8(hat[box][around], 90) + 1.0)
-        keep[i] = contrast >= STANDOUT
+        keep[i] = contrast >= (HANGING if strict else STANDOUT)
     keep[0] = False
     return keep[labels].astype(np.uint8)
 
@@ -88,6 +97,39 @@ def anchored(
         keep[i] = inside[box][labels[box] == i].max() <= width
     keep[0] = False
     return (keep[labels] | ((grounded > 0) & (region > 0))).astype(np.uint8)
+
+
+HANGING_DARK = 0.5  # percentile of the sky's grey that a stroke hanging from the top edge is darker than
+
+
+def hanging(
+    strokes: np.ndarray, grey: np.ndarray, hat: np.ndarray, level: float, sky: np.ndarray, k: int
+) -> np.ndarray:
+    """The strokes (uint8) that hang into the frame from its top edge and are structures (uint8, 1 = kept):
+    an insulator whose pylon arm is above the frame touches nothing still in the photo. It goes on beyond
+    the border, but it must look like a structure more clearly than what rises from the ground: darker
+    than nearly all of the ``sky`` (a gap of blue between white clouds is as dark as the blue elsewhere)
+    and than the texture around it (``standing_out``'s strict test). The sides are left out: there the
+    dark edges of clouds passed."""
+    border = np.zeros(strokes.shape, bool)
+    border[0] = True
+    from_top = reaching(strokes, border)
+    if not from_top.any():
+        return from_top
+    from_top = darker_than(from_top, grey, percentile_u8(grey[sky], HANGING_DARK))
+    return standing_out(from_top, hat, level, sky, k, strict=True)
+
+
+def darker_than(strokes: np.ndarray, grey: np.ndarray, limit: float) -> np.ndarray:
+    """The 8-connected parts of ``strokes`` whose darker pixels (their 10th percentile of ``grey``) are
+    below ``limit``: uint8, 1 = kept. A stroke's pixels include its paler fringe, so not its median."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        part = labels[y : y + h, x : x + w] == i
+        keep[i] = float(np.percentile(grey[y : y + h, x : x + w][part], 10)) < limit
+    return keep[labels].astype(np.uint8)
 
 
 def sizeable(binary: np.ndarray, area: float) -> np.ndarray:
