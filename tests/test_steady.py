@@ -415,6 +415,19 @@ def test_an_insulator_hanging_from_the_top_edge_stays(real_photos):
         assert skymask.sky_mask(clip.frames[0])[top][~clip.foreground_mask[top]].min() == 1, seed
 
 
+def test_a_pocket_of_sky_between_a_pylons_arms_stays(real_photos):
+    """Sky enclosed by a pylon's arms (village-dusk at 1080p, 717 px): moved, its own darker sky slid out
+    of the pocket as a dark blob across the paler sky painted in around it. Parts of the sky smaller than
+    ``skymask.POCKET`` of the frame stay still; the open sky still moves."""
+    image = Image.open(real_photos / "village-dusk.jpg").convert("RGB")
+    photo = np.asarray(image.resize((1920, 1080), Image.LANCZOS))
+    sky = skymask.sky_mask(photo)
+    assert sky[44:76, 1496:1558].max() == 0  # the pocket (its pixels moved before)
+    assert sky[:150, :900].mean() > 0.95
+    n, _, stats, _ = cv2.connectedComponentsWithStats((sky > 0.5).astype(np.uint8), connectivity=8)
+    assert stats[1:, cv2.CC_STAT_AREA].min() >= skymask.POCKET * sky.size
+
+
 def floating_still_area(photo: np.ndarray) -> int:
     """Pixels held still that are cut off from the bottom edge (the ground) and the top edge (what hangs
     from above the frame), the sun's disc left out."""

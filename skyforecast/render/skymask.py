@@ -35,6 +35,7 @@ from .strokes import (
     thin_strokes,
 )
 
+POCKET = 0.002  # share of the frame: a part of the sky smaller than this stays still
 # The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
 GROUND_ROWS = 0.12
 # A top this dark (L* of OpenCV's 8-bit Lab, 0..255) is a night sky: ``night_sky`` finds it (its stars would
@@ -50,7 +51,9 @@ def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
     mask = resize_mask(day_sky(photo, work).astype(np.float32), (pw, ph))
     if not mask.any():
         return mask
-    return mask * (1.0 - thin_dark(photo, mask)) * (1.0 - sun_disc(photo, work))
+    mask = mask * (1.0 - thin_dark(photo, mask)) * (1.0 - sun_disc(photo, work))
+    # pockets of sky this small (between a pylon's arms) stay: moved, their darker sky slid out as a blob
+    return sizeable(mask > 0.5, POCKET * mask.size).astype(np.float32)
 
 
 def is_night(photo: np.ndarray, work: int = 256) -> bool:
@@ -74,15 +77,11 @@ def starless(image: np.ndarray, width: int = 5, strokes: bool = False) -> np.nda
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
     glow = cv2.morphologyEx(image, cv2.MORPH_OPEN, disc)
     if strokes:
-        for line in _lines(STROKE_LENGTH * width):
+        n = STROKE_LENGTH * width  # lines n pixels long: across, down and along both diagonals
+        diagonal = np.eye(n, dtype=np.uint8)
+        for line in (np.ones((1, n), np.uint8), np.ones((n, 1), np.uint8), diagonal, diagonal[::-1].copy()):
             np.maximum(glow, cv2.morphologyEx(image, cv2.MORPH_OPEN, line), out=glow)
     return glow
-
-
-def _lines(length: int) -> list[np.ndarray]:
-    """Structuring elements: lines ``length`` pixels long, across, down and along both diagonals."""
-    diagonal = np.eye(length, dtype=np.uint8)
-    return [np.ones((1, length), np.uint8), np.ones((length, 1), np.uint8), diagonal, diagonal[::-1].copy()]
 
 
 DETAIL_SCALES = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
