@@ -499,8 +499,8 @@ def load_state(model, state: dict[str, torch.Tensor], *, assign: bool = False) -
         width_label(model.ngf, model.refine_ngf),
     )
     # copies, not views into the file's memory map: aligned as a freshly built network's, file released
-    own = {k: v.to(own[k].dtype, copy=True) for k, v in state.items()}
-    model.load_state_dict(own, strict=True, assign=assign)
+    copies = {k: v.to(own[k].dtype, copy=True) for k, v in state.items()}
+    model.load_state_dict(copies, strict=True, assign=assign)
 
 
 def save_model(model, folder: str | os.PathLike, *, half: bool = False) -> Path:

@@ -33,6 +33,7 @@ from .strokes import (
     sizeable,
     standing_out,
     thin_strokes,
+    without_small_parts,
 )
 
 POCKET = 0.002  # share of the frame: a part of the sky smaller than this stays still
@@ -53,7 +54,7 @@ def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
         return mask
     mask = mask * (1.0 - thin_dark(photo, mask)) * (1.0 - sun_disc(photo, work))
     # pockets of sky this small (between a pylon's arms) stay: moved, their darker sky slid out as a blob
-    return sizeable(mask > 0.5, POCKET * mask.size).astype(np.float32)
+    return without_small_parts(mask > 0.5, POCKET).astype(np.float32)
 
 
 def is_night(photo: np.ndarray, work: int = 256) -> bool:
