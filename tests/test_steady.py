@@ -415,14 +415,16 @@ def test_an_insulator_hanging_from_the_top_edge_stays(real_photos):
         assert skymask.sky_mask(clip.frames[0])[top][~clip.foreground_mask[top]].min() == 1, seed
 
 
-def test_a_pocket_of_sky_between_a_pylons_arms_stays(real_photos):
-    """Sky enclosed by a pylon's arms (village-dusk at 1080p, 717 px): moved, its own darker sky slid out
-    of the pocket as a dark blob across the paler sky painted in around it. Parts of the sky smaller than
-    ``skymask.POCKET`` of the frame stay still; the open sky still moves."""
+def test_pockets_and_strands_of_sky_between_a_pylons_arms_stay(real_photos):
+    """Sky enclosed by a pylon's arms (village-dusk at 1080p, 717 px) and a strand of sky reaching in
+    between them: moved, their own darker sky slid out as dark blobs across the paler sky painted in
+    around them. Parts of the sky smaller than ``skymask.POCKET`` of the frame or narrower than
+    ``skymask.STRAND`` of its height stay still; the open sky still moves."""
     image = Image.open(real_photos / "village-dusk.jpg").convert("RGB")
     photo = np.asarray(image.resize((1920, 1080), Image.LANCZOS))
     sky = skymask.sky_mask(photo)
     assert sky[44:76, 1496:1558].max() == 0  # the pocket (its pixels moved before)
+    assert sky[58:75, 1450:1490].max() == 0  # the strand (10 px wide, 40 long: it moved before)
     assert sky[:150, :900].mean() > 0.95
     n, _, stats, _ = cv2.connectedComponentsWithStats((sky > 0.5).astype(np.uint8), connectivity=8)
     assert stats[1:, cv2.CC_STAT_AREA].min() >= skymask.POCKET * sky.size

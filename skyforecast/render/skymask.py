@@ -26,6 +26,7 @@ from .horizon import Horizon, horizon_candidates
 from .strokes import (
     JOIN_REACH,
     anchored,
+    broad_parts,
     faint_parts,
     hanging,
     percentile_u8,
@@ -33,10 +34,10 @@ from .strokes import (
     sizeable,
     standing_out,
     thin_strokes,
-    without_small_parts,
 )
 
-POCKET = 0.002  # share of the frame: a part of the sky smaller than this stays still
+POCKET = 0.002  # share of the frame: a part of the sky smaller than this stays still, and one narrower
+STRAND = 0.02  # than this share of the shorter side (the soft edge's width: there it hardly moves anyway)
 # The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
 GROUND_ROWS = 0.12
 # A top this dark (L* of OpenCV's 8-bit Lab, 0..255) is a night sky: ``night_sky`` finds it (its stars would
@@ -53,8 +54,8 @@ def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
     if not mask.any():
         return mask
     mask = mask * (1.0 - thin_dark(photo, mask)) * (1.0 - sun_disc(photo, work))
-    # pockets of sky this small (between a pylon's arms) stay: moved, their darker sky slid out as a blob
-    return without_small_parts(mask > 0.5, POCKET).astype(np.float32)
+    # pockets and strands of sky (between a pylon's arms) stay: moved, their darker sky slid out as a blob
+    return broad_parts(mask > 0.5, STRAND, POCKET).astype(np.float32)
 
 
 def is_night(photo: np.ndarray, work: int = 256) -> bool:
