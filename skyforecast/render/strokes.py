@@ -1,5 +1,6 @@
 """Thin strokes in a photo: wires, pylons, branches and burnt-in digits, which the sky mask keeps still, and
-the tests that tell a structure standing in front of the sky from the texture of the clouds around it."""
+the tests that tell a structure standing in front of the sky from the texture of the clouds around it; and
+the region tools the mask is cut with (parts by size, by width, by what they touch)."""
 
 from __future__ import annotations
 
