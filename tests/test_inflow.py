@@ -186,3 +186,20 @@ def test_side_skies_of_any_shape(h, w, pad, patches):
     assert out.shape == (h, w + 2 * pad, 3) and out.dtype == np.uint8
     assert np.array_equal(out[:, pad : pad + w], photo)
     assert (quilt.side_sky(photo, pad, True, mask > 0) is not None) == patches
+
+
+def test_a_photo_of_odd_width_drifting_up_or_down():
+    """The sky flowing in across the top or bottom is the edge's rows shifted half a width sideways; an odd
+    width's half left the shifted rows one column short and the render raised an error."""
+    rng = np.random.default_rng(0)
+    photo = cv2.GaussianBlur(rng.integers(0, 255, (61, 101, 3)).astype(np.uint8), (0, 0), 2)
+    sky = np.zeros((61, 101), np.float32)
+    sky[:40] = 1
+    video = np.repeat(cv2.resize(photo, (128, 128))[None], 32, axis=0)
+    for direction in (90.0, 270.0):
+        frames = steady.animate(photo, video, sky, frames=32, direction=direction)
+        assert frames.shape == (32, 61, 101, 3)
+        assert np.abs(frames[31].astype(int) - photo).mean() > 2  # the sky moved
+        assert np.array_equal(frames[:, 40:], np.broadcast_to(photo[40:], frames[:, 40:].shape))
+    shifted = inflow._shifted(photo[:5], 50)  # rows moved 50 columns right, wrapping
+    assert shifted.shape == (5, 101, 3) and np.array_equal(shifted[:, 60:], photo[:5, 10:51])

@@ -240,7 +240,9 @@ def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:
     w = rows.shape[1]
     if shift <= 0 or w < 4:
         return rows.copy()
-    return np.ascontiguousarray(wrapped(rows, shift)[:, w : 2 * w])
+    out = wrapped(rows, shift)  # out[:, i] is rows[(i - shift) % w] for i < w + shift
+    # the second copy needs 2 * shift >= w (an odd width's half is one short): else the first
+    return np.ascontiguousarray(out[:, w : 2 * w] if 2 * shift >= w else out[:, :w])
 
 
 def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160, feather: float = 0.0) -> np.ndarray:
