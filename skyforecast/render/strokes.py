@@ -112,25 +112,21 @@ def hanging(
     than nearly all of the ``sky`` (a gap of blue between white clouds is as dark as the blue elsewhere)
     and than the texture around it (``standing_out``'s strict test). The sides are left out: there the
     dark edges of clouds passed."""
-    border = np.zeros(strokes.shape, bool)
-    border[0] = True
-    from_top = reaching(strokes, border)
-    if not from_top.any():
-        return from_top
-    from_top = darker_than(from_top, grey, percentile_u8(grey[sky], HANGING_DARK))
-    return standing_out(from_top, hat, level, sky, k, strict=True)
-
-
-def darker_than(strokes: np.ndarray, grey: np.ndarray, limit: float) -> np.ndarray:
-    """The 8-connected parts of ``strokes`` whose darker pixels (their 10th percentile of ``grey``) are
-    below ``limit``: uint8, 1 = kept. A stroke's pixels include its paler fringe, so not its median."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8), connectivity=8)
-    keep = np.zeros(n, bool)
-    for i in range(1, n):
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8), connectivity=8)
+    ids = np.unique(labels[0])
+    if not ids.any():
+        return np.zeros(strokes.shape, np.uint8)
+    sample = grey[::4, ::4][sky[::4, ::4]]  # every 16th pixel is plenty for a percentile
+    limit = percentile_u8(sample if sample.size else grey[sky], HANGING_DARK)
+    dark = []
+    for i in ids[ids > 0]:
         x, y, w, h = (int(v) for v in stats[i, :4])
         part = labels[y : y + h, x : x + w] == i
-        keep[i] = float(np.percentile(grey[y : y + h, x : x + w][part], 10)) < limit
-    return keep[labels].astype(np.uint8)
+        if np.percentile(grey[y : y + h, x : x + w][part], 10) < limit:  # its fringe is paler: not the median
+            dark.append(i)
+    if not dark:
+        return np.zeros(strokes.shape, np.uint8)
+    return standing_out(np.isin(labels, dark).astype(np.uint8), hat, level, sky, k, strict=True)
 
 
 def sizeable(binary: np.ndarray, area: float) -> np.ndarray:
