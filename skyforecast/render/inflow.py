@@ -240,7 +240,7 @@ def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:
     w = rows.shape[1]
     if shift <= 0 or w < 4:
         return rows.copy()
-    out = wrapped(rows, shift)  # out[:, i] is rows[(i - shift) % w] for i < w + shift
+    out = wrapped(rows, shift)  # out[:, i] is rows[(i - shift) % w] for every column i
     # the second copy needs 2 * shift >= w (an odd width's half is one short): else the first
     return np.ascontiguousarray(out[:, w : 2 * w] if 2 * shift >= w else out[:, :w])
 
