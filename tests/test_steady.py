@@ -237,6 +237,58 @@ def test_a_long_video_does_not_come_back_to_the_photo():
     assert max(steps) <= 2 * np.median(steps)
 
 
+def _two_skies(h: int = 180, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """Clouds over a sky that is pale on the left and deep blue on the right (a sunset's), above a still
+    ground, and the sky mask."""
+    x = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+    pale, blue = np.float32([235, 215, 200]), np.float32([40, 110, 200])
+    clouds = texture(h, w, seed=2, scale=10).astype(np.float32).mean(axis=2, keepdims=True)
+    photo = np.clip((pale * (1 - x) + blue * x) + (clouds - 128) * 0.5, 0, 255).astype(np.uint8)
+    sky = np.zeros((h, w), np.float32)
+    sky[: int(0.7 * h)] = 1
+    photo[int(0.7 * h) :] = (30, 40, 20)
+    return photo, sky
+
+
+@pytest.mark.parametrize("vx", [0.6, -0.6])
+def test_the_phases_of_a_long_video_hand_over_the_same_sky(vx):
+    """Where a patch of sky hands over from one cycle's sky to the next one's, both show the same
+    brightness and colour: a rolled cycle's sky used to be rolled by the mean travel, nudged away from
+    it, and moved to the photo's level where it landed, while the other phase's moved with the clouds,
+    faster higher up; a sunset's patch of deep blue then appeared in arcs (here 8-36 levels apart, blurred
+    to the brightness trend's scale)."""
+    photo, sky = _two_skies()
+    renderer, _ = steady.animate_frames(photo, translating_prediction(vx, 0.0), sky, frames=160)
+    y0, y1, x0, x1 = renderer.box
+    n = renderer.period
+    apart = []
+    for t in range(int(n) + 2, 160, 4):  # after the first cycle: the sky that flowed in differs before
+        warps, _ = renderer.plan(t)
+        if len(warps) < 2:  # a cycle's first frames show one phase
+            continue
+        a, b = (
+            cv2.GaussianBlur(
+                renderer._warp(d, s, np.empty((y1 - y0, x1 - x0, 3), np.uint8)).astype(np.float32),
+                (0, 0),
+                0.08 * photo.shape[1],
+            )
+            for d, s in warps
+        )
+        apart.append(float(np.abs(a - b).mean(axis=2)[sky[y0:y1, x0:x1] > 0].mean()))
+    assert len(apart) > 20 and max(apart) < 4.0  # 1.2-2.1
+
+
+def test_a_long_videos_roll_is_the_clouds_travel_unless_the_photo_would_come_back():
+    """Every share of the width a roll moves away from the clouds' own travel shows the phases that far
+    apart where they hand over: a roll is nudged only where a cycle would bring the photo's sky back."""
+    assert steady._never_back(0.13, 3) == pytest.approx(0.13)  # 0.13, 0.26, 0.39 of a width: no return
+    assert steady._never_back(-0.3, 2) == pytest.approx(-0.3)
+    nudged = steady._never_back(0.125, 8)  # the eighth cycle would be the photo again
+    multiples = np.arange(1, 9) * nudged
+    assert np.abs(multiples - np.maximum(1, np.round(multiples))).min() >= steady.AWAY - 1e-9
+    assert abs(nudged - 0.125) <= 0.05
+
+
 def test_rolled_cycles_do_not_clip_clouds_into_flat_white_shapes():
     """A rolled cycle's sky is brightened where the photo is brighter: scaled as a gain it clipped lit
     clouds to flat white (1.8 % of the sky in one frame, the photo has 0.02 %); and a cloud cut off by a hill

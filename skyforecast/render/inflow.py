@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .levels import relevel
+from .levels import PROFILE_LIMIT, relevel
 from .quilt import cut_weights, side_sky
 
 SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
@@ -18,6 +18,9 @@ ROLL_FEATHER = 0.02  # share of the shorter side over which a rolled sky's edges
 # cuts off has a straight vertical edge, which a narrow join (3 %) carried across the frame as a line
 ROLL_SEAM = 0.1
 TREND_BLUR = 0.08  # share of the width: the blur that leaves the brightness trend (no cloud shapes)
+# a long video's rolled trend goes this far from the level it has with its clouds (``rolled``): far enough
+# for a deep blue patch of a sunset's sky to meet the pale sky around the sun
+TREND_LIMIT = 4.0
 
 
 def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
@@ -36,17 +39,41 @@ def brightness(source: np.ndarray, wrap: bool = False) -> np.ndarray:
     return np.maximum(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
 
 
-def rolled(source: np.ndarray, shift: int, land: np.ndarray, came: np.ndarray, pad: int = 0) -> np.ndarray:
-    """A frame's width of ``source`` (a ``periodic`` sky, repeated) rolled ``shift`` columns to the right,
-    and ``pad`` more columns each side, moved from the periodic sky's ``brightness`` where it came from
-    (``came``) to the photo's where it lands (``land``, its edge columns repeated over the pads) by
-    ``relevel``. The pads continue the periodic sky itself: the sky that flows in across a side then has
-    no seam (a copy of the frame's other side joined it with a mirrored strip, a vertical stripe that
-    crossed the frame)."""
-    cols = (np.arange(-pad, land.shape[1] + pad) - shift) % source.shape[1]
-    if pad:
-        land = cv2.copyMakeBorder(land, 0, 0, pad, pad, cv2.BORDER_REPLICATE)
-    moved = relevel(source[:, cols].astype(np.float32), came[:, cols], land)
+def rolled(
+    source: np.ndarray,
+    shift: float,
+    width: int,
+    pad: int = 0,
+    levels: tuple[np.ndarray, np.ndarray] | None = None,
+    trend: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """``width`` columns of ``source`` (a ``periodic`` sky, repeated) rolled ``shift`` columns to the right,
+    and ``pad`` more columns each side. The pads continue the periodic sky itself: the sky that flows in
+    across a side then has no seam (a copy of the frame's other side joined it with a mirrored strip, a
+    vertical stripe that crossed the frame). ``levels``: (land, came), the photo's ``brightness`` and the
+    periodic sky's; the rolled sky is then moved from the level where it came from to the photo's where
+    it lands (``relevel``; the edge columns of ``land`` repeated over the pads).
+
+    ``trend``: (the periodic sky's brightness trend, from ``periodic(split=True)``; per row, how much
+    farther than the clouds it rolls): the rolled sky is moved from its own trend to the trend rolled that
+    much farther. The trend then goes with the clouds of its own row, which the field moves faster higher
+    up; clouds rolled row by row would shear a little more every cycle."""
+    cols = np.arange(-pad, width + pad)
+    at = (cols - int(round(shift))) % source.shape[1]
+    if levels is None and trend is None:
+        return source[:, at]
+    if trend is not None:
+        low, farther = trend
+        came = low[:, at]
+        rows = np.arange(low.shape[0])[:, None]
+        land = low[rows, (at[None, :] - np.rint(farther).astype(np.int64)[:, None]) % low.shape[1]]
+        limit = TREND_LIMIT
+    else:
+        land, came = levels[0], levels[1][:, at]
+        limit = PROFILE_LIMIT
+        if pad:
+            land = cv2.copyMakeBorder(land, 0, 0, pad, pad, cv2.BORDER_REPLICATE)
+    moved = relevel(source[:, at].astype(np.float32), came, land, limit)
     return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -55,7 +82,7 @@ def periodic_width(width: int) -> int:
     return width - min(width // 4, max(2, int(round(ROLL_SEAM * width))))
 
 
-def periodic(source: np.ndarray) -> np.ndarray:
+def periodic(source: np.ndarray, split: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """A sky that continues from its right edge into its left one, as a rolled copy needs: ``source`` with
     its first ``ROLL_SEAM`` of the width joined to the columns after its right edge's (which are left out,
     so the result is that much narrower). The clouds join along a cut through the clear sky between them
@@ -63,7 +90,8 @@ def periodic(source: np.ndarray) -> np.ndarray:
     two skies over each other and kept the straight edge of a cloud cut off by the photo's side; a
     mirrored dark cloud made a symmetric pillar). The brightness (a blur of ``TREND_BLUR`` of the width,
     no cloud shapes) goes from one side's to the other's across the whole join: cut with the clouds, a
-    photo darker on one side showed the step as a vertical line."""
+    photo darker on one side showed the step as a vertical line. ``split``: (the periodic sky, its
+    brightness trend as float32), for ``rolled`` to roll the trend apart from the clouds."""
     h, w = source.shape[:2]
     src = source.astype(np.float32)
     sw, sh = max(8, w // 8), max(8, h // 8)  # a blur this wide costs little at an eighth of the size
@@ -77,7 +105,8 @@ def periodic(source: np.ndarray) -> np.ndarray:
     high[:, :band] = right + (left - right) * cut_weights(right, left)
     ramp = ((np.arange(band, dtype=np.float32) + 0.5) / band)[None, :, None]
     low[:, :band] = low[:, keep:] * (1 - ramp) + low[:, :band] * ramp
-    return np.clip(low[:, :keep] + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
+    sky = np.clip(low[:, :keep] + high[:, :keep] + 0.5, 0, 255).astype(np.uint8)
+    return (sky, np.maximum(low[:, :keep], 1.0)) if split else sky
 
 
 def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:

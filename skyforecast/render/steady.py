@@ -140,6 +140,8 @@ class SteadyRenderer:
         sky = None if alpha is None else alpha > 0  # where patches of sky may come from (``wrapped``)
         self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True, sky=sky)}  # per cycle
         self._roll = 0.0
+        self._row_roll = np.zeros(ph, np.float32)  # per row, the trend's roll beyond the clouds'
+        self._levels: tuple[np.ndarray, np.ndarray] | None = None  # a loop's rolled skies are relevelled
         if self.two_phase and glow is None and not field.spin:
             self._set_up_rolls(fwd[..., 0] * self._gscale[0], alpha)
         # Work buffers reused by every frame: a 1080p frame needs ~40 MB of temporaries, and fresh arrays
@@ -157,28 +159,43 @@ class SteadyRenderer:
     def _set_up_rolls(self, vx: np.ndarray, alpha: np.ndarray | None) -> None:
         """A long video is not a loop: each cycle's sky is the photo's rolled sideways by the distance the
         clouds travelled (``vx``: their speed, output pixels per frame, on the grid), so the photo does not
-        come back every cycle (a loop rolls whole widths). Rolled skies come from a sky whose edges fade into
-        the fill: where the photo's sky met a hill, a cloud cut off by the hill would be carried into open
-        sky as a hard shape."""
+        come back every cycle (a loop rolls whole widths). Where a patch hands over from one phase to the
+        other, both show the same sky only if the roll is the travel: the clouds are rolled by the mean
+        travel (clouds rolled row by row, each by its own, sheared more every cycle: slanted streaks by the
+        end of 160 frames), and the brightness trend, which has no cloud shapes to shear, by each row's own
+        travel (the field moves the sky faster higher up). Rolled by the mean travel, nudged, and moved to
+        the photo's brightness where it landed, the trend differed from the other phase's by 8 levels on
+        average on a sunset (16 on village-dusk), whose deep blue then appeared in arcs where they hand
+        over. Rolled skies come from a sky whose edges fade into the fill: where the photo's sky met a
+        hill, a cloud cut off by the hill would be carried into open sky as a hard shape."""
         photo = self.photo
         if photo.shape[0] * photo.shape[1] > ROLL_MAX_PIXELS:  # its float copies would cost gigabytes
             return
-        self._roll = self._roll_per_cycle(vx, periodic_width(photo.shape[1]))
+        where = self._sky_small > 0.5 if self._sky_small is not None else np.ones(vx.shape, bool)
+        if not where.any():
+            return
+        rows = np.flatnonzero(where.any(axis=1))
+        mean = float(vx[where].mean())
+        self._roll = self._roll_per_cycle(mean * self.period, periodic_width(photo.shape[1]))
         if not self._roll:
             return
         soft = sky_source(photo, alpha > 0, feather=ROLL_FEATHER) if alpha is not None else self.source
-        self._periodic = periodic(soft)
-        self._brightness = (brightness(self.source), brightness(self._periodic, wrap=True))
+        if self.loop:  # levelled where it lands: its rolls do not follow the clouds
+            self._periodic = periodic(soft)
+            self._levels = (brightness(self.source), brightness(self._periodic, wrap=True))
+        else:  # trend and clouds apart; rows without sky take the nearest sky row's travel
+            self._periodic = periodic(soft, split=True)
+            spread = np.array([vx[r][where[r]].mean() - mean for r in rows]) * self.period
+            centres = (rows + 0.5) * photo.shape[0] / vx.shape[0] - 0.5
+            travel = np.interp(np.arange(photo.shape[0]), centres, spread) + mean * self.period - self._roll
+            self._row_roll = travel.astype(np.float32)  # the trend's roll beyond the clouds'
 
-    def _roll_per_cycle(self, vx: np.ndarray, width: int) -> float:
-        """Pixels the sky is rolled sideways from one cycle to the next: the sky's mean horizontal travel in a
-        cycle, so that where the two phases hand over they show nearly the same clouds. A loop must come back
-        to the photo after its last cycle: over all its cycles it rolls whole ``width``s of the periodic
-        sky (none for a short one)."""
-        where = self._sky_small > 0.5 if self._sky_small is not None else np.ones(vx.shape, bool)
-        if not where.any():
-            return 0.0
-        per_cycle = float(vx[where].mean()) * self.period
+    def _roll_per_cycle(self, per_cycle: float, width: int) -> float:
+        """Pixels the clouds are rolled sideways from one cycle to the next: the sky's mean horizontal travel
+        in a cycle (``per_cycle``), so that where the two phases hand over they show nearly the same clouds,
+        nudged where the photo's clouds would come back (``_never_back``). A loop must come back to the
+        photo after its last cycle: over all its cycles it rolls whole ``width``s of the periodic sky (none
+        for a short one)."""
         cycles = int(round(self.frames / self.period))
         if self.loop:
             per_cycle = round(per_cycle * cycles / width) * width / cycles
@@ -192,8 +209,12 @@ class SteadyRenderer:
         if self.loop:  # the last cycle's next one is the first
             cycle %= max(1, int(round(self.frames / self.period)))
         if cycle not in self._wrapped:
-            shift = int(round(cycle * self._roll)) % self._periodic.shape[1]
-            source = rolled(self._periodic, shift, *self._brightness, pad=self._pad)
+            width, shift = self.photo.shape[1], cycle * self._roll
+            if self.loop:
+                source = rolled(self._periodic, shift, width, self._pad, levels=self._levels)
+            else:
+                sky, trend = self._periodic
+                source = rolled(sky, shift, width, self._pad, trend=(trend, cycle * self._row_roll))
             self._wrapped = {c: w for c, w in self._wrapped.items() if c == 0 or cycle - 1 <= c <= cycle + 1}
             self._wrapped[cycle] = wrapped(source, 0, self._vpad)  # the sides continue the periodic sky
         return self._wrapped[cycle]
@@ -332,16 +353,20 @@ def composite(out: np.ndarray, moved: np.ndarray, still: np.ndarray, inside: np.
 
 
 NUDGE = 0.2  # at most this share of the width is added to a cycle's roll so the sky never comes back
+AWAY = 0.1  # share of the width: clouds rolled this far from a whole width do not look like the photo's
 
 
 def _never_back(share: float, cycles: int) -> float:
     """The roll per cycle (a share of the periodic sky's width) nearest ``share``, within ``NUDGE``, whose
-    multiples over ``cycles`` cycles stay farthest from a whole width: half a width per cycle would bring
-    the photo's sky back every second cycle."""
+    multiples over ``cycles`` cycles stay ``AWAY`` from every whole width but none, or else as far as any
+    can: eight cycles of an eighth of a width each would bring the photo's sky back. A nudge shows the two
+    phases that hand over as far apart as it moves the roll from the clouds' own travel, so a video whose
+    sky stays away anyway is not nudged at all (a nudge towards the farthest return moved a 1080p
+    sunset's roll from 222 to 430 px)."""
     candidates = share + np.linspace(-NUDGE, NUDGE, 161)
-    multiples = np.outer(np.arange(1, cycles + 1), candidates) % 1.0
-    nearest = np.minimum(multiples, 1.0 - multiples).min(axis=0)  # closest return to the photo's sky
-    return float(candidates[np.argmax(nearest - 0.25 * np.abs(candidates - share))])
+    multiples = np.abs(np.outer(np.arange(1, cycles + 1), candidates))
+    nearest = np.abs(multiples - np.maximum(1.0, np.round(multiples))).min(axis=0)  # closest return
+    return float(candidates[np.argmax(np.minimum(nearest, AWAY) - 0.25 * np.abs(candidates - share))])
 
 
 # ---- light -------------------------------------------------------------------------------------------
