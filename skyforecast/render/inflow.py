@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .levels import PROFILE_LIMIT, relevel
+from .levels import PROFILE_LIMIT, level_offset, moved_by, relevel
 from .quilt import cut_weights, side_sky
 
 SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
@@ -62,18 +62,23 @@ def rolled(
     at = (cols - int(round(shift))) % source.shape[1]
     if levels is None and trend is None:
         return source[:, at]
-    if trend is not None:
+    if trend is not None:  # the levels' offset at an eighth of the size, enlarged
         low, farther = trend
-        came = low[:, at]
-        rows = np.arange(low.shape[0])[:, None]
-        land = low[rows, (at[None, :] - np.rint(farther).astype(np.int64)[:, None]) % low.shape[1]]
-        limit = TREND_LIMIT
-    else:
-        land, came = levels[0], levels[1][:, at]
-        limit = PROFILE_LIMIT
-        if pad:
-            land = cv2.copyMakeBorder(land, 0, 0, pad, pad, cv2.BORDER_REPLICATE)
-    moved = relevel(source[:, at].astype(np.float32), came, land, limit)
+        h, wo = source.shape[0], len(cols)
+        sh, sw = max(2, -(-h // 8)), max(2, -(-wo // 8))
+        ys = np.clip(np.rint((np.arange(sh) + 0.5) * h / sh - 0.5).astype(np.int64), 0, h - 1)
+        xs = np.rint((np.arange(sw) + 0.5) * wo / sw - 0.5).astype(np.int64)
+        small = at[xs][None, :]  # the periodic sky's columns at the small grid's points
+        came = np.maximum(low[ys[:, None], small], 1.0)
+        land = low[ys[:, None], (small - np.rint(farther[ys]).astype(np.int64)[:, None]) % low.shape[1]]
+        offset = cv2.resize(level_offset(came, land, TREND_LIMIT), (wo, h), interpolation=cv2.INTER_LINEAR)
+        came = cv2.resize(came, (wo, h), interpolation=cv2.INTER_LINEAR)
+        moved = moved_by(source[:, at].astype(np.float32), offset, came)
+        return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
+    land, came = levels
+    if pad:
+        land = cv2.copyMakeBorder(land, 0, 0, pad, pad, cv2.BORDER_REPLICATE)
+    moved = relevel(source[:, at].astype(np.float32), came[:, at], land, PROFILE_LIMIT)
     return np.clip(moved + 0.5, 0, 255).astype(np.uint8)
 
 
