@@ -202,7 +202,11 @@ def test_predict_with_hub_weights_end_to_end(published, two_models, tmp_path):
     assert proc.returncode == 0, proc.stderr
     frames = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "my photo_frames").glob("*.png"))])
     expected = load_pipeline(two_models["v1"], device="cpu", photos=1)([photo])[0]  # predict's engine
-    assert np.array_equal(frames, resize_frames(expected, (228, 128)))  # exactly the v1 model's output
+    # the v1 model's output: the CLI's process may sum in another order (its BLAS threads), which moved a
+    # dozen of the 2.8 million values one level on a 2-core CPU; the main revision's model's output is more
+    # than a level away in 99.5 % of them
+    apart = np.abs(frames.astype(int) - resize_frames(expected, (228, 128)))
+    assert apart.max() <= 1 and (apart > 0).mean() < 1e-4
 
 
 # ---- the Hub misbehaving: one line, exit 1, no traceback ---------------------------------------------
