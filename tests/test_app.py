@@ -89,7 +89,10 @@ def test_the_page_writes_what_predict_writes(studio, tiny_weights, tmp_path):
         assert result.exit_code == 0, result.output
         mine, theirs = read_video(ours.download).astype(int), read_video(out).astype(int)
         assert mine.shape == theirs.shape
-        assert np.abs(mine - theirs).mean() < 1.0
+        # the page encodes RGB frames, predict planes made straight in yuv420p: their inputs differ by
+        # rounding (the kept light's offsets rounded in RGB and in YCbCr apart), which x264 turns into
+        # different quantisation noise (1.10 levels here with the offsets, 0.78 without)
+        assert np.abs(mine - theirs).mean() < 1.25
 
 
 @pytest.mark.parametrize(

@@ -50,9 +50,14 @@ def test_planes_are_the_rgb_frames_converted(options, masked):
     reference = split(convert(still).copy(), h)
     moved = 0.0
     for t in sorted({1, 9, 16, 31, len(renderer) - 1}):
-        (y, c), (ry, rc) = split(planar[t].copy(), h), split(convert(renderer[t]), h)
-        # luma warped from the converted source against luma of the warped RGB: rounding apart
-        assert np.abs(y - ry).max() <= 2 and np.abs(y - ry).mean() < 0.15
+        rgb = renderer[t]
+        (y, c), (ry, rc) = split(planar[t].copy(), h), split(convert(rgb), h)
+        # luma warped from the converted source against luma of the warped RGB: rounding apart (0.1 on
+        # average; the kept light's offset, rounded in each space apart, adds ~0.2); where the offset took
+        # a channel of the RGB frame past white or black it was clipped there, and is clipped only when
+        # the planes are decoded
+        inside = (rgb.max(axis=2) < 255) & (rgb.min(axis=2) > 0)
+        assert np.abs(y - ry)[inside].max() <= 3 and np.abs(y - ry).mean() < 0.35
         # chroma sampled at half size against the 2x2 mean of full-size samples: a few levels at sharp
         # colour edges, none on average
         assert np.abs(c - rc).mean() < 0.4 and (np.abs(c - rc) > 2).mean() < 0.01
@@ -100,7 +105,11 @@ def test_predicts_mp4_is_made_from_planes_and_decodes_like_one_through_rgb(tmp_p
     write_mp4(frames, tmp_path / "rgb.mp4", feed="rgb24")  # the reference: RGB, converted by ffmpeg
     ours, ref = read_video(tmp_path / "planes.mp4").astype(int), read_video(tmp_path / "rgb.mp4").astype(int)
     assert ours.shape == ref.shape == (32, 360, 640, 3)
-    assert np.abs(ours - ref).mean() <= 1.0
+    # x264 turns inputs that differ at all into different quantisation noise: the planes and the RGB frames
+    # differ by rounding (0.1 levels of luma on average), and by the kept light's offsets, rounded in RGB
+    # and in YCbCr apart (0.27 with them); decoded, 0.97 levels apart without the offsets, 1.13 with them
+    # (1080p renders, `bench/steady.py`: 0.80)
+    assert np.abs(ours - ref).mean() <= 1.25
     assert np.abs((ours - ref).mean(axis=(0, 1, 2))).max() <= 0.3  # no colour cast
 
     # the writer reads only the planes: a video whose RGB frames cannot be made is written all the same

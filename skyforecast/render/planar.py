@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..io.yuv import BAND, I420, MATRIX
+from .light import apply, yuv_offset
 from .sampling import SampleMap
 from .steady import SteadyRenderer, composite, edge_parts
 
@@ -136,6 +137,12 @@ class PlanarFrames:
             wc = cv2.resize(first, (pw // 2, ph // 2), interpolation=cv2.INTER_LINEAR)[cy0:cy1, cx0:cx1]
             ym = cv2.blendLinear(ym, moved[1][0], wy, 1.0 - wy)
             cm = cv2.blendLinear(cm, moved[1][1], wc, 1.0 - wc)
+        offset = r.light_offset(warps, first)
+        if offset is not None:  # the sky's light kept in place, as in RGB (an offset is linear here too)
+            offset = yuv_offset(offset)
+            ph, pw = r.photo.shape[:2]
+            apply(ym, offset[..., 0], (pw, ph), r.box)
+            apply(cm, offset[..., 1:], (pw // 2, ph // 2), self.cbox)
         y, cb, cr = self._views(out)
         if r.alpha is None:
             y[y0:y1, x0:x1] = ym

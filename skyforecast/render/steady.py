@@ -46,6 +46,7 @@ from .inflow import (  # noqa: F401 - SEAM, sky_source, wrapped: importable from
     sky_source,
     wrapped,
 )
+from .light import StillLight, apply
 from .sampling import SampleMap
 from .skymask import bounding_box, detail_scale, is_night, sky_mask, soft_alpha, starless
 
@@ -139,6 +140,7 @@ class SteadyRenderer:
         self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
         sky = None if alpha is None else alpha > 0  # where patches of sky may come from (``wrapped``)
         self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True, sky=sky)}  # per cycle
+        self._light: StillLight | None = None  # made at the first moved frame
         self._roll = 0.0
         self._row_roll = np.zeros(ph, np.float32)  # per row, the trend's roll beyond the clouds'
         self._levels: tuple[np.ndarray, np.ndarray] | None = None  # a loop's rolled skies are relevelled
@@ -297,12 +299,15 @@ class SteadyRenderer:
         if plan is None:
             return out
         warps, first = plan
+        offset = self.light_offset(warps, first)
         if not self._moved:  # not made for a renderer whose frames are only made as planes (``planar``)
             self._moved = [np.empty((y1 - y0, x1 - x0, 3), np.uint8) for _ in range(2)]
         moved = self._warp(*warps[0], self._moved[0])
         if first is not None:
             first = cv2.resize(first, (pw, ph), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
             moved = cv2.blendLinear(moved, self._warp(*warps[1], self._moved[1]), first, 1.0 - first)
+        if offset is not None:
+            apply(moved, offset, (pw, ph), self.box)
         if self.glow is not None:
             moved = cv2.add(moved, self.glow[y0:y1, x0:x1])
         if self.gain is not None:
@@ -313,6 +318,16 @@ class SteadyRenderer:
             return out
         composite(out[y0:y1, x0:x1], moved, self.photo[y0:y1, x0:x1], self._inside, self._band)
         return out
+
+    def light_offset(self, warps, first: np.ndarray | None) -> np.ndarray | None:
+        """The RGB levels (on the grid) that keep the sky's light in place in a frame made of ``warps``
+        (``render.light``); None for a night sky, whose glow stays apart from the stars that move, and
+        where everything moves (no sky mask: the ground's light would stay while its detail moved)."""
+        if self.glow is not None or self.alpha is None:
+            return None
+        if self._light is None:
+            self._light = StillLight(self)
+        return self._light.offset(warps, first)
 
     def _warp(self, disp: np.ndarray, source: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The box of the wrapped sky ``source`` sampled at x + D (D: the grid displacement ``disp``)."""
