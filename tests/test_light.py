@@ -4,14 +4,11 @@ shading."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
 from skyforecast.render import light, steady
 
-REPO = Path(__file__).resolve().parents[1]
 STILL = (slice(60, 200), slice(200, 280))  # rows, columns of the still part standing in the sky
 
 
