@@ -76,7 +76,7 @@ def test_a_glow_stays_where_it_is_while_the_clouds_move(monkeypatch):
         return float(np.median(grey[70:190, 205:215]) - np.median(grey[70:190, 175:190]))
 
     assert light_change(slid[31]) > 10 and abs(outline(slid[31]) - outline(photo)) > 8  # 13.3 and 13.2
-    assert light_change(kept[31]) < 4 and abs(outline(kept[31]) - outline(photo)) < 4.5  # 2.3 and 3.3
+    assert light_change(kept[31]) < 4 and abs(outline(kept[31]) - outline(photo)) < 4.5  # 2.3 and 3.0
     # the clouds moved all the same: where they were, the sky is clear again
     dark = clouds & inner
     for frames in (kept, slid):
