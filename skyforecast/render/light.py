@@ -26,6 +26,7 @@ import numpy as np
 
 from ..io.yuv import MATRIX
 from .levels import level_offset
+from .sampling import nodes
 
 BLUR = 0.08  # share of the photo's width: the blur that leaves the light (no cloud shapes)
 SMOOTH = 1.5  # grey levels of detail (a difference of Gaussians at a quarter of 1920 px) of a smooth sky
@@ -70,12 +71,10 @@ class StillLight:
         r = renderer
         ph, pw = r.photo.shape[:2]
         gw, gh = r._gsize
-        # the light is smoother than the motion: its own grid, a third of the renderer's each way; its
-        # nodes' positions in the frame as ``cv2.resize`` places them (``sampling.SampleMap``)
+        # the light is smoother than the motion: its own grid, a third of the renderer's each way
         self.size = (max(2, -(-gw // COARSE)), max(2, -(-gh // COARSE)))
-        nx = (np.arange(self.size[0], dtype=np.float32) + 0.5) * (pw / self.size[0]) - 0.5
-        ny = (np.arange(self.size[1], dtype=np.float32) + 0.5) * (ph / self.size[1]) - 0.5
-        self._x, self._y = np.meshgrid(nx + r._pad, ny + r._vpad)
+        nx, ny = nodes(self.size[0], pw) + r._pad, nodes(self.size[1], ph) + r._vpad
+        self._x, self._y = (a.astype(np.float32) for a in np.meshgrid(nx, ny))
         self.renderer, self.width = r, pw
         self._lights: dict[int, tuple[np.ndarray, np.ndarray, float, float]] = {}
         # the light that stays: the photo's own sky's, where each node is

@@ -32,6 +32,12 @@ def _edge_runs(pixels: np.ndarray, nodes: np.ndarray) -> list[tuple[int, int, np
     return runs
 
 
+def nodes(count: int, size: int) -> np.ndarray:
+    """float64 positions, in the frame's pixels along one axis of ``size`` pixels, of the ``count`` nodes of
+    a grid that ``cv2.resize`` enlarges to it: output pixel x reads node (x + 0.5) * count / size - 0.5."""
+    return (np.arange(count) + 0.5) * (size / count) - 0.5
+
+
 class SampleMap:
     """``sample(disp, scale)``: the (y1 - y0, x1 - x0, 2) float32 map x + offset + disp * scale of ``box``
     in a frame of ``size`` (width, height), ``disp`` (gh, gw, 2) the grid displacement in grid units and
@@ -50,9 +56,7 @@ class SampleMap:
         w, h = size
         y0, y1, x0, x1 = box
         self.size, self.box = (w, h), box
-        # where cv2.resize puts grid node i in the frame: output pixel x reads node (x + 0.5) * g / w - 0.5
-        nx = (np.arange(gw) + 0.5) * (w / gw) - 0.5
-        ny = (np.arange(gh) + 0.5) * (h / gh) - 0.5
+        nx, ny = nodes(gw, w), nodes(gh, h)  # where cv2.resize puts the grid's nodes in the frame
         gx, gy = np.meshgrid(nx + offset[0], ny + offset[1])
         self._nodes = np.dstack([gx, gy]).astype(np.float32)
         self._xfix = _edge_runs(np.arange(x0, x1, dtype=np.float64), nx)
@@ -72,4 +76,4 @@ class SampleMap:
         return m
 
 
-__all__ = ["SampleMap"]
+__all__ = ["SampleMap", "nodes"]

@@ -320,9 +320,10 @@ class SteadyRenderer:
         return out
 
     def light_offset(self, warps, first: np.ndarray | None) -> np.ndarray | None:
-        """The RGB levels (on the grid) that keep the sky's light in place in a frame made of ``warps``
-        (``render.light``); None for a night sky, whose glow stays apart from the stars that move, and
-        where everything moves (no sky mask: the ground's light would stay while its detail moved)."""
+        """The RGB levels (on the light's coarse grid) that keep the sky's light in place in a frame made of
+        ``warps`` (``render.light``); None where everything moves (no sky mask: the ground's light would
+        stay while its detail moved) and for a night sky, whose moved layer holds only the stars (its glow
+        stays apart already; on examples/night.jpg the offsets rounded to nothing, so they are not made)."""
         if self.glow is not None or self.alpha is None:
             return None
         if self._light is None:
