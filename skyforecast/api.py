@@ -25,6 +25,7 @@ from .io.constants import FRAMES, ArgumentError
 from .io.media import Photo, load_photo, photo_from_image, squash
 from .model import engines
 from .model.weights import locate
+from .render.frames import Frames
 from .render.postprocess import PostProcess
 
 PhotoInput = str | os.PathLike | Image.Image | np.ndarray
@@ -47,7 +48,8 @@ def animate(
     weights: str | os.PathLike | None = None,
     device: str = "auto",
     engine: str = "auto",
-) -> np.ndarray:
+    lazy: bool = False,
+) -> np.ndarray | Frames:
     """Animate one photo: a (T, H, W, 3) uint8 RGB array, T = ``frames``.
 
     ``photo``: a file path, a PIL image or an (H, W, 3) uint8 RGB array. The options are ``predict``'s,
@@ -58,6 +60,11 @@ def animate(
     ``light``, ``compare`` (photo | Stage I | Stage II side by side), ``flow``, ``stage`` (1 or 2).
     ``weights``/``device`` pick the model as ``SkyPipeline.from_pretrained`` does; ``engine`` (``"auto"``,
     ``"torch"``, ``"numpy"``) what runs it, as ``predict --engine`` does for one photo.
+
+    ``lazy=True`` returns the video as ``predict`` writes it instead: a ``Frames`` sequence (``len``,
+    ``shape``, ``frames[i]``, iteration, ``np.asarray``) whose frames are rendered when read, so a long or
+    big video never sits in memory whole, and which ``io.media.write_mp4`` encodes from planes rendered
+    straight in yuv420p: the very MP4 ``predict`` makes, sooner than from RGB frames.
 
     Notes ``predict`` would print (no sky found, an animated file's first frame used) come as warnings.
     Raises ``ArgumentError`` for a bad option, ``media.InputError`` for an unreadable photo file,
@@ -78,7 +85,7 @@ def animate(
     source = _as_photo(photo)
     pipe = load_pipeline(None if weights is None else os.fspath(weights), device, engine)
     (videos,) = post.predict(pipe, squash(source.image)[None], stage=stage)
-    video, notes = post.render(source, videos)
+    video, notes = post.stream(source, videos) if lazy else post.render(source, videos)
     for note in source.notes + notes:
         warnings.warn(note, stacklevel=2)
     return video

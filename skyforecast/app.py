@@ -24,20 +24,18 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .api import animate, load_pipeline
-from .io.constants import FRAMES, ArgumentError
+from .io.constants import FRAMES, MAX_FRAMES, ArgumentError
 from .io.media import InputError, Photo, load_photo, write_gif, write_mp4
+from .render.frames import Frames
 from .render.postprocess import PostProcess
 
 INSTALL_HINT = 'the web app needs Gradio, which is not installed: pip install "skyforecast[app]"'
 FPS = 8  # as predict's default
-MAX_FRAMES = 96  # the page renders in memory: 96 frames of 1080p are ~600 MB
 MAX_UPLOAD = "200mb"  # per file; bigger uploads are refused by the page before they reach the model
 DIRECTIONS = ("auto", "left", "right", "up", "down")
 # (label, value of animate's ``resolution``); "auto" is predict's default (the photo's size up to 1080p)
@@ -134,14 +132,14 @@ class Studio:
             progress(0.0, desc="reading the photo")
             source = load_photo(photo)  # predict's reader and reasons; animate takes the decoded photo
             resolution = _resolution(source, options)
-            progress(0.05, desc=f"predicting the sky and rendering {options.frames} frames")
+            progress(0.05, desc="predicting the sky")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 frames = animate(
                     source, resolution=resolution, loop=options.loop, loop_style=options.loop_style,
                     frames=int(options.frames), mask=mask or None, speed=f"{float(options.speed):g}x",
                     direction=None if options.direction == "auto" else options.direction,
-                    compare=bool(options.compare), weights=self.weights, device=self.device,
+                    compare=bool(options.compare), weights=self.weights, device=self.device, lazy=True,
                 )  # fmt: skip
             path = self._write(frames, Path(name).stem, options.fmt, progress)
         except InputError as e:
@@ -161,13 +159,16 @@ class Studio:
         is_mp4 = options.fmt == "mp4"
         return Result(str(path) if is_mp4 else None, None if is_mp4 else str(path), str(path), status, True)
 
-    def _write(self, frames: np.ndarray, stem: str, fmt: str, progress: Progress) -> Path:
-        """The video in a new folder of the app's (so a download keeps the photo's name)."""
+    def _write(self, frames: Frames, stem: str, fmt: str, progress: Progress) -> Path:
+        """The video in a new folder of the app's (so a download keeps the photo's name), each frame rendered
+        as the writer asks for it: an MP4 from planes made straight in yuv420p, as ``predict`` writes it."""
         self._served += 1
         out = self.folder / f"video-{self._served:05d}" / f"{stem}.{fmt}"
         out.parent.mkdir()
         writer = write_mp4 if fmt == "mp4" else write_gif
-        writer(_counted(frames, progress, f"writing the {fmt.upper()}"), out, fps=FPS)
+        desc = f"rendering and writing the {fmt.upper()}"
+        progress((0, len(frames)), desc=desc)
+        writer(frames.counted(lambda done, total: progress((done, total), desc=desc)), out, fps=FPS)
         return out
 
     def _prune(self, keep: list[str]) -> None:
@@ -203,7 +204,7 @@ def _failed(message: str) -> Result:
 
 def _check(options: Options) -> None:
     """The page's own limits, which a call through Gradio's API could otherwise pass (animate checks the
-    rest): the page renders in memory, so at most ``MAX_FRAMES`` frames and its listed sizes."""
+    rest): at most ``predict``'s ``MAX_FRAMES`` frames and the page's listed sizes."""
     if not 1 <= int(options.frames) <= MAX_FRAMES:
         raise ArgumentError("frames", f"must be 1..{MAX_FRAMES} in the app, got {options.frames}")
     sizes = [value for _, value in RESOLUTIONS]
@@ -220,14 +221,6 @@ def _resolution(photo: Photo, options: Options) -> str:
         return options.resolution
     (_, height), _ = PostProcess(compare=bool(options.compare)).format_size(photo.size, "gif")
     return str(height)
-
-
-def _counted(frames: np.ndarray, progress: Progress, desc: str) -> Iterator[np.ndarray]:
-    total = len(frames)
-    for i, frame in enumerate(frames):
-        progress((i, total), desc=desc)
-        yield frame
-    progress((total, total), desc=desc)
 
 
 # ---- the page --------------------------------------------------------------------------------------

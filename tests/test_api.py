@@ -67,6 +67,33 @@ def test_animate_takes_an_image_or_array_as_it_takes_the_file(sample_photos, tin
     np.testing.assert_array_equal(from_array, from_file)
 
 
+def test_a_lazy_video_is_the_same_video_and_encodes_as_predicts_mp4(sample_photos, tiny_weights, tmp_path):
+    """``lazy=True``: frames rendered when read, the same pixels as the array; ``write_mp4`` encodes them
+    from planes made in yuv420p, the MP4 ``predict`` writes (the array's RGB frames decode apart)."""
+    from videos import read_video
+
+    from skyforecast.io.media import write_mp4
+
+    photo = sample_photos / "hills.jpg"
+    load_pipeline.cache_clear()
+    lazy = skyforecast.animate(photo, weights=tiny_weights, device="cpu", frames=20, lazy=True)
+    assert not isinstance(lazy, np.ndarray) and len(lazy) == 20 and lazy.shape == (20, 180, 320, 3)
+    eager = skyforecast.animate(photo, weights=tiny_weights, device="cpu", frames=20)
+    np.testing.assert_array_equal(np.asarray(lazy), eager)
+    np.testing.assert_array_equal(lazy[7], eager[7])
+    result = runner.invoke(app, ["predict", str(photo), "-w", str(tiny_weights), "-o", str(tmp_path / "cli"),
+                                 "--frames", "20", "--device", "cpu", "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    write_mp4(lazy, tmp_path / "lazy.mp4")
+    write_mp4(eager, tmp_path / "eager.mp4")
+    predicted = read_video(tmp_path / "cli" / "hills.mp4").astype(int)
+    mine = read_video(tmp_path / "lazy.mp4").astype(int)
+    from_rgb = read_video(tmp_path / "eager.mp4").astype(int)
+    assert mine.shape == predicted.shape == (20, 180, 320, 3)
+    assert np.abs(mine - predicted).mean() < 0.05
+    assert np.abs(from_rgb - predicted).mean() > 0.1  # 0.97: the check tells the two paths apart
+
+
 def test_the_model_is_loaded_once_per_weights_and_device(tiny_weights):
     assert load_pipeline(str(tiny_weights), "cpu") is load_pipeline(str(tiny_weights), "cpu")
 

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..io.constants import MAX_FRAMES
 from .common import Ending, _Device, _fail, _flag, _Weights, app
 
 # ---- predict ----
@@ -136,7 +137,7 @@ def predict(
             "predictions are chained).",
             metavar="N",
             min=1,
-            max=960,
+            max=MAX_FRAMES,
         ),
     ] = 32,
     compare: Annotated[bool, _beyond("--compare", text="Side by side: photo | Stage I | Stage II.")] = False,

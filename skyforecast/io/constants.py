@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 FRAMES = 32  # frames in a clip: what the model predicts from one photo and what training reads
+MAX_FRAMES = 960  # the longest video predict and the app make (2 minutes at 8 fps)
 SIZE = 128  # the model sees SIZE x SIZE frames
 
 # Photo suffixes we read (by Pillow; HEIC/HEIF through the pillow-heif plugin, AVIF by Pillow itself or by
