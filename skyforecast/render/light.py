@@ -15,6 +15,13 @@ sky it left, and darkened the cloud where it came to blue. Where a sky has few s
 sky of textured cloud) the offset fades out (``CONFIDENT``), and clouds move with their own shading as
 before.
 
+Next to a still part (within ``NEAR`` of the width of a tree, a pylon, the skyline) the moving sky meets
+the photo's own sky held still there, and any error in its light shows as an outline. There the offset
+comes from a narrower light (``NARROW``) and is not limited: in a long video's later cycles the sky is
+rolled from far away, and the wide light within its limits left the sky beside village-dusk.jpg's tree
+15-22 levels darker than the sky held between its branches (a pale outline from frame 64 on; 0-3 levels
+so).
+
 The offsets are made on a coarse grid (they are smooth) and added in whole levels (``apply``):
 ``SteadyRenderer`` adds them to RGB, ``planar.PlanarFrames`` to luma and chroma (an offset is linear in
 both). No torch here."""
@@ -35,12 +42,18 @@ DETAIL_WIDTH = 480.0  # pixels: the width (of the photo) at which detail is meas
 COARSE = 3  # the light's offsets are made on a grid this many times coarser than the renderer's
 LIMIT = 2.0  # the light moves a level by at most this factor (and brightens it only part of the way to white)
 SHRINK = 8  # the light is made at an eighth of the size (a blur this wide costs little there)
+# Next to a still part (a tree, a pylon, the skyline) the moving sky meets the photo's own sky held still
+# there, so it takes the light of its place exactly: a blur of NARROW of the width, without LIMIT, within
+# NEAR of the width of a still part and fading out over as much again.
+NEAR = 0.03
+NARROW = 0.02
 
 
-def light(source: np.ndarray, width: int) -> tuple[np.ndarray, float, float]:
+def light(source: np.ndarray, width: int, blur: float = BLUR) -> tuple[np.ndarray, float, float]:
     """((h, w, 4) float32, x factor, y factor): the light of ``source`` (a sky source, possibly wrapped
-    beyond a photo ``width`` pixels wide) at a small size, its RGB in the first three channels and the
-    share of smooth sky it was made from in the fourth; the factors map source pixels to its pixels."""
+    beyond a photo ``width`` pixels wide) at a small size, a blur of ``blur`` of the width, its RGB in the
+    first three channels and the share of smooth sky it was made from in the fourth; the factors map
+    source pixels to its pixels."""
     h, w = source.shape[:2]
     q = min(1.0, DETAIL_WIDTH / width)
     qw, qh = max(16, int(round(w * q))), max(16, int(round(h * q)))
@@ -55,7 +68,7 @@ def light(source: np.ndarray, width: int) -> tuple[np.ndarray, float, float]:
     weighted = np.dstack([small * smooth[..., None], smooth])
     # blurred where the kernel is about 8 px wide (sampled bilinearly, the light needs no more pixels):
     # at an eighth of a 1080p frame's wrapped source the blur alone took 6.6 ms
-    sigma = max(1.0, BLUR * width * sw / w)
+    sigma = max(1.0, blur * width * sw / w)
     f = max(1.0, sigma / 4)
     bw, bh = max(4, int(round(sw / f))), max(4, int(round(sh / f)))
     weighted = cv2.resize(weighted, (bw, bh), interpolation=cv2.INTER_AREA)
@@ -76,22 +89,27 @@ class StillLight:
         nx, ny = nodes(self.size[0], pw) + r._pad, nodes(self.size[1], ph) + r._vpad
         self._x, self._y = (a.astype(np.float32) for a in np.meshgrid(nx, ny))
         self.renderer, self.width = r, pw
-        self._lights: dict[int, tuple[np.ndarray, np.ndarray, float, float]] = {}
+        self.near = _near_still(r.alpha, nx - r._pad, ny - r._vpad)  # 1 next to a still part, 0 away
+        self._lights: dict[int, tuple] = {}
         # the light that stays: the photo's own sky's, where each node is
         self.home = self._at(r._source(0), np.zeros((*self.size[::-1], 2), np.float32))
 
-    def _at(self, source: np.ndarray, disp: np.ndarray) -> np.ndarray:
-        """The light of a wrapped sky ``source`` where each grid node samples it (x + D)."""
+    def _at(self, source: np.ndarray, disp: np.ndarray) -> list[np.ndarray]:
+        """The lights of a wrapped sky ``source`` (its ``BLUR`` light, and its ``NARROW`` one where a node
+        is near a still part) where each grid node samples it (x + D)."""
         key = id(source)
         if key not in self._lights:  # one per wrapped source: a long video makes one per cycle
             live = list(self.renderer._wrapped.values())
             self._lights = {k: v for k, v in self._lights.items() if any(v[0] is s for s in live)}
-            self._lights[key] = (source, *light(source, self.width))
-        _, small, fx, fy = self._lights[key]
+            blurs = (BLUR, NARROW) if self.near.any() else (BLUR,)
+            self._lights[key] = (source, [light(source, self.width, blur) for blur in blurs])
         r = self.renderer
-        mx = (self._x + disp[..., 0] * r._gscale[0] + 0.5) / fx - 0.5
-        my = (self._y + disp[..., 1] * r._gscale[1] + 0.5) / fy - 0.5
-        return cv2.remap(small, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = []
+        for small, fx, fy in self._lights[key][1]:
+            mx = (self._x + disp[..., 0] * r._gscale[0] + 0.5) / fx - 0.5
+            my = (self._y + disp[..., 1] * r._gscale[1] + 0.5) / fy - 0.5
+            out.append(cv2.remap(small, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        return out
 
     def offset(self, warps: list[tuple[np.ndarray, np.ndarray]], first: np.ndarray | None) -> np.ndarray:
         """float32 RGB levels on the light's grid (``size``) to add to the moved sky of a frame made of
@@ -100,13 +118,34 @@ class StillLight:
         parts = []
         for disp, source in warps:
             there = self._at(source, cv2.resize(disp, self.size, interpolation=cv2.INTER_LINEAR))
-            sure = np.clip(np.minimum(self.home[..., 3:], there[..., 3:]) / CONFIDENT, 0.0, 1.0)
-            came = np.maximum(there[..., :3], 1.0)
-            parts.append(level_offset(came, self.home[..., :3], LIMIT) * sure)
+            home = self.home[0]
+            sure = np.clip(np.minimum(home[..., 3:], there[0][..., 3:]) / CONFIDENT, 0.0, 1.0)
+            part = level_offset(np.maximum(there[0][..., :3], 1.0), home[..., :3], LIMIT) * sure
+            if len(there) > 1:  # next to a still part: the photo's light of that place, all the way
+                home, near = self.home[1], there[1]
+                sure = np.clip(np.minimum(home[..., 3:], near[..., 3:]) / CONFIDENT, 0.0, 1.0)
+                part += (home[..., :3] - near[..., :3]) * sure * self.near - part * self.near
+            parts.append(part)
         if first is None:
             return parts[0]
         f = cv2.resize(first, self.size, interpolation=cv2.INTER_AREA)[..., None]
         return parts[0] * f + parts[1] * (1.0 - f)
+
+
+def _near_still(alpha: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(len(ys), len(xs), 1) float32: 1 where a grid node (photo pixels ``xs`` across, ``ys`` down) of the
+    sky lies within ``NEAR`` of the width of a still part (``alpha`` under a half), fading to 0 at twice
+    that; the frame's own edges are not still parts."""
+    ph, pw = alpha.shape[:2]
+    f = max(1, pw // 240)  # measured on a grid of about 240 columns: the weight is smooth
+    small = cv2.resize(alpha, (max(2, pw // f), max(2, ph // f)), interpolation=cv2.INTER_AREA)
+    if not (small < 0.5).any():  # all sky: nothing still to meet
+        return np.zeros((len(ys), len(xs), 1), np.float32)
+    dist = cv2.distanceTransform((small >= 0.5).astype(np.uint8), cv2.DIST_L2, 3) * f
+    reach = NEAR * pw
+    weight = np.clip(2.0 - dist / reach, 0.0, 1.0).astype(np.float32)
+    mx, my = (a.astype(np.float32) for a in np.meshgrid((xs + 0.5) / f - 0.5, (ys + 0.5) / f - 0.5))
+    return cv2.remap(weight, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[..., None]
 
 
 def yuv_offset(offset: np.ndarray) -> np.ndarray:
