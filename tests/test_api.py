@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from videos import read_video
 
 import skyforecast
 from skyforecast.api import load_pipeline
 from skyforecast.cli import app
 from skyforecast.io.constants import ArgumentError
+from skyforecast.io.media import write_mp4
 
 runner = CliRunner()
 
@@ -70,10 +72,6 @@ def test_animate_takes_an_image_or_array_as_it_takes_the_file(sample_photos, tin
 def test_a_lazy_video_is_the_same_video_and_encodes_as_predicts_mp4(sample_photos, tiny_weights, tmp_path):
     """``lazy=True``: frames rendered when read, the same pixels as the array; ``write_mp4`` encodes them
     from planes made in yuv420p, the MP4 ``predict`` writes (the array's RGB frames decode apart)."""
-    from videos import read_video
-
-    from skyforecast.io.media import write_mp4
-
     photo = sample_photos / "hills.jpg"
     load_pipeline.cache_clear()
     lazy = skyforecast.animate(photo, weights=tiny_weights, device="cpu", frames=20, lazy=True)
