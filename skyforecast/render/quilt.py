@@ -4,8 +4,9 @@ must be invented. A copy of the other side (the frame wrapped around) is the pho
 photo's two sides are often different skies: a sunset's deep blue side flowed in as a blue band next to
 the pale glow it joined, and recolouring it turned its grey clouds pink. Patches taken from rows at the
 same height (the sky's colour changes with height) and joined along the seams where they differ least
-continue the sky next to the edge in its own colours, with no mirror image and no repeated strip. The
-search runs at a small size; the patches are copied at full size. No torch here."""
+continue the sky next to the edge in its own colours, with no mirror image and no repeated strip (the
+side's own last columns come again only up to the first seams, which are cut through them). The search
+runs at a small size; the patches are copied at full size. No torch here."""
 
 from __future__ import annotations
 
@@ -89,11 +90,10 @@ def _quilt_right(
     strip = small[:, sw - max(2, round(EDGE * sw)) :]
     target = cv2.blur(strip.mean(axis=1, keepdims=True), (1, ph), borderType=cv2.BORDER_REPLICATE)[:, 0]
     means = cv2.blur(small, (pw, ph), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)  # at each top-left
-    # the shapes are matched in grey (a third of the work of colour; the colour is ``target``'s business)
-    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)[..., None]
-    canvas = np.zeros((sh, xs[-1] + pw, 1), np.float32)
+    # the overlaps are matched in colour: matched in grey, a dark blue cloud continued a sunset's orange one
+    canvas = np.zeros((sh, xs[-1] + pw, 3), np.float32)
     known = np.zeros(canvas.shape[:2], np.float32)
-    canvas[:, :over] = grey[:, sw - over :]  # the side's own last columns: the first patches continue them
+    canvas[:, :over] = small[:, sw - over :]  # the side's own last columns: the first patches continue them
     known[:, :over] = 1.0
     reach = max(1, round(ROW_REACH * sh))
     # patches come from the photo's own sky: where the source was painted over (behind hills, roofs) it is
@@ -109,9 +109,9 @@ def _quilt_right(
         shift[outside[y0:y1, :stop]] = np.inf
         for x in xs:
             here = (slice(y, y + ph), slice(x, x + pw))
-            sy, sx = _choose(grey[y0:y1, :stop, 0], shift, canvas[here][..., 0], known[here], over, rng)
+            sy, sx = _choose(small[y0:y1, :stop], shift, canvas[here], known[here], over, rng)
             sy += y0
-            patch = grey[sy : sy + ph, sx : sx + pw]
+            patch = small[sy : sy + ph, sx : sx + pw]
             new = _new_weights(canvas[here], patch, known[here], over)
             canvas[here] += (patch - canvas[here]) * new[..., None]
             known[here] = 1.0
@@ -127,12 +127,12 @@ def _choose(
     over: int,
     rng: np.random.Generator,
 ) -> tuple[int, int]:
-    """Where in ``area`` (the sky in grey) the next patch comes from: its overlap with the sky laid
+    """Where in ``area`` (the sky, in colour) the next patch comes from: its overlap with the sky laid
     (``template`` where ``known``) should agree, and its mean colour should be the side's at that height
     (``shift``: the squared difference, for the patch at each top-left; infinite where it is not all
     sky); drawn among the nearly best (``CHOICE``), so that a sky of few distinct clouds does not repeat
     one patch."""
-    ph, pw = template.shape[:2]
+    ph, pw, channels = template.shape
     rows, cols = area.shape[0] - ph + 1, area.shape[1] - pw + 1
     ssd = np.zeros((rows, cols), np.float32)
     count = 0
@@ -140,12 +140,12 @@ def _choose(
     # differences at every candidate is one unmasked template match, which is fast
     if known[:, :over].all():
         ssd += cv2.matchTemplate(area[:, : cols + over - 1], template[:, :over], cv2.TM_SQDIFF)
-        count += ph * over
+        count += ph * over * channels
     if known[:over].all():
         start = over if count else 0
         part = cv2.matchTemplate(area[: rows + over - 1, start:], template[:over, start:], cv2.TM_SQDIFF)
         ssd += part[:rows, :cols]
-        count += over * (pw - start)
+        count += over * (pw - start) * channels
     error = np.maximum(ssd, 0.0) / max(1, count) + COLOUR * shift[:rows, :cols]
     best = float(error.min())
     if not np.isfinite(best):  # no patch of sky anywhere: the detail's top-left one
@@ -232,9 +232,12 @@ def _full_size(source: np.ndarray, pad: int, scale: float, over: int, placed: li
         weight = np.where(seen, weight, 1.0)[..., None]  # nothing laid there yet: the patch whole
         region += (patch - region) * weight
         seen[...] = True
-    out = np.clip(canvas[:, lead : lead + pad], 0, 255)
-    # the patches continue the side's last columns closely, not exactly: over a few columns from the edge
-    # they fade in from the side's mirror image, which joins the edge without a step
+    # the pad starts with the side's last columns again, up to the seams the first patches were cut along
+    # through them: started after those columns, it began with a patch's own edge, whatever it held (a dark
+    # blue cloud cut off straight beside a sunset's orange one, on its left side at 1080p)
+    out = np.clip(canvas[:, :pad], 0, 255)
+    # those columns continue the side closely, not exactly: over a few columns from the edge they fade in
+    # from the side's mirror image, which joins the edge without a step
     fade = min(pad, max(2, round(EDGE_FADE * lead)))
     ramp = ((np.arange(fade, dtype=np.float32) + 1) / (fade + 1))[None, :, None]
     mirror = source[:, w - fade :][:, ::-1].astype(np.float32)
