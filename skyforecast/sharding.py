@@ -10,7 +10,8 @@ takes the next one, so the run ends when the last photo ends, and no photo is ta
 photos first leaves the small ones to fill the end. A counter rather than claim files in the output folder:
 one round trip per photo instead of file creations on a shared file system, and nothing stale to recover:
 a killed run leaves only whole outputs (written atomically) and temporary files, which the next run
-removes as it takes each photo (so one command at a time may write into an output folder). Running the
+removes as it takes each photo, and beside the finished photos it skips before any rank writes (so one
+command at a time may write into an output folder). Running the
 command again skips the finished photos and does the rest.
 
 At the end every rank puts its ``BatchResult`` in the store; rank 0 combines them (done, skipped, failed
@@ -112,6 +113,7 @@ class Shard(Dist):
                 )
             else:
                 plan = largest_first([i for i, job in enumerate(jobs) if not job.skip], jobs)
+                _clear_finished(jobs)
             self.store.set("plan", pickle.dumps(plan))
         self._wait(["plan"])
         plan = pickle.loads(self.store.get("plan"))
@@ -238,6 +240,14 @@ def warm_up(pipe, post, stage: int) -> None:
         post.predict(pipe, blank, stage=stage, batch_size=1)
 
 
+def _clear_finished(jobs: Sequence[Job]) -> None:
+    """Remove the temporary files a killed earlier run left beside the photos skipped now (finished): a rank
+    killed while cleaning up after a photo it had put in place leaves its temporary folder there, and a
+    skipped photo is never taken (``Shard.take`` clears the others). Rank 0 does it before any rank
+    writes."""
+    remove_partials(*(path for job in jobs if job.skip for path in job.outputs.values()))
+
+
 def plan_digest(jobs: Sequence[Job]) -> str:
     """A digest of the photos and their output paths, in order: equal on two ranks when they planned the
     same batch."""
@@ -348,6 +358,7 @@ def start_workers(
     store = dist.TCPStore("127.0.0.1", 0, count, True, timeout=STORE_TIMEOUT, wait_for_workers=False)
     shard = Shard(0, count, 0, store)
     shard.todo = [jobs[i] for i in largest_first([i for i, j in enumerate(jobs) if not j.skip], jobs)]
+    _clear_finished(jobs)
     ctx = mp.get_context("spawn")  # not fork: torch's thread pools are not fork-safe
     events = ctx.Queue()
     threads = worker_threads(count)

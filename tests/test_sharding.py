@@ -344,6 +344,51 @@ def test_remove_partials_removes_only_what_a_killed_writer_left(tmp_path):
     assert mine.read_bytes() == b"mine" and final.read_bytes() == b"earlier"
 
 
+def test_a_finished_photos_leftover_is_cleared_before_the_ranks_start(tmp_path):
+    """A rank killed while cleaning up after a photo it had put in place leaves that photo's temporary
+    folder beside it (a GIF's frames spooled there); the next run skips the photo, so ``take`` never clears
+    it: rank 0 does, as the ranks agree on the plan. Photos still to do keep theirs until taken, and
+    other files stay."""
+    out = tmp_path / "out"
+    out.mkdir()
+    done, todo = out / "done.gif", out / "todo.gif"
+    done.write_bytes(b"GIF89a whole")
+    killed = atomic_path(done)
+    left = killed.__enter__().parent  # its temporary folder, as a kill during the cleanup leaves it
+    (left / "done.gif.rgb").write_bytes(b"frames")
+    writing = atomic_path(todo)  # held: a writer closed by the garbage collector cleans up after itself
+    pending = writing.__enter__().parent
+    kept = out / ".done.gif.notes"
+    kept.write_bytes(b"a user's")
+    jobs = [Job(tmp_path / "done.jpg", {"gif": done}, skip=True), Job(tmp_path / "todo.jpg", {"gif": todo})]
+    _, stores = _store(2)
+    threads = [threading.Thread(target=Shard(r, 2, r, stores[r]).agree, args=(jobs,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not left.exists() and pending.exists()
+    assert done.read_bytes() == b"GIF89a whole" and kept.read_bytes() == b"a user's"
+
+
+def test_remove_partials_takes_many_outputs_and_lists_each_folder_once(tmp_path, monkeypatch):
+    finals = [tmp_path / f"clip{i}.mp4" for i in range(5)]
+    killed = [atomic_path(f) for f in finals]  # held: closed, a writer cleans up after itself
+    leftovers = [k.__enter__().parent for k in killed]
+    listed = []
+    real = os.scandir
+
+    def scandir(path):  # the folders listed (rmtree lists what it removes by descriptor)
+        if not isinstance(path, int):
+            listed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    remove_partials(*finals[:3], tmp_path / "missing" / "clip.mp4")
+    assert [p.exists() for p in leftovers] == [False, False, False, True, True]
+    assert sorted(map(str, listed)) == sorted([str(tmp_path), str(tmp_path / "missing")])
+
+
 def test_workers_by_default_follow_cores_and_memory():
     assert auto_workers(cores=2, free_bytes=64 << 30) == 1
     assert auto_workers(cores=16, free_bytes=64 << 30) == 4

@@ -8,7 +8,6 @@ to a temporary path next to the target and renamed over it in one step.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import tempfile
@@ -72,9 +71,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def remove_partials(final: str | os.PathLike) -> None:
-    """Remove what ``atomic_path`` left next to ``final`` in a process killed while writing it (a kill
-    leaves no time for its cleanup). Only where no other process is writing ``final`` now."""
-    final = Path(final)
-    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*.partial"):
-        shutil.rmtree(leftover, ignore_errors=True)
+def remove_partials(*finals: str | os.PathLike) -> None:
+    """Remove what ``atomic_path`` left next to each of ``finals`` in a process killed while writing it (a
+    kill leaves no time for its cleanup; one killed while cleaning up leaves the temporary folder of a file
+    it had just put in place). Only where no other process is writing them now. Each folder is listed once,
+    however many of ``finals`` it holds."""
+    names: dict[Path, set[str]] = {}
+    for final in map(Path, finals):
+        names.setdefault(final.parent, set()).add(final.name)
+    for folder, wanted in names.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # no folder (yet): nothing left in it
+            continue
+        for entry in entries:  # ".{name}.{random}.partial", as ``atomic_path`` names them
+            name = entry.name
+            if name.startswith(".") and name.endswith(".partial"):
+                if name[1 : -len(".partial")].rpartition(".")[0] in wanted:
+                    shutil.rmtree(entry.path, ignore_errors=True)
