@@ -16,6 +16,8 @@ from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_bytes", "remove_partials"]
 
+PARTIAL = ".partial"  # a temporary path is ".{name}.{random}.partial" beside the output it becomes
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]:
@@ -27,7 +29,7 @@ def atomic_path(final: str | os.PathLike, is_dir: bool = False) -> Iterator[Path
     none), never a mix of the two."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd_dir = tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    fd_dir = tempfile.mkdtemp(prefix=f".{final.name}.", suffix=PARTIAL, dir=final.parent)
     tmp = Path(fd_dir) if is_dir else Path(fd_dir) / final.name
     try:
         yield tmp
@@ -84,8 +86,8 @@ def remove_partials(*finals: str | os.PathLike) -> None:
             entries = list(os.scandir(folder))
         except OSError:  # no folder (yet): nothing left in it
             continue
-        for entry in entries:  # ".{name}.{random}.partial", as ``atomic_path`` names them
+        for entry in entries:  # named as ``atomic_path`` names them
             name = entry.name
-            if name.startswith(".") and name.endswith(".partial"):
-                if name[1 : -len(".partial")].rpartition(".")[0] in wanted:
+            if name.startswith(".") and name.endswith(PARTIAL):
+                if name[1 : -len(PARTIAL)].rpartition(".")[0] in wanted:
                     shutil.rmtree(entry.path, ignore_errors=True)
