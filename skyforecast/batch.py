@@ -31,6 +31,7 @@ from .batchplan import (
     photos_in_subfolders,
     plan,
 )
+from .io.files import remove_partials
 from .io.media import Encoding, InputError, Photo, load_photo, squash
 from .render.postprocess import Output, PlainOutput
 
@@ -127,6 +128,8 @@ def run(
     )
     todo = batch.skip_finished(jobs)
     if take is None:
+        # what a run killed earlier on this machine left beside these outputs (``sharding`` clears its own)
+        remove_partials(*(path for job in jobs for path in job.outputs.values()), dead_only=True)
         chunks = iter([todo[i : i + batch.batch_size] for i in range(0, len(todo), batch.batch_size)])
     else:
         batch.paced, todo = True, []

@@ -235,6 +235,54 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(setup, tmp_path):
     assert _leftovers(out) == []
 
 
+def test_a_predict_killed_outright_leaves_nothing_once_run_again(setup, tmp_path):
+    """SIGKILL (the kernel's out-of-memory killer, ``kill -9``) leaves no time for cleanup: the temporary
+    files of the videos being written stay. The next run in that folder removes them, because the process
+    that wrote them is gone; a writer that still runs, here a process holding the temporary file of
+    another output in the same folder, keeps its own."""
+    all_photos, weights = setup
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in sorted(all_photos.iterdir())[:3]:
+        (photos / src.name).write_bytes(src.read_bytes())
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "skyforecast", "predict", str(photos), "-o", str(out)]
+    cmd += ["-w", str(weights), "--batch-size", "1", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    deadline = time.monotonic() + 300
+    while not (out.is_dir() and [p for p in _leftovers(out) if p.endswith(".partial")]):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait(timeout=60)
+    left = [p for p in _leftovers(out) if p.endswith(".partial")]
+    assert left  # what the kill left behind
+    holder = subprocess.Popen(  # another writer in the same folder, alive through the rerun
+        [sys.executable, "-c", _HOLD, str(out / "other.mp4")], stdout=subprocess.PIPE, text=True, env=_env()
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        held = [p for p in _leftovers(out) if p.startswith(".other.mp4.")]
+        assert len(held) == 1
+        again = _predict(str(photos), "-o", str(out), "-w", str(weights), "-q")
+        assert again.returncode == 0, again.stderr
+        assert _complete_mp4s(out) == ["p00", "p01", "p02"]
+        assert _leftovers(out) == held  # the killed run's are gone, the live writer's stays
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+
+
+_HOLD = """
+import sys, time
+from skyforecast.io.files import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"being written")
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
 def test_output_under_a_regular_file_is_one_clear_error(setup, tmp_path):
     photos, weights = setup
     blocker = tmp_path / "somefile.txt"

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from videos import read_video
 
 from skyforecast.batch import Job, plan
+from skyforecast.io import files
 from skyforecast.io.files import atomic_path, remove_partials
 from skyforecast.model.pipeline import SkyPipeline
 from skyforecast.render.postprocess import PlainOutput
@@ -387,6 +388,23 @@ def test_remove_partials_takes_many_outputs_and_lists_each_folder_once(tmp_path,
     remove_partials(*finals[:3], tmp_path / "missing" / "clip.mp4")
     assert [p.exists() for p in leftovers] == [False, False, False, True, True]
     assert sorted(map(str, listed)) == sorted([str(tmp_path), str(tmp_path / "missing")])
+
+
+def test_remove_partials_dead_only_takes_what_a_gone_process_of_this_machine_left(tmp_path):
+    final = tmp_path / "clip.mp4"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead = int(ended.stdout)  # a process that has ended
+    host = files._owner().rpartition("-")[0]
+    gone = tmp_path / f".clip.mp4.{host}-{dead}.abc.partial"
+    elsewhere = tmp_path / f".clip.mp4.{host}x-{dead}.abc.partial"  # another machine's, sharing the folder
+    alive = tmp_path / f".clip.mp4.{host}-{os.getpid()}.abc.partial"  # a process that runs
+    earlier = tmp_path / ".clip.mp4.abc.partial"  # an earlier version's: its writer is unknown
+    for path in (gone, elsewhere, alive, earlier):
+        path.mkdir()
+    remove_partials(final, dead_only=True)
+    assert [p.exists() for p in (gone, elsewhere, alive, earlier)] == [False, True, True, True]
+    remove_partials(final)  # a sharded run's ranks agreed that nobody writes there: all of them
+    assert [p.name for p in tmp_path.iterdir()] == []
 
 
 def test_workers_by_default_follow_cores_and_memory():
