@@ -137,6 +137,18 @@ def test_cover_is_the_share_of_the_real_moving_pixels_that_move_too():
     assert mm.cover(drift(0.6, 0.0, seed=2), real) > 0.7
 
 
+def test_cover_shares_tell_a_sky_held_still_from_one_moving_too_slowly():
+    real = half_moving()
+    assert mm.cover_shares(real, real) == pytest.approx((1.0, 0.0, 0.0))
+    upper = real.copy()
+    upper[:, 32:] = real[0, 32:]  # the lower half of the moving sky frozen
+    covered, slow, still = mm.cover_shares(upper, real)
+    assert covered == mm.cover(upper, real) and covered + slow + still == pytest.approx(1.0)
+    assert 0.35 < still < 0.65 and slow < 0.1  # what is lost is lost to stillness
+    covered, slow, still = mm.cover_shares(drift(0.2, 0.0, seed=2), real)  # everything at a fifth of the speed
+    assert covered < 0.3 and slow > 0.5 and still < 0.2  # ... is lost to slowness
+
+
 def test_leak_is_undefined_against_a_real_clip_that_never_changes():
     still = np.repeat(drift(0, 0, frames=1), 32, axis=0)
     assert mm.leak(drift(1, 0), still) is None

@@ -84,6 +84,8 @@ class ClipScore:
     direction_consistency: float | None = None
     direction_agrees: bool | None = None
     cover: float | None = None
+    cover_slow: float | None = None  # share of the real moving pixels that move, but under a third as much
+    cover_still: float | None = None  # ... that move under a tenth as much: held still
 
 
 def score_clip(
@@ -114,6 +116,7 @@ def score_clip(
     leak = (
         mm.still_step(pred, reference.regions) / reference.moving_step if reference.moving_step > 0 else None
     )
+    covered, slow, still = mm.cover_shares(pred, reference.regions) or (None, None, None)
     return ClipScore(
         clip=clip,
         psnr=float(psnr_frames(p[1:], r[1:]).mean()),
@@ -129,5 +132,7 @@ def score_clip(
         direction=stats.direction,
         direction_consistency=stats.consistency,
         direction_agrees=agrees,
-        cover=mm.cover(pred, reference.regions),
+        cover=covered,
+        cover_slow=slow,
+        cover_still=still,
     )

@@ -52,6 +52,7 @@ STILL_SHARE = 0.4  # leak: the real clip's stillest 40 % of pixels ...
 MOVING_SHARE = 0.3  # ... against its most changing 30 %
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601, as cv2.COLOR_RGB2GRAY
 COVER_SHARE = 1.0 / 3.0  # cover: a pixel moves when its mean step is at least this share of the real one's
+COVER_STILL = 0.1  # ... and is held still (or nearly) below this share; slow in between
 NO_MOTION = 1e-3  # px per step: below this mean flow length a video counts as not moving
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "StillRegions",
     "agree_within",
     "cover",
+    "cover_shares",
     "angle_difference",
     "flow_speed",
     "flow_stats",
@@ -286,6 +288,15 @@ def leak(video: np.ndarray, real: np.ndarray | StillRegions) -> float | None:
 def cover(video: np.ndarray, real: np.ndarray | StillRegions) -> float | None:
     """The share of the real clip's moving pixels where ``video`` moves too (see the module docstring), over
     all frames of both; None when the real clip does not change at all."""
+    shares = cover_shares(video, real)
+    return None if shares is None else shares[0]
+
+
+def cover_shares(video: np.ndarray, real: np.ndarray | StillRegions) -> tuple[float, float, float] | None:
+    """Where the real clip's moving pixels go in ``video``: the shares (covered, slow, still) that move at
+    least ``COVER_SHARE`` of the real clip's mean step there (``cover``), at least ``COVER_STILL`` of it but
+    less, and less than that (held still or nearly). They sum to 1; None where ``cover`` is None. Says
+    whether a low cover is a sky that moves too slowly or parts that the video keeps still."""
     regions = real if isinstance(real, StillRegions) else still_regions(real)
     if regions.cover_moving is None or regions.cover_step is None or not regions.cover_moving.any():
         return None
@@ -296,7 +307,10 @@ def cover(video: np.ndarray, real: np.ndarray | StillRegions) -> float | None:
     where = regions.cover_moving & (regions.cover_step > 0)
     if not where.any():
         return None
-    return float((step[where] >= COVER_SHARE * regions.cover_step[where]).mean())
+    share = step[where] / regions.cover_step[where]
+    covered = float((share >= COVER_SHARE).mean())
+    still = float((share < COVER_STILL).mean())
+    return covered, 1.0 - covered - still, still
 
 
 def ratio_of_sums(numerators: Sequence[float], denominators: Sequence[float]) -> float | None:

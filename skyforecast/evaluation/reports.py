@@ -157,6 +157,16 @@ class SystemReport:
         return _mean([c.cover for c in self.clips])
 
     @property
+    def cover_slow(self) -> float | None:
+        """Mean over clips of the share of the real moving pixels that move here under a third as much."""
+        return _mean([c.cover_slow for c in self.clips])
+
+    @property
+    def cover_still(self) -> float | None:
+        """Mean over clips of the share of the real moving pixels held still here (under a tenth as much)."""
+        return _mean([c.cover_still for c in self.clips])
+
+    @property
     def direction_agrees(self) -> tuple[int, int]:
         """(clips whose direction agrees with the real clip's within 90 degrees, clips where the real clip
         has a direction); a clip where the system does not move counts as not agreeing."""
@@ -178,6 +188,8 @@ class SystemReport:
             "leak": self.leak,
             "leak_clip_mean": self.leak_clip_mean,
             "cover": self.cover,
+            "cover_slow": self.cover_slow,
+            "cover_still": self.cover_still,
             "direction_agrees": agree,
             "direction_clips": of,
             "direction_consistency": _mean([c.direction_consistency for c in self.clips]),
@@ -270,6 +282,10 @@ DEFINITIONS = {
     "cover": "share of the real clip's moving pixels (top 30 % of per-pixel temporal std of grey frames "
     "0..31) where the system's mean |grey frame step| over frames 0..31 is at least a third of the real "
     "clip's there; mean over clips",
+    "cover_slow": "share of the same pixels where the system's mean step is at least a tenth of the real "
+    "clip's but under a third (moves, too slowly); mean over clips",
+    "cover_still": "share of the same pixels where it is under a tenth (held still or nearly); cover + "
+    "cover_slow + cover_still = 1 per clip",
     "photo_size": "null: the default output renders the clip's 128x128 first frame; N: that frame enlarged "
     "to NxN (bicubic) as the photo, the default output rendered at that size and shrunk to 128x128 "
     "(area) to be scored (the prediction is the same: the model sees 128 px either way)",
