@@ -145,7 +145,7 @@ def test_cover_shares_tell_a_sky_held_still_from_one_moving_too_slowly():
     covered, slow, still = mm.cover_shares(upper, real)
     assert covered == mm.cover(upper, real) and covered + slow + still == pytest.approx(1.0)
     assert 0.35 < still < 0.65 and slow < 0.1  # what is lost is lost to stillness
-    covered, slow, still = mm.cover_shares(drift(0.2, 0.0, seed=2), real)  # everything at a fifth of the speed
+    covered, slow, still = mm.cover_shares(drift(0.2, 0.0, seed=2), real)  # all at a fifth of the speed
     assert covered < 0.3 and slow > 0.5 and still < 0.2  # ... is lost to slowness
 
 
