@@ -138,6 +138,52 @@ def test_the_sky_behind_a_still_part_is_filled_without_an_edge_of_its_own():
     assert (fill.min(axis=1) >= right - 3).all() and (fill.max(axis=1) <= left + 3).all()
 
 
+def _tower(h: int = 360, w: int = 640) -> tuple[np.ndarray, np.ndarray]:
+    """A cloudy sky, deep blue above and paler towards the ground, with a dark tower (columns 260..420 from
+    row 120) standing on dark ground (from row 280); and its sky mask."""
+    cover = clouds(h, w, seed=3)[..., None]
+    base = DEEP + (PALE - DEEP) * np.linspace(0.0, 0.6, h)[:, None, None]
+    photo = base * (1 - cover) + 235.0 * cover
+    sky = np.ones((h, w), bool)
+    sky[120:, 260:420] = False
+    sky[280:] = False
+    photo[~sky] = (30, 28, 26)
+    return np.clip(photo + 0.5, 0, 255).astype(np.uint8), sky
+
+
+def _detail(image: np.ndarray) -> float:
+    grey = image.astype(np.float32).mean(axis=2)
+    return float((grey - cv2.GaussianBlur(grey, (0, 0), 3.0)).std())
+
+
+def test_the_sky_coming_out_from_behind_a_still_part_has_the_photos_clouds():
+    """Drifting left, the sky shows what a still part hides along the part's left side: it comes from the
+    photo's own clouds, from the same heights, at the level of the sky beside the part. The fill alone (a
+    smooth blend of the sky around) came out as a pale haze of shapes of its own (examples/sky.jpg at
+    1080p). The photo's sky, and what no drift reaches, stay as they were."""
+    photo, sky = _tower()
+    source = inflow.sky_source(photo, sky)
+    reach = 60
+    out = inflow.behind_still(source, sky, reach, -1)
+    assert np.array_equal(out[sky], source[sky])
+    shown = (slice(130, 270), slice(274, 260 + reach - 4))  # along the tower's left side, past the fade
+    beside = photo[130:270, 150:250]
+    assert _detail(out[shown]) > 0.5 * _detail(beside)  # clouds (1.06 measured)
+    assert _detail(source[shown]) < 0.1 * _detail(beside)  # the haze it replaces
+    level = np.abs(out[shown].reshape(-1, 3).mean(axis=0) - beside.reshape(-1, 3).mean(axis=0)).max()
+    assert level < 15, level
+    far = (slice(120, 280), slice(260 + reach + 8, 420))
+    assert np.array_equal(out[far], source[far])
+    # drifting right, the tower's right side shows instead, and its left side keeps the fill
+    right = inflow.behind_still(source, sky, reach, 1)
+    assert _detail(right[130:270, 420 - reach + 4 : 406]) > 0.5 * _detail(beside)
+    assert np.array_equal(right[shown], source[shown])
+    # in a video: 32 frames drifting left 2 px a frame, the sky left of the tower has come from behind it
+    last = last_frame(photo, sky.astype(np.float32), -2.0)
+    came = last[130:270, 260 - 56 : 256]
+    assert _detail(came) > 0.5 * _detail(beside)
+
+
 def test_where_both_sides_are_one_sky_the_other_side_is_copied_as_before():
     """examples/sky.jpg's two sides are one sky in different light: its sides are the other side's sky
     (whole clouds), not quilted."""

@@ -342,3 +342,158 @@ def sky_source(photo: np.ndarray, sky: np.ndarray, work: int = 160, feather: flo
     inner = cv2.erode(sky.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(reach)))
     weight = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), reach)[..., None]
     return np.clip(photo * weight + big * (1.0 - weight) + 0.5, 0, 255).astype(np.uint8)
+
+
+BEHIND_ROWS = 135  # the search for where sky behind a still part comes from runs at about this height
+BEHIND_STRIP = 0.02  # share of the width: the sky around a part that the candidates' sky must continue
+BEHIND_VALID = 0.9  # share of a part (and of its strip) that must land in the photo's sky
+BEHIND_LEAST = 32  # pixels at the search's size: smaller parts (a pylon's struts) keep the fill
+# share of the height over which that sky fades in from the photo's sky's edge (from the fill, which has
+# the edge's colours): at 0.01 the clouds of a mountain's slope came out in slabs cut along the slope
+BEHIND_FEATHER = 0.03
+
+
+def behind_still(source: np.ndarray, sky: np.ndarray, reach: np.ndarray, towards: int) -> np.ndarray:
+    """``source`` (a ``sky_source``) with the sky that comes out from behind still parts made of the
+    photo's own clouds. Drifting sideways, the sky shows what its still parts (hills, roofs, pylons) hide,
+    within ``reach`` pixels of their sides (per row: how far the sky travels there in the video; lower
+    rows move slower): the side the sky drifts away from (``towards`` -1: the sky
+    drifts left, so their left sides; 1: their right sides; 0: both, as a loop's two phases need). The
+    smooth fill alone came out as a pale haze in shapes of its own (a plume beside a mountain,
+    examples/sky.jpg at 1080p). Each region that shows is given the photo's sky from one translation along
+    its rows (clouds keep their shapes), the one whose sky around the region's edge best continues the
+    sky there, wrapping around the photo's sides; moved to the fill's level, faded in over
+    ``BEHIND_FEATHER`` from the sky's edge. Where no translation lands in sky the fill stays."""
+    sky = np.asarray(sky, dtype=bool)
+    reach = np.broadcast_to(np.asarray(reach, np.float32), sky.shape[:1])
+    if towards == 0:
+        return behind_still(behind_still(source, sky, reach, -1), sky, reach, 1)
+    h, w = sky.shape
+    if reach.max() < 1 or sky.all() or not sky.any():
+        return source
+    scale = min(1.0, BEHIND_ROWS / h)
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    # at the small size the sky drifts left: the right sides of a flipped photo are its left sides
+    sky_s = cv2.resize(sky.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    small = cv2.resize(source, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    if towards > 0:
+        sky_s, small = np.ascontiguousarray(sky_s[:, ::-1]), np.ascontiguousarray(small[:, ::-1])
+    rows_s = np.minimum(((np.arange(size[1]) + 0.5) / scale).astype(np.int64), h - 1)
+    shown_s = _shown(sky_s, reach[rows_s] * scale)
+    count, parts = cv2.connectedComponents(shown_s.view(np.uint8), connectivity=8)
+    if count < 2:
+        return source
+    # every pixel's nearest shown pixel's part: the sky around a part is compared, and at full size every
+    # shown pixel takes the translation of its part at the small size
+    dist, nearest = cv2.distanceTransformWithLabels(
+        (~shown_s).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    part_of = parts[shown_s][nearest - 1]
+    detail = small - cv2.GaussianBlur(small, (0, 0), 1.5)
+    strip = sky_s & (dist <= max(1.0, BEHIND_STRIP * size[0]))
+    shifts = np.zeros(count, np.int64)
+    sizes = np.bincount(parts.ravel(), minlength=count)
+    for part in np.flatnonzero(sizes >= BEHIND_LEAST):  # a small part's fill is the sky around it
+        if part:
+            shifts[part] = _best_shift(small, detail, sky_s, parts == part, strip & (part_of == part))
+    if not shifts.any():
+        return source
+    moved, shift = np.where(shown_s, shifts[parts], 0), shifts[part_of]
+    if towards > 0:
+        small, moved, shift = small[:, ::-1], moved[:, ::-1], shift[:, ::-1]
+    return _transplant(source, sky, reach, moved, shift, scale, np.ascontiguousarray(small), -towards)
+
+
+def _shown(sky: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Where the still parts show what is behind them as the sky drifts left: not sky, and within
+    ``reach`` (per row) of sky on the left along the row."""
+    cols = np.arange(sky.shape[1], dtype=np.int32)[None, :]
+    last = np.maximum.accumulate(np.where(sky, cols, np.int32(-(2**30))), axis=1)
+    return ~sky & (cols - last <= np.asarray(reach, np.float32).reshape(-1, 1))
+
+
+def _best_shift(
+    small: np.ndarray, detail: np.ndarray, sky: np.ndarray, part: np.ndarray, strip: np.ndarray
+) -> int:
+    """The translation to the right (in ``small``'s columns, wrapping) from which the pixels of ``part``
+    take their sky: nearly all of them and of the ``strip`` of sky around them land in sky, and the
+    strip's translated sky is most like its own (``detail``, its fine structure, and colour); 0 when none
+    lands."""
+    h, w = sky.shape
+    ys, xs = np.nonzero(part)
+    by, bx = np.nonzero(strip)
+    if len(ys) < 4 or len(by) < 4:
+        return 0
+    every = max(1, len(ys) // 500), max(1, len(by) // 500)  # a sample is enough to tell
+    ys, xs, by, bx = ys[:: every[0]], xs[:: every[0]], by[:: every[1]], bx[:: every[1]]
+    shifts = np.arange(1, w)[:, None]
+    lands = sky[ys[None, :], (xs[None, :] + shifts) % w].mean(axis=1) >= BEHIND_VALID
+    there = (bx[None, :] + shifts[lands]) % w
+    ok = sky[by[None, :], there]
+    fine = ok.mean(axis=1) >= BEHIND_VALID
+    if not fine.any():
+        return 0
+    there, ok = there[fine], ok[fine]
+    here, away = (by, bx), (by[None, :], there)
+    error = np.abs(detail[away] - detail[here][None]).sum(axis=2)
+    error += 0.3 * np.abs(small[away] - small[here][None]).sum(axis=2)
+    error = (error * ok).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+    return int(shifts[lands][fine][int(np.argmin(error)), 0])
+
+
+def _transplant(
+    source: np.ndarray,
+    sky: np.ndarray,
+    reach: np.ndarray,
+    moved_s: np.ndarray,
+    shift_s: np.ndarray,
+    scale: float,
+    small: np.ndarray,
+    sign: int,
+) -> np.ndarray:
+    """``source`` with each shown pixel (``_shown`` at full size) taken from the sky ``shift_s`` (per pixel
+    at the small size, in its columns) to its right (``sign`` 1; -1: to its left, the sky drifting right),
+    moved by the difference of the two places' levels (a blur of half ``TREND_BLUR`` of the width) and
+    faded in from the sky's edge. The masks are made at full size in the box around ``moved_s`` (the shown
+    pixels at the small size whose part has a translation), with the sky within ``reach`` on the side it
+    drifts from and a margin for the fade; the pixels are moved one by one (a few hundred thousand at most
+    at 1080p)."""
+    h, w = sky.shape
+    rows, cols = np.nonzero(moved_s > 0)
+    margin = int(BEHIND_FEATHER * h) + 4
+    y0, y1 = max(0, int(rows.min() / scale) - margin), min(h, int((rows.max() + 1) / scale) + margin + 1)
+    far = float(reach[y0:y1].max())
+    before, after = (far, 0.0) if sign > 0 else (0.0, far)
+    x0 = max(0, int(cols.min() / scale - before) - margin)
+    x1 = min(w, int((cols.max() + 1) / scale + after) + margin + 1)
+    box = sky[y0:y1, x0:x1]
+    near = reach[y0:y1] + 2
+    shown = _shown(box, near) if sign > 0 else _shown(box[:, ::-1], near)[:, ::-1]
+    ys, xs = np.nonzero(shown)
+    ys, xs = ys + y0, xs + x0
+    sh, sw = small.shape[:2]
+    row = np.minimum((ys * scale).astype(np.int64), sh - 1)  # the small size's pixel each one lies in
+    shift = shift_s[row, np.minimum((xs * scale).astype(np.int64), sw - 1)]
+    keep = shift > 0
+    ys, xs, row, shift = ys[keep], xs[keep], row[keep], shift[keep]
+    here = ys * w + xs  # flat indices: one gather each
+    there = ys * w + (xs + sign * np.rint(shift / scale).astype(np.int64)) % w
+    lands = sky.ravel()[there]
+    ys, xs, row, here, there = ys[lands], xs[lands], row[lands], here[lands], there[lands]
+    if not len(ys):
+        return source
+    taken = np.zeros(box.shape, np.float32)
+    taken[ys - y0, xs - x0] = 1.0
+    # faded in from the sky's edge, and softly at the taken region's own edges
+    ramp = cv2.distanceTransform((~box).view(np.uint8), cv2.DIST_L2, 3) / max(1.0, BEHIND_FEATHER * h)
+    weight = (cv2.GaussianBlur(taken, (0, 0), 2.0) * np.minimum(ramp, 1.0))[ys - y0, xs - x0][:, None]
+    # the levels are smooth: their nearest point at the small size will do
+    low = cv2.GaussianBlur(small, (0, 0), max(1.0, 0.5 * TREND_BLUR * sw)).reshape(-1, 3)
+    offset = low[row * sw + np.minimum((xs * scale).astype(np.int64), sw - 1)]
+    offset -= low[row * sw + np.minimum(((there % w) * scale).astype(np.int64), sw - 1)]
+    flat = source.reshape(-1, 3)
+    now = flat[here].astype(np.float32)
+    moved = flat[there] + offset
+    out = source.copy()
+    out.reshape(-1, 3)[here] = np.clip(now + (moved - now) * weight + 0.5, 0, 255).astype(np.uint8)
+    return out

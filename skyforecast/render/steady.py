@@ -39,6 +39,7 @@ from .field import (  # noqa: F401 - the field's names, importable from here as 
 from .inflow import (  # noqa: F401 - SEAM, sky_source, wrapped: importable from here as before
     ROLL_FEATHER,
     SEAM,
+    behind_still,
     brightness,
     periodic,
     periodic_width,
@@ -139,6 +140,12 @@ class SteadyRenderer:
         self._pad = int(min(pw, math.ceil(reach[0]))) if reach[0] > 2 else 0
         self._vpad = int(min(ph, math.ceil(reach[1]))) if reach[1] > 2 else 0
         sky = None if alpha is None else alpha > 0  # where patches of sky may come from (``wrapped``)
+        if sky is not None and glow is None and not field.spin:  # what the still parts hide, as it shows
+            # how far the sky travels along each row (the neighbouring grid rows' too: stream lines bend)
+            travel = cv2.dilate(np.abs(fwd[..., 0]).max(axis=1), np.ones((3, 1), np.uint8)).ravel()
+            rows = (np.arange(gh) + 0.5) * ph / gh - 0.5
+            travel = np.interp(np.arange(ph), rows, travel * self._gscale[0] * steps + 2)
+            self.source = behind_still(self.source, sky, travel, self._drift(fwd))
         self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True, sky=sky)}  # per cycle
         self._light: StillLight | None = None  # made at the first moved frame
         self._roll = 0.0
@@ -157,6 +164,14 @@ class SteadyRenderer:
 
     def __len__(self) -> int:
         return self.frames
+
+    def _drift(self, fwd: np.ndarray) -> int:
+        """Which sides of the still parts the sky shows as it drifts: -1 their left sides (it drifts left), 1
+        their right sides, 0 both (two phases run the field both ways)."""
+        if self.two_phase:
+            return 0
+        where = self._sky_small > 0.5 if self._sky_small is not None else np.ones(fwd.shape[:2], bool)
+        return -1 if not where.any() or fwd[..., 0][where].mean() < 0 else 1
 
     def _set_up_rolls(self, vx: np.ndarray, alpha: np.ndarray | None) -> None:
         """A long video is not a loop: each cycle's sky is the photo's rolled sideways by the distance the
