@@ -205,6 +205,26 @@ def test_the_choice_needs_a_better_psnr_without_more_leak():
     assert again.best_step == 0 and [h["step"] for h in again.history] == [0, 50, 100]
 
 
+def test_the_choice_says_what_the_chosen_step_does_worse_than_the_start():
+    """The numbers of a real run (seed 1, 12 of real-sky-dev's clips, the other 4 validated): PSNR and leak
+    better at step 175, but the raw model less steady and the default output's PSNR lower."""
+
+    def rec(step, psnr, steady, speed, leak, default):
+        raw = {"psnr": psnr, "steadiness": steady, "speed_ratio": speed, "leak": leak}
+        return {"step": step, "stage": 2, "stage2": raw, "default": {"psnr": default}}
+
+    v = Validation()
+    v.add(rec(0, 20.2816, 0.3088, 0.124, 0.3742, 24.7874))
+    v.add(rec(175, 21.2934, 0.2445, 0.1259, 0.3134, 24.6711))
+    reason = v.reason()
+    assert v.best_step == 175
+    assert "worse than the start in the raw model's steadiness 0.24 (start: 0.31)" in reason
+    assert "predict's default output's PSNR 24.67 dB (start: 24.79 dB)" in reason
+    assert "speed ratio" not in reason  # 0.13 is nearer 1 than 0.12
+    v.add(rec(200, 21.5, 0.3088, 0.124, 0.30, 24.79))  # better or equal on everything
+    assert v.best_step == 200 and "worse" not in v.reason()
+
+
 def test_precision_auto_is_bf16_where_the_cpu_has_it(clips: Path, tmp_path: Path):
     from skyforecast.model.fast import cpu_supports_bf16
 
