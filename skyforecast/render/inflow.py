@@ -356,13 +356,13 @@ BEHIND_FEATHER = 0.03
 def behind_still(source: np.ndarray, sky: np.ndarray, reach: np.ndarray, towards: int) -> np.ndarray:
     """``source`` (a ``sky_source``) with the sky that comes out from behind still parts made of the
     photo's own clouds. Drifting sideways, the sky shows what its still parts (hills, roofs, pylons) hide,
-    within ``reach`` pixels of their sides (per row: how far the sky travels there in the video; lower
-    rows move slower): the side the sky drifts away from (``towards`` -1: the sky
-    drifts left, so their left sides; 1: their right sides; 0: both, as a loop's two phases need). The
-    smooth fill alone came out as a pale haze in shapes of its own (a plume beside a mountain,
-    examples/sky.jpg at 1080p). Each region that shows is given the photo's sky from one translation along
-    its rows (clouds keep their shapes), the one whose sky around the region's edge best continues the
-    sky there, wrapping around the photo's sides; moved to the fill's level, faded in over
+    within ``reach`` pixels of their sides (per row: how far the sky travels there in the video; lower rows
+    move slower), on the side the sky drifts away from (``towards`` -1: it drifts left, so their left
+    sides; 1: their right sides; 0: both, as a loop's two phases need). The smooth fill alone came out as
+    a pale haze in shapes of its own (a plume beside a mountain, examples/sky.jpg at 1080p). Each region
+    that shows is given the photo's sky from one translation along its rows (clouds keep their shapes),
+    the one whose sky around the region's edge best continues the sky there, wrapping around the photo's
+    sides; moved to the level of the place it lands (the fill's, near the sky's edge), faded in over
     ``BEHIND_FEATHER`` from the sky's edge. Where no translation lands in sky the fill stays."""
     sky = np.asarray(sky, dtype=bool)
     reach = np.broadcast_to(np.asarray(reach, np.float32), sky.shape[:1])
