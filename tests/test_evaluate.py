@@ -276,6 +276,10 @@ def test_evaluate_measures_each_real_clip_once(tmp_path: Path, monkeypatch: pyte
     d = report.to_dict()
     assert d["real"]["speed"] == pytest.approx(report.real.speed) and len(d["real"]["per_clip"]) == 2
     assert d["systems"]["copy"]["speed_ratio"] == 0.0 and d["systems"]["copy"]["direction_clips"] == 2
+    # the still copy covers none of the real clips' moving pixels: all of them held still
+    copy = d["systems"]["copy"]
+    assert (copy["cover"], copy["cover_slow"], copy["cover_still"]) == (0.0, 0.0, 1.0)
+    assert {"cover_slow", "cover_still"} <= set(d["definitions"])
     for key in ("flows", "speed", "speed_ratio", "steadiness", "leak", "direction", "direction_agrees"):
         assert key in d["definitions"]
 

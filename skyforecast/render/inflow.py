@@ -393,9 +393,8 @@ def behind_still(source: np.ndarray, sky: np.ndarray, reach: np.ndarray, towards
     strip = sky_s & (dist <= max(1.0, BEHIND_STRIP * size[0]))
     shifts = np.zeros(count, np.int64)
     sizes = np.bincount(parts.ravel(), minlength=count)
-    for part in np.flatnonzero(sizes >= BEHIND_LEAST):  # a small part's fill is the sky around it
-        if part:
-            shifts[part] = _best_shift(small, detail, sky_s, parts == part, strip & (part_of == part))
+    for part in np.flatnonzero(sizes[1:] >= BEHIND_LEAST) + 1:  # a small part's fill is the sky around it
+        shifts[part] = _best_shift(small, detail, sky_s, parts == part, strip & (part_of == part))
     if not shifts.any():
         return source
     moved, shift = np.where(shown_s, shifts[parts], 0), shifts[part_of]
