@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skyforecast.render import inflow, quilt, skymask, steady
+from skyforecast.render import inflow, quilt, sides, skymask, steady
 
 REPO = Path(__file__).resolve().parents[1]
 SUNSET = REPO.parent / "shared" / "data" / "real-short-clip" / "frames_00000061.jpg"
@@ -95,7 +95,7 @@ def test_quilted_sky_is_made_of_the_photos_sky_and_never_of_what_is_not_sky():
     sky[:, : w // 2] = True
     side = quilt.side_sky(photo, 120, False, sky)
     assert side.shape == (h, 120, 3) and side.dtype == np.uint8
-    past_fade = side[:, 30:].astype(np.float32)  # the first columns fade in from the edge's own mirror
+    past_fade = side[:, 30:].astype(np.float32)  # past the side's own last columns, which it starts with
     steps = np.abs(np.diff(past_fade, axis=1)).mean()
     own = np.abs(np.diff(photo[:, : w // 2].astype(np.float32), axis=1)).mean()
     assert steps < 3 * own + 2, (steps, own)  # stripes step by ~170 levels every other column
@@ -109,7 +109,7 @@ def test_quilted_sky_is_seeded_and_no_strip_repeats_the_sky_next_to_the_edge():
     b = quilt.side_sky(photo, 160, False, mask > 0)
     assert np.array_equal(a, b)
     rows = slice(10, int(0.6 * photo.shape[0]))
-    pad = a[rows, 40:].astype(np.float32)  # past the few columns that fade in from the edge's mirror
+    pad = a[rows, 40:].astype(np.float32)  # past the side's own last columns, which it starts with
     w, n = photo.shape[1], pad.shape[1]
     for shift in range(40 + n, 40 + n + 160):  # the sky inside the edge, moved right by ``shift``
         inside = photo[rows, w + 40 - shift : w + 40 + n - shift].astype(np.float32)
@@ -184,9 +184,10 @@ def test_the_sky_coming_out_from_behind_a_still_part_has_the_photos_clouds():
     assert _detail(came) > 0.5 * _detail(beside)
 
 
-def test_where_both_sides_are_one_sky_the_other_side_is_copied_as_before():
-    """examples/sky.jpg's two sides are one sky in different light: its sides are the other side's sky
-    (whole clouds), not quilted."""
+def test_where_both_sides_are_one_sky_the_sides_are_blocks_of_the_photos_own_sky():
+    """examples/sky.jpg's two sides are one sky in different light: each side's sky is blocks of the photo's
+    own sky (whole clouds, translated), not quilted; beyond the join's fade every band of rows of it is
+    found in the photo as it is (not mirrored)."""
     photo = cv2.resize(
         np.asarray(Image.open(REPO / "examples" / "sky.jpg").convert("RGB")),
         (640, 360),
@@ -203,16 +204,30 @@ def test_where_both_sides_are_one_sky_the_other_side_is_copied_as_before():
 
     inflow.side_sky = spy
     try:
-        out = inflow.wrapped(source, 100, 0, even=True, sky=sky)
+        inflow.wrapped(source, 100, 0, even=True, sky=sky)
+        assert calls == []  # one sky: not quilted
         inflow.wrapped(*two_skies()[:1], 100, 0, even=True, sky=two_skies()[1] > 0)
+        assert False in calls  # the deep blue side of two skies: quilted
     finally:
         inflow.side_sky = original
-    assert calls == [True, False]  # only the photo with two skies was quilted, both sides
-    band = max(2, int(round(inflow.SEAM * 640)))
-    # past the seam's fade the left pad is the right side's sky, scaled: its shapes correlate
-    copy = out[:200, : 100 - band].astype(np.float32).mean(axis=2)
-    other = source[:200, 640 - 100 : 640 - band].astype(np.float32).mean(axis=2)
-    assert np.corrcoef(copy.ravel(), other.ravel())[0, 1] > 0.9
+    # each row of a side's blocks is a row of the photo's sky, translated (and moved by a few levels to the
+    # band above it; the bands' joins aside)
+    search = (
+        cv2.resize(source, (267, 150), interpolation=cv2.INTER_AREA).astype(np.float32),
+        cv2.resize(sky.astype(np.float32), (267, 150), interpolation=cv2.INTER_AREA),
+    )
+    for left in (True, False):
+        block = sides.matched_block(source, 100, left, search).astype(np.float32)
+        found = []
+        for r in range(0, 200, 5):
+            row = block[r : r + 1]
+            near = source[max(0, r - 40) : r + 41].astype(np.float32)
+            plain = cv2.matchTemplate(near, row, cv2.TM_CCOEFF_NORMED).max()
+            mirrored = cv2.matchTemplate(near, np.ascontiguousarray(row[:, ::-1]), cv2.TM_CCOEFF_NORMED).max()
+            found.append((plain, mirrored))
+        plain, mirrored = np.array(found).T
+        assert (plain > 0.999).sum() >= 25, plain  # of 40 rows
+        assert (mirrored > 0.999).sum() <= 2, mirrored  # not the photo's rows mirrored
 
 
 @pytest.mark.skipif(not SUNSET.exists(), reason="needs ../shared/data")

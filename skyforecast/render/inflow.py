@@ -1,8 +1,9 @@
 """The sky a moving photo reads from beyond its own edges and in later cycles: what flows in across a side
-is a translated copy of the sky (never a mirror image or a stretched edge), matched in colour to the edge it
-crosses, or, where the photo's two sides are different skies, sky quilted from patches of the photo's own
-(``render.quilt``); a long video's later cycles read the photo's sky rolled sideways, made periodic so that
-its sides join without a seam. ``render.steady`` samples these; no torch here."""
+is blocks of the photo's own sky that continue it (``render.sides``; never a mirror image or a stretched
+edge), matched in colour to the edge it crosses, or, where the photo's two sides are different skies, sky
+quilted from patches of the photo's own (``render.quilt``); a long video's later cycles read the photo's
+sky rolled sideways, made periodic so that its sides join without a seam. ``render.steady`` samples these;
+no torch here."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import numpy as np
 
 from .levels import PROFILE_LIMIT, level_offset, moved_by, relevel
 from .quilt import cut_weights, side_sky
+from .sides import JOIN_FADE, harmonic_join, matched_blocks
 
-SEAM = 0.03  # share of the width (height) over which a continued copy is blended into the edge it continues
 ROLL_FEATHER = 0.02  # share of the shorter side over which a rolled sky's edges fade into the fill
 # the share of the width within which a rolled sky's sides join (``periodic``): a cloud the photo's side
 # cuts off has a straight vertical edge, which a narrow join (3 %) carried across the frame as a line
@@ -114,88 +115,98 @@ def periodic(source: np.ndarray, split: bool = False) -> np.ndarray | tuple[np.n
     return (sky, np.maximum(low[:, :keep], 1.0)) if split else sky
 
 
-def _fade_from_mirror(copy: np.ndarray, inner: np.ndarray, towards_edge: bool) -> np.ndarray:
-    """``copy`` (the continuation next to an edge, along axis 1) faded in from ``inner``'s mirror image:
-    the columns nearest the edge are the edge's own pixels mirrored, so the join has no hard step.
-    ``towards_edge``: ``copy``'s last column touches the edge (it lies before it), else its first."""
-    band = copy.shape[1]
-    ramp = ((np.arange(band, dtype=np.float32) + 1) / (band + 1))[None, :, None]  # 0 at the edge -> 1
-    weight = ramp[:, ::-1] if towards_edge else ramp
-    mirror = inner[:, :band][:, ::-1] if towards_edge else inner[:, -band:][:, ::-1]
-    mixed = copy.astype(np.float32) * weight + mirror.astype(np.float32) * (1 - weight)
-    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
-
-
 def wrapped(
-    source: np.ndarray, pad: int, vpad: int = 0, even: bool = False, sky: np.ndarray | None = None
+    source: np.ndarray,
+    pad: int,
+    vpad: int = 0,
+    even: bool = False,
+    sky: np.ndarray | None = None,
+    sides: tuple[bool, bool] = (True, True),
 ) -> np.ndarray:
     """``source`` continued ``pad`` pixels to the left and right by the sky at its other side, and ``vpad``
     rows above and below by its own top (bottom) rows shifted half a width sideways: translated copies, so
     clouds keep their shapes (a mirrored edge made a symmetric "butterfly" cloud, a stretched one streaks),
-    and a shifted one does not line up with the clouds it continues. Each seam is softened: over ``SEAM``
-    of the size next to an edge the copy fades in from the edge's own mirror image. ``even``: each side's
-    sky is matched to the colours next to the edge it continues, or quilted where the two sides are
-    different skies (``_continue_side``); ``sky`` (the photo's sky mask) says where patches may come from."""
+    and a shifted one does not line up with the clouds it continues. Each join is smoothed by the step
+    across it spread into the new sky (``sides.harmonic_join``). ``even``: the sides instead continue the
+    edge with blocks of the photo's sky matched to its colours, or are quilted where the two sides are
+    different skies (``_continue_side``); ``sky`` (the photo's sky mask) says where those may come from, and
+    ``sides`` (left, right) which sides the sky flows in across (the others keep the other side's copy,
+    scaled to the edge's colours)."""
     h, w = source.shape[:2]
     if vpad > 0:
         vpad = min(vpad, h)
-        band = min(vpad, max(2, int(round(SEAM * h))), h // 2)
+        fade = max(1, int(round(JOIN_FADE * h)))
+        # rows as columns: the join works along axis 1; each pad is joined at the row that follows it in
+        # its own shifted copy (the photo's next row, shifted as far)
         top = _shifted(source[:vpad], w // 2)
+        after = np.roll(source[min(vpad, h - 1)], w // 2, axis=0).astype(np.float32)
+        harmonic_join(top.swapaxes(0, 1), source[0] - after, True, fade)
         bottom = _shifted(source[h - vpad :], w // 2)
-        # rows as columns: the seam code works along axis 1
-        top[vpad - band :] = _fade_from_mirror(
-            top[vpad - band :].swapaxes(0, 1), source[:band].swapaxes(0, 1), True
-        ).swapaxes(0, 1)
-        bottom[:band] = _fade_from_mirror(
-            bottom[:band].swapaxes(0, 1), source[h - band :].swapaxes(0, 1), False
-        ).swapaxes(0, 1)
+        before = np.roll(source[max(0, h - vpad - 1)], w // 2, axis=0).astype(np.float32)
+        harmonic_join(bottom.swapaxes(0, 1), source[h - 1] - before, False, fade)
         source = np.concatenate([top, source, bottom])
     if pad <= 0:
         return source
     out = cv2.copyMakeBorder(source, 0, 0, pad, pad, cv2.BORDER_WRAP)
     if not even:
         for left in (True, False):
-            _soften_join(out, source, pad, left)
+            _join_copy(out, source, pad, left)
         return out
     if sky is not None and vpad > 0:
         sky = cv2.copyMakeBorder(sky.astype(np.uint8), vpad, vpad, 0, 0, cv2.BORDER_REPLICATE) > 0
-    for left in (True, False):
-        _continue_side(out, source, pad, left, sky)
+    blocks = matched_blocks(source, pad, sky, sides)
+    for left in (True, False):  # a side no sky flows in across keeps the other side's copy, scaled: its
+        # light still reaches the frame's edge (the sky's light is a wide blur of the wrapped sky)
+        _continue_side(out, source, pad, left, sky, blocks[left])
     return out
 
 
 EDGE_STRIP = 0.1  # share of the width whose colours the sky flowing in across a side is matched to
 EDGE_LIMIT = 1.5  # ... by a factor within this (corners of a photo can be 30-40 % darker than its middle)
 # a side whose other side's sky, moved within EDGE_LIMIT, misses the edge's colour by more than MISS levels
-# in over QUILT_ROWS of the edge's sky rows is quilted instead
+# in over QUILT_ROWS of the edge's sky rows is quilted instead; blocks chosen for their colour
+# (``sides.matched_block``) in over BLOCK_ROWS: those say the far half has no sky of that colour (a sunset's
+# deep blue top right: 0.21 of its rows; 0.00 on photos whose sides are one sky)
 MISS = 20.0
 QUILT_ROWS = 1 / 3
+BLOCK_ROWS = 0.1
 SKY_MARGIN = 0.05  # share of the height quilted beyond the rows the sky spans
 
 
-def _continue_side(out: np.ndarray, source: np.ndarray, pad: int, left: bool, sky: np.ndarray | None) -> None:
+def _continue_side(
+    out: np.ndarray,
+    source: np.ndarray,
+    pad: int,
+    left: bool,
+    sky: np.ndarray | None,
+    block: np.ndarray | None,
+) -> None:
     """``out``'s pad on one side (``out`` is ``source`` wrapped ``pad`` columns each side) made into the
-    sky that flows in across that side. Where the photo's other side is the same sky in another light
-    (darker, vignetted), its copy is kept, scaled row by row to the edge's colours (``_level``), and
-    faded in from the edge's mirror image over ``SEAM``: whole clouds, in coherent shapes. Where the two
-    sides are different skies (a sunset's deep blue side and its pale glow: the copy needs more than
-    ``EDGE_LIMIT`` in over ``QUILT_ROWS`` of the rows; scaled further, its grey clouds turned pink), the
-    pad is quilted from patches of the photo's sky that have the edge's colours (``quilt.side_sky``)."""
+    sky that flows in across that side: ``block``, blocks of the photo's sky that continue the edge
+    (``sides.matched_block``; None: the other side's sky), scaled row by row to the edge's colours
+    (``_level``) and joined to it by ``sides.harmonic_join``: whole clouds, in coherent shapes. Where the
+    blocks are a different sky (a sunset's deep blue side and its pale glow: they need more than
+    ``EDGE_LIMIT`` in over ``BLOCK_ROWS`` of the rows, the other side's copy in over ``QUILT_ROWS``; scaled
+    further, grey clouds turned pink), the pad is quilted from patches of the photo's sky that have the
+    edge's colours (``quilt.side_sky``)."""
     h, w = source.shape[:2]
     strip = max(2, int(round(EDGE_STRIP * w)))
     cols = slice(0, pad) if left else slice(pad + w, None)
     edge = source[:, :strip] if left else source[:, w - strip :]
-    copy = source[:, w - strip :] if left else source[:, :strip]  # the other side's, as the pad has it
+    limit = BLOCK_ROWS if block is not None else QUILT_ROWS
+    if block is None:  # the other side's sky, as the pad has it, its end column as the one before it
+        copy = out[:, cols]
+        block = np.concatenate([copy, copy[:, -1:]] if left else [copy[:, :1], copy], axis=1)
+    body = block[:, :-1] if left else block[:, 1:]
     step = max(1, min(h, w) // 270)  # the statistics at about 270 rows: a 1080p photo's cost a quarter
-    ratio, level = _level(edge, copy, step)
-    # the rows where the edge is sky decide (without a sky mask the whole photo moves, ground and all,
-    # and the other side is copied)
+    ratio, level = _level(edge, body[:, pad - min(pad, strip) :] if left else body[:, :strip], step)
+    # the rows where the edge is sky decide (without a sky mask the whole photo moves, ground and all)
     rows = None if sky is None else (sky[:, :strip] if left else sky[:, w - strip :]).mean(axis=1) > 0.5
-    # rows whose copy, moved as far as ``EDGE_LIMIT`` lets it, still misses the edge's colour by MISS levels
+    # rows whose blocks, moved as far as ``EDGE_LIMIT`` lets them, still miss the edge's colour by MISS levels
     miss = level * np.abs(ratio - np.clip(ratio, 1 / EDGE_LIMIT, EDGE_LIMIT))
     far = miss[:, 0].max(axis=1) > MISS
     quilt = None
-    if rows is not None and rows.any() and far[rows].mean() > QUILT_ROWS:
+    if rows is not None and rows.any() and far[rows].mean() > limit:
         # only the rows the sky spans (and a margin) can be seen: below them the still ground covers it
         have = np.flatnonzero(sky.any(axis=1))
         margin = int(round(SKY_MARGIN * h))
@@ -205,23 +216,28 @@ def _continue_side(out: np.ndarray, source: np.ndarray, pad: int, left: bool, sk
         out[band, cols] = quilt
         quilted = out[:, cols]
         ratio, level = _level(edge, quilted[:, max(0, pad - strip) :] if left else quilted[:, :strip], step)
-        near = max(1, int(round(EDGE_RAMP * w)))  # the quilt starts as the edge's mirror image: no move there
+        near = max(1, int(round(EDGE_RAMP * w)))  # the quilt starts as the edge's own columns: no move there
         ramp = np.minimum((np.arange(pad, dtype=np.float32) + 0.5) / near, 1.0)[None, :, None]
         _move(out[:, cols], level, ratio, ramp[:, ::-1] if left else ramp)
+        _join_copy(out, source, pad, left)
         return
-    _move(out[:, cols], level, ratio, None)
-    _soften_join(out, source, pad, left)
+    _move(block, level, ratio, None)
+    body, before = (block[:, :-1], block[:, -1]) if left else (block[:, 1:], block[:, 0])
+    edge_col = source[:, 0] if left else source[:, w - 1]
+    fade = max(1, int(round(JOIN_FADE * w)))
+    harmonic_join(body, edge_col.astype(np.float32) - before, left, fade)
+    out[:, cols] = body
 
 
-def _soften_join(out: np.ndarray, source: np.ndarray, pad: int, left: bool) -> None:
-    """The copy in ``out``'s pad on one side faded in from the edge's mirror image over ``SEAM`` of the
-    width next to the edge (in place)."""
-    w = source.shape[1]
-    band = min(pad, max(2, int(round(SEAM * w))), w // 2)
-    if left:
-        out[:, pad - band : pad] = _fade_from_mirror(out[:, pad - band : pad], source, True)
-    else:
-        out[:, pad + w : pad + w + band] = _fade_from_mirror(out[:, pad + w : pad + w + band], source, False)
+def _join_copy(out: np.ndarray, source: np.ndarray, pad: int, left: bool) -> None:
+    """The sky in ``out``'s pad on one side (a copy, a quilt) joined to the edge it continues: the
+    step between the edge's column and the copy's column next to it spread into the copy (in place), no
+    farther than the rows are high (a band of a few rows, a top pad's, spread it into a streak)."""
+    h, w = source.shape[:2]
+    fade = max(1, min(h, int(round(JOIN_FADE * w))))
+    copy = out[:, :pad] if left else out[:, pad + w :]
+    edge = (source[:, 0] if left else source[:, w - 1]).astype(np.float32)
+    harmonic_join(copy, edge - (copy[:, -1] if left else copy[:, 0]), left, fade)
 
 
 EDGE_RAMP = 0.02  # share of the width over which a quilted side's colour match fades in from the edge

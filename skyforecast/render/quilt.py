@@ -24,7 +24,6 @@ EDGE = 0.1  # share of the width: the strip next to the side whose colour the pa
 CHOICE = 0.15  # a patch is drawn among the candidates within this share of the best one's error
 SKY_INSIDE = 0.999  # share of a patch that must be the photo's sky (all of it: a pylon's corner came along)
 COLOUR = 0.3  # weight of the patch colour against the overlap agreement
-EDGE_FADE = 0.5  # share of the overlap over which the pad fades in from the edge's mirror image
 OFFSET_LIMIT = 12.0  # levels a patch is moved at most to the sky it overlaps
 MIN_PATCHES = 4  # a photo narrower than this many patches keeps the copy of its other side
 SEAM_FEATHER = 0.6  # share of the overlap over which two patches blend either side of their seam
@@ -39,12 +38,12 @@ def side_sky(
     seed: int = 0,
 ) -> np.ndarray | None:
     """(H, pad, 3) uint8: sky for beyond ``source``'s left (``left``) or right side, quilted from patches
-    of its sky (``sky``: where it is the photo's own sky, not a fill; all of it by default). It starts as
-    the side's mirror image over a few columns (the join has no step) and continues with patches whose
-    colour is the side's; seeded, so a photo always gets the same sky. ``height``: the photo's, when
-    ``source`` is a band of its rows (patch sizes and the search's scale follow the photo, not the band).
-    None when the photo is too narrow or too low for patches (under ``MIN_PATCHES`` of them across, or
-    lower than one)."""
+    of its sky (``sky``: where it is the photo's own sky, not a fill; all of it by default). It starts with
+    the side's own last columns up to the first seams (the caller joins them to the edge,
+    ``sides.harmonic_join``) and continues with patches whose colour is the side's; seeded, so a photo
+    always gets the same sky. ``height``: the photo's, when ``source`` is a band of its rows (patch sizes
+    and the search's scale follow the photo, not the band). None when the photo is too narrow or too low
+    for patches (under ``MIN_PATCHES`` of them across, or lower than one)."""
     rng = np.random.default_rng(seed + int(left))
     h, w = source.shape[:2]
     scale = min(1.0, SEARCH_ROWS / (height or h))
@@ -235,11 +234,6 @@ def _full_size(source: np.ndarray, pad: int, scale: float, over: int, placed: li
     # the pad starts with the side's last columns again, up to the seams the first patches were cut along
     # through them: started after those columns, it began with a patch's own edge, whatever it held (a dark
     # blue cloud cut off straight beside a sunset's orange one, on its left side at 1080p)
-    out = np.clip(canvas[:, :pad], 0, 255)
-    # those columns continue the side closely, not exactly: over a few columns from the edge they fade in
-    # from the side's mirror image, which joins the edge without a step
-    fade = min(pad, max(2, round(EDGE_FADE * lead)))
-    ramp = ((np.arange(fade, dtype=np.float32) + 1) / (fade + 1))[None, :, None]
-    mirror = source[:, w - fade :][:, ::-1].astype(np.float32)
-    out[:, :fade] = mirror + (out[:, :fade] - mirror) * ramp
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    # (those columns continue the side closely, not exactly: the caller spreads the step at the edge into
+    # them, ``sides.harmonic_join``)
+    return np.clip(canvas[:, :pad] + 0.5, 0, 255).astype(np.uint8)

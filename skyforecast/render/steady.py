@@ -36,9 +36,8 @@ from .field import (  # noqa: F401 - the field's names, importable from here as 
     parse_direction,
     parse_speed,
 )
-from .inflow import (  # noqa: F401 - SEAM, sky_source, wrapped: importable from here as before
+from .inflow import (  # noqa: F401 - sky_source, wrapped: importable from here as before
     ROLL_FEATHER,
-    SEAM,
     behind_still,
     brightness,
     periodic,
@@ -146,7 +145,11 @@ class SteadyRenderer:
             rows = (np.arange(gh) + 0.5) * ph / gh - 0.5
             travel = np.interp(np.arange(ph), rows, travel * self._gscale[0] * steps + 2)
             self.source = behind_still(self.source, sky, travel, self._drift(fwd))
-        self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True, sky=sky)}  # per cycle
+        # the sides the sky flows in across (both for two phases): only those are given blocks of sky
+        vx = fwd[..., 0][self._sky_small > 0] if self._sky_small is not None else fwd[..., 0].ravel()
+        vx = vx * self._gscale[0] * steps
+        sides = (True, True) if self.two_phase else (bool((vx > 0.5).any()), bool((vx < -0.5).any()))
+        self._wrapped = {0: wrapped(self.source, self._pad, self._vpad, even=True, sky=sky, sides=sides)}
         self._light: StillLight | None = None  # made at the first moved frame
         self._roll = 0.0
         self._row_roll = np.zeros(ph, np.float32)  # per row, the trend's roll beyond the clouds'
