@@ -86,10 +86,9 @@ def matched_block(
         # the first band reaches up to the top, the last down to the bottom, each band up to the last
         top = min(done, round(r0 / scale))
         bottom = h if i == len(chosen) - 1 else max(done + 1, min(h, round(r1 / scale)))
-        t = int(
-            round((small.shape[1] - start) / scale)
-        )  # the block is the sky t columns in from the far side
-        first = t - pad if left else w - t - 1  # ``_choose`` keeps it inside the photo
+        # the block is the sky t columns in from the far side; ``_choose`` keeps it inside the photo
+        t = int(round((small.shape[1] - start) / scale))
+        first = t - pad if left else w - t - 1
         down = int(round(dy / scale))
         if 0 <= top + down and bottom + down <= h:
             block = source[top + down : bottom + down, first : first + pad + 1]
