@@ -583,6 +583,21 @@ def test_real_skylines_keep_their_sky_moving(real_sky_dev):
     assert np.mean(shares) > 0.8  # 0.85
 
 
+def test_a_scene_gets_one_mask_at_128_and_at_720_px(real_sky_dev):
+    """The rules count pixels; masked at its own 128 px a city photo's sky stopped at half its height (0.41
+    of the frame moved, 0.78 at 720 px; agreement 0.64). Small photos are masked as their enlargement."""
+    agreements = []
+    for name in ("grid09", "grid21", "grid27", "grid30"):
+        path = sorted(real_sky_dev.glob(f"{name}/*/*_00000000.jpg"))[0]
+        photo = np.asarray(Image.open(path).convert("RGB"))
+        small = skymask.sky_mask(cv2.resize(photo, (128, 128), interpolation=cv2.INTER_AREA)) > 0.5
+        big = skymask.sky_mask(cv2.resize(photo, (720, 720), interpolation=cv2.INTER_CUBIC))
+        big = cv2.resize(big, (128, 128), interpolation=cv2.INTER_AREA) > 0.5
+        agreements.append(float((small == big).mean()))
+    print(" ".join(f"{a:.3f}" for a in agreements))
+    assert min(agreements) > 0.93  # 0.95-0.99 (masked at their own 128 px: 0.64-0.92)
+
+
 def test_cli_default_writes_the_photo_size_and_speed_direction_options(tmp_path, tiny_weights):
     tiny = tmp_path / "tiny.png"
     Image.fromarray(sky_photo(32, 48)[0]).save(tiny)

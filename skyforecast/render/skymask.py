@@ -46,8 +46,17 @@ NIGHT_L = 40
 
 
 def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
-    """Binary float32 (H, W) mask of the photo's sky, 1 = may move. See the module docstring."""
+    """Binary float32 (H, W) mask of the photo's sky, 1 = may move. See the module docstring.
+
+    A photo smaller than ``work`` is masked as its bicubic enlargement to it, so that one scene gets one
+    mask at every size: the rules count pixels (seed rows, openings, strokes' widths), and at 128 px they
+    cut a city photo's sky at half its height where the same photo at 720 px moves it down to the roofs."""
     ph, pw = photo.shape[:2]
+    if max(ph, pw) < work:
+        scale = work / max(ph, pw)
+        size = (max(1, round(pw * scale)), max(1, round(ph * scale)))
+        big = cv2.resize(np.ascontiguousarray(photo), size, interpolation=cv2.INTER_CUBIC)
+        return resize_mask(sky_mask(big, work), (pw, ph))
     if is_night(photo):  # the strict prior can take a sliver of dark sky and stop at the first stars
         return resize_mask(night_sky(photo, work).astype(np.float32), (pw, ph))
     mask = resize_mask(day_sky(photo, work).astype(np.float32), (pw, ph))
