@@ -38,24 +38,16 @@ from .strokes import (
 
 POCKET = 0.002  # share of the frame: a part of the sky smaller than this stays still, and one narrower
 STRAND = 0.02  # than this share of the shorter side (the soft edge's width: there it hardly moves anyway)
-# The bottom share of the frame whose ground-like pixels (``ground_like``) seed the still part.
-GROUND_ROWS = 0.12
-# A top this dark (L* of OpenCV's 8-bit Lab, 0..255) is a night sky: ``night_sky`` finds it (its stars would
-# look like thin foreground strokes to ``cloudy_sky``), and its stars wheel (``steady``).
-NIGHT_L = 40
+GROUND_ROWS = 0.12  # the bottom share of the frame whose ground-like pixels seed the still part
+NIGHT_L = 40  # a top this dark (L* of 8-bit Lab, 0..255) is a night sky: see ``is_night`` and ``night_sky``
 
 
 def sky_mask(photo: np.ndarray, work: int = 256) -> np.ndarray:
-    """Binary float32 (H, W) mask of the photo's sky, 1 = may move. See the module docstring.
-
-    A photo smaller than ``work`` is masked as its bicubic enlargement to it, so that one scene gets one
-    mask at every size: the rules count pixels (seed rows, openings, strokes' widths), and at 128 px they
-    cut a city photo's sky at half its height where the same photo at 720 px moves it down to the roofs."""
+    """Binary float32 (H, W) mask of the photo's sky, 1 = may move (see the module docstring). A smaller photo
+    than ``work`` is masked as its enlargement: the rules count pixels, and one scene gets one mask."""
     ph, pw = photo.shape[:2]
-    if max(ph, pw) < work:
-        scale = work / max(ph, pw)
-        size = (max(1, round(pw * scale)), max(1, round(ph * scale)))
-        big = cv2.resize(np.ascontiguousarray(photo), size, interpolation=cv2.INTER_CUBIC)
+    if (s := work / max(ph, pw)) > 1:  # at its own 128 px a city's sky stopped at half its height
+        big = cv2.resize(np.ascontiguousarray(photo), None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
         return resize_mask(sky_mask(big, work), (pw, ph))
     if is_night(photo):  # the strict prior can take a sliver of dark sky and stop at the first stars
         return resize_mask(night_sky(photo, work).astype(np.float32), (pw, ph))
