@@ -302,3 +302,27 @@ def test_a_photo_of_odd_width_drifting_up_or_down():
         assert np.array_equal(frames[:, 40:], np.broadcast_to(photo[40:], frames[:, 40:].shape))
     shifted = inflow._shifted(photo[:5], 50)  # rows moved 50 columns right, wrapping
     assert shifted.shape == (5, 101, 3) and np.array_equal(shifted[:, 60:], photo[:5, 10:51])
+
+
+def test_a_quilted_side_brighter_than_its_edge_gets_no_dark_band_at_the_edge():
+    """The quilt starts with the side's own last columns, which have the edge's colours already; only the
+    patches after them are moved towards the edge's colours. A ramp from the edge moved those columns by
+    the patches' ratio too: where the only sky far enough inside was much brighter than a dark corner,
+    a band darker than both sides formed at the edge and flowed in as a dark cloud (village-dusk.jpg's
+    right side at 1080p: 99 levels at the edge, 86 in the band, 124 beyond)."""
+    h, w = 360, 640
+    t = np.clip((np.arange(w) / (w - 1) - 0.88) / 0.04, 0, 1)[None, :, None]  # dark blue: the right 10 %
+    light, dark = np.array([200.0, 190.0, 180.0]), np.array([95.0, 100.0, 125.0])
+    photo = light * (1 - t) + dark * t + np.random.default_rng(1).normal(0, 3, (h, w, 3))
+    ground = int(0.7 * h)
+    photo[ground:] = (22, 20, 18)
+    photo = np.clip(photo + 0.5, 0, 255).astype(np.uint8)
+    sky = np.zeros((h, w), bool)
+    sky[:ground] = True
+    pad = 120
+    out = inflow.wrapped(photo, pad, 0, even=True, sky=sky)
+    grey = out[10 : int(0.6 * h)].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    profile = np.median(grey, axis=0)[pad + w - 1 :]  # the edge's column, then the pad outwards
+    edge, beyond = profile[0], profile[-20:].mean()
+    assert beyond > edge + 20, (edge, beyond)  # the premise: the patches are brighter than the edge
+    assert profile.min() > min(edge, beyond) - 4, profile.round(0)  # 101 -> 128; the ramp: 101, 90, 128

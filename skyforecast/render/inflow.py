@@ -211,14 +211,30 @@ def _continue_side(
         have = np.flatnonzero(sky.any(axis=1))
         margin = int(round(SKY_MARGIN * h))
         band = slice(max(0, have[0] - margin), min(h, have[-1] + 1 + margin))
-        quilt = side_sky(source[band], pad, left, sky[band], height=h)  # None: too narrow for patches
+        # None: too narrow for patches
+        quilt = side_sky(source[band], pad, left, sky[band], height=h, lead=True)
     if quilt is not None:
+        quilt, own = quilt
         out[band, cols] = quilt
+        # the quilt starts as the edge's own columns, which have the edge's colours already: only the
+        # patches are measured and moved to them (a ramp from the edge moved those columns by the patches'
+        # ratio, and where the patches were brighter than the edge it drew a dark band that flowed in as a
+        # dark cloud: village-dusk.jpg's right side at 1080p)
+        near = max(1, int(round(EDGE_RAMP * w)))  # rows outside the band keep the other side's copy
+        ramp = np.minimum((np.arange(pad, dtype=np.float32) + 0.5) / near, 1.0)
+        fade = np.repeat((ramp[::-1] if left else ramp)[None, :], h, axis=0)
+        fade[band] = 1.0 - own
+        outward = fade[band, ::-1] if left else fade[band]  # columns counted from the edge outwards
+        past = np.flatnonzero(outward.mean(axis=0) > 1.0 - OWN_LEFT)
+        first = max(0, min(int(past[0]) if len(past) else 0, pad - strip))
         quilted = out[:, cols]
-        ratio, level = _level(edge, quilted[:, max(0, pad - strip) :] if left else quilted[:, :strip], step)
-        near = max(1, int(round(EDGE_RAMP * w)))  # the quilt starts as the edge's own columns: no move there
-        ramp = np.minimum((np.arange(pad, dtype=np.float32) + 0.5) / near, 1.0)[None, :, None]
-        _move(out[:, cols], level, ratio, ramp[:, ::-1] if left else ramp)
+        part = (
+            quilted[:, max(0, pad - first - strip) : pad - first]
+            if left
+            else quilted[:, first : first + strip]
+        )
+        ratio, level = _level(edge, part, step)
+        _move(out[:, cols], level, ratio, fade[..., None])
         _join_copy(out, source, pad, left)
         return
     _move(block, level, ratio, None)
@@ -241,6 +257,7 @@ def _join_copy(out: np.ndarray, source: np.ndarray, pad: int, left: bool) -> Non
 
 
 EDGE_RAMP = 0.02  # share of the width over which a quilted side's colour match fades in from the edge
+OWN_LEFT = 0.05  # a quilt's colours are measured from the first columns with less of the edge's own than this
 
 
 def _level(edge: np.ndarray, side: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,7 +289,7 @@ def _move(side: np.ndarray, level: np.ndarray, ratio: np.ndarray, fade: np.ndarr
         part = side[rows].astype(np.float32)
         moved = relevel(part, level[rows], level[rows] * ratio[rows], EDGE_LIMIT)
         if fade is not None:
-            moved = part + (moved - part) * fade
+            moved = part + (moved - part) * (fade if fade.shape[0] == 1 else fade[rows])
         side[rows] = np.clip(moved + 0.5, 0, 255).astype(np.uint8)
 
 

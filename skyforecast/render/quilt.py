@@ -36,14 +36,17 @@ def side_sky(
     sky: np.ndarray | None = None,
     height: int | None = None,
     seed: int = 0,
-) -> np.ndarray | None:
+    lead: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
     """(H, pad, 3) uint8: sky for beyond ``source``'s left (``left``) or right side, quilted from patches
     of its sky (``sky``: where it is the photo's own sky, not a fill; all of it by default). It starts with
     the side's own last columns up to the first seams (the caller joins them to the edge,
     ``sides.harmonic_join``) and continues with patches whose colour is the side's; seeded, so a photo
     always gets the same sky. ``height``: the photo's, when ``source`` is a band of its rows (patch sizes
     and the search's scale follow the photo, not the band). None when the photo is too narrow or too low
-    for patches (under ``MIN_PATCHES`` of them across, or lower than one)."""
+    for patches (under ``MIN_PATCHES`` of them across, or lower than one). ``lead``: also the (H, pad)
+    float32 share of each pixel that is the side's own last columns (1) rather than patches (0): those
+    columns already have the edge's colours, and only the patches are to be moved to them."""
     rng = np.random.default_rng(seed + int(left))
     h, w = source.shape[:2]
     scale = min(1.0, SEARCH_ROWS / (height or h))
@@ -55,12 +58,13 @@ def side_sky(
     if size[0] < MIN_PATCHES * patch or size[1] < patch:
         return None
     if not left:
-        return _quilt_right(source, small, inside, pad, scale, patch, rng)
-    # the left side is the right side of the photo flipped: flipping the result flips every patch back
-    flipped = _quilt_right(
-        source[:, ::-1], small[:, ::-1].copy(), inside[:, ::-1].copy(), pad, scale, patch, rng
-    )
-    return np.ascontiguousarray(flipped[:, ::-1])
+        sky_pad, own = _quilt_right(source, small, inside, pad, scale, patch, rng)
+    else:  # the left side is the right side of the photo flipped: flipping the result flips every patch back
+        sky_pad, own = _quilt_right(
+            source[:, ::-1], small[:, ::-1].copy(), inside[:, ::-1].copy(), pad, scale, patch, rng
+        )
+        sky_pad, own = np.ascontiguousarray(sky_pad[:, ::-1]), np.ascontiguousarray(own[:, ::-1])
+    return (sky_pad, own) if lead else sky_pad
 
 
 def _quilt_right(
@@ -71,9 +75,10 @@ def _quilt_right(
     scale: float,
     patch: int,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """``pad`` columns of sky continuing ``source`` beyond its right side, chosen on ``small`` (``source``
-    at ``scale``) where ``inside`` (the share of sky at that size) says it is sky, laid at full size."""
+    at ``scale``) where ``inside`` (the share of sky at that size) says it is sky, laid at full size; and
+    the share of each pixel that is the side's own last columns (``_full_size``)."""
     w = source.shape[1]
     sh, sw = small.shape[:2]
     ph = pw = min(sh, patch)
@@ -202,9 +207,12 @@ def cut_weights(before: np.ndarray, after: np.ndarray, feather: float = CUT_FEAT
     return (z * z * (3.0 - 2.0 * z))[..., None].astype(np.float32)
 
 
-def _full_size(source: np.ndarray, pad: int, scale: float, over: int, placed: list) -> np.ndarray:
+def _full_size(
+    source: np.ndarray, pad: int, scale: float, over: int, placed: list
+) -> tuple[np.ndarray, np.ndarray]:
     """The quilt laid again at ``source``'s size: the same patches (positions scaled), the same seams
-    (the weights enlarged), so the pad has the photo's own detail."""
+    (the weights enlarged), so the pad has the photo's own detail; and per pixel, the share of it that is
+    the side's own last columns (float32, 1 where no patch was laid over them)."""
     h, w = source.shape[:2]
     lead = max(1, round(over / scale))
     ends = [x + new.shape[1] for _, x, _, _, new in placed]
@@ -213,6 +221,8 @@ def _full_size(source: np.ndarray, pad: int, scale: float, over: int, placed: li
     known = np.zeros((h, width), bool)
     canvas[:, :lead] = source[:, w - lead :]
     known[:, :lead] = True
+    own = np.zeros((h, width), np.float32)
+    own[:, :lead] = 1.0
     for y, x, sy, sx, new in placed:
         bh, bw = math.ceil(new.shape[0] / scale), math.ceil(new.shape[1] / scale)
         fy, fx = min(round(y / scale), h - 1), round(x / scale)
@@ -230,10 +240,11 @@ def _full_size(source: np.ndarray, pad: int, scale: float, over: int, placed: li
         weight = cv2.resize(new, (bw, bh), interpolation=cv2.INTER_LINEAR)[:rows, :cols]
         weight = np.where(seen, weight, 1.0)[..., None]  # nothing laid there yet: the patch whole
         region += (patch - region) * weight
+        own[fy : fy + bh, fx : fx + bw] *= 1.0 - weight[..., 0]
         seen[...] = True
     # the pad starts with the side's last columns again, up to the seams the first patches were cut along
     # through them: started after those columns, it began with a patch's own edge, whatever it held (a dark
     # blue cloud cut off straight beside a sunset's orange one, on its left side at 1080p)
     # (those columns continue the side closely, not exactly: the caller spreads the step at the edge into
     # them, ``sides.harmonic_join``)
-    return np.clip(canvas[:, :pad] + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(canvas[:, :pad] + 0.5, 0, 255).astype(np.uint8), own[:, :pad]
