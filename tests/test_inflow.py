@@ -326,3 +326,30 @@ def test_a_quilted_side_brighter_than_its_edge_gets_no_dark_band_at_the_edge():
     edge, beyond = profile[0], profile[-20:].mean()
     assert beyond > edge + 20, (edge, beyond)  # the premise: the patches are brighter than the edge
     assert profile.min() > min(edge, beyond) - 4, profile.round(0)  # 101 -> 128; the ramp: 101, 90, 128
+
+
+def test_clouds_flowing_in_across_a_darker_side_stay_white():
+    """A blue sky darker towards its right side by the same factor in every channel (as a photo's corners
+    are), with white clouds: the blocks of its far half that flow in across the right side are darkened
+    to the edge's level by a gain, so their clouds stay neutral. An offset took the blue sky's darkening,
+    mostly blue, off the clouds as well, and they came in cream (examples/sky.jpg's right side: (206, 210,
+    186) at 360 px)."""
+    h, w = 360, 640
+    x = (np.arange(w) / (w - 1))[None, :, None]
+    left = np.array([110.0, 140.0, 240.0])
+    sky = left * (1.0 - 0.28 * x)  # 0.72 of it at the right side
+    white = np.array([235.0, 236.0, 242.0])
+    photo = sky + (white - sky) * clouds(h, w, seed=5)[..., None]
+    ground = int(0.7 * h)
+    photo[ground:] = (22, 20, 18)
+    photo = np.clip(photo + 0.5, 0, 255).astype(np.uint8)
+    mask = np.zeros((h, w), bool)
+    mask[:ground] = True
+    pad = 200
+    out = inflow.wrapped(photo, pad, 0, even=True, sky=mask, sides=(False, True)).astype(np.float32)
+    came = out[:ground, pad + w :]
+    grey = came.mean(axis=2)
+    brightest = came[grey >= np.percentile(grey, 99)]  # the clouds' cores that flowed in
+    assert brightest.mean() > grey.mean() + 40  # the premise: clouds flowed in
+    tint = (brightest[:, 2] - brightest[:, 0]).mean() - (white[2] - white[0])
+    assert tint > -5, tint  # blue minus red against white's: 0.4 now, -10.8 with the offset

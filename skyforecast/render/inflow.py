@@ -287,7 +287,11 @@ def _move(side: np.ndarray, level: np.ndarray, ratio: np.ndarray, fade: np.ndarr
     for r in range(0, side.shape[0], 64):  # in strips of rows: a wide side in float would hold frames' worth
         rows = slice(r, r + 64)
         part = side[rows].astype(np.float32)
-        moved = relevel(part, level[rows], level[rows] * ratio[rows], EDGE_LIMIT)
+        came = np.maximum(level[rows], 1.0)
+        offset = level_offset(came, came * ratio[rows], EDGE_LIMIT)
+        # darkened by a gain: an offset took a blue sky's darkening (mostly blue) off white clouds as well,
+        # and clouds flowing in across a photo's darker side came in cream (examples/sky.jpg's right side)
+        moved = np.where(offset < 0, part * ((came + offset) / came), moved_by(part, offset, came))
         if fade is not None:
             moved = part + (moved - part) * (fade if fade.shape[0] == 1 else fade[rows])
         side[rows] = np.clip(moved + 0.5, 0, 255).astype(np.uint8)
