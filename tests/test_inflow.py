@@ -353,3 +353,27 @@ def test_clouds_flowing_in_across_a_darker_side_stay_white():
     assert brightest.mean() > grey.mean() + 40  # the premise: clouds flowed in
     tint = (brightest[:, 2] - brightest[:, 0]).mean() - (white[2] - white[0])
     assert tint > -5, tint  # blue minus red against white's: 0.4 now, -10.8 with the offset
+
+
+def test_the_sky_flowing_in_across_the_top_has_only_the_photos_colours():
+    """The rows above the photo are its top rows shifted sideways, joined to its first row by the step
+    across the join spread into them; spread over the few rows of a top pad, a step between a white cloud
+    and blue sky added to rows that held blue made navy blots, and to rows that held cloud cream ones,
+    which flowed in in a loop (examples/sky.jpg). Each pad pixel now moves no farther than the edge's
+    colour, so every pad pixel has colours of the photo's own top rows."""
+    h, w = 360, 640
+    blue, white = np.array([100.0, 130.0, 230.0]), np.array([232.0, 235.0, 240.0])
+    photo = np.zeros((h, w, 3)) + blue
+    cols = np.arange(w)
+    cloud = ((cols // 40) % 3 == 0)[None, :] & (np.arange(h) < 12)[:, None]  # clouds cut by the top edge
+    cloud |= ((cols // 56) % 2 == 1)[None, :] & (np.arange(h) >= 12)[:, None] & (np.arange(h) < 40)[:, None]
+    photo[cloud] = white
+    photo = cv2.GaussianBlur(photo.astype(np.float32), (0, 0), 1.5)
+    photo = np.clip(photo + 0.5, 0, 255).astype(np.uint8)
+    vpad = 20
+    out = inflow.wrapped(photo, 0, vpad).astype(np.float32)
+    pad = out[:vpad]
+    low, high = photo[:40].reshape(-1, 3).min(axis=0), photo[:40].reshape(-1, 3).max(axis=0)
+    below = (pad < low - 6).any(axis=2).mean()
+    above = (pad > high + 6).any(axis=2).mean()
+    assert below == 0 and above == 0, (below, above)

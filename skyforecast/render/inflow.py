@@ -137,13 +137,16 @@ def wrapped(
         vpad = min(vpad, h)
         fade = max(1, int(round(JOIN_FADE * h)))
         # rows as columns: the join works along axis 1; each pad is joined at the row that follows it in
-        # its own shifted copy (the photo's next row, shifted as far)
-        top = _shifted(source[:vpad], w // 2)
-        after = np.roll(source[min(vpad, h - 1)], w // 2, axis=0).astype(np.float32)
-        harmonic_join(top.swapaxes(0, 1), source[0] - after, True, fade)
-        bottom = _shifted(source[h - vpad :], w // 2)
-        before = np.roll(source[max(0, h - vpad - 1)], w // 2, axis=0).astype(np.float32)
-        harmonic_join(bottom.swapaxes(0, 1), source[h - 1] - before, False, fade)
+        # its own shifted copy (the photo's next row, shifted as far), shifted by about half a width, as
+        # far as the step across the join is least
+        shift = _join_shift(source[0], source[min(vpad, h - 1)])
+        top = _shifted(source[:vpad], shift)
+        after = np.roll(source[min(vpad, h - 1)], shift, axis=0).astype(np.float32)
+        harmonic_join(top.swapaxes(0, 1), source[0] - after, True, fade, edge=source[0])
+        shift = _join_shift(source[h - 1], source[max(0, h - vpad - 1)])
+        bottom = _shifted(source[h - vpad :], shift)
+        before = np.roll(source[max(0, h - vpad - 1)], shift, axis=0).astype(np.float32)
+        harmonic_join(bottom.swapaxes(0, 1), source[h - 1] - before, False, fade, edge=source[h - 1])
         source = np.concatenate([top, source, bottom])
     if pad <= 0:
         return source
@@ -303,6 +306,27 @@ def _running_median(values: np.ndarray, window: int) -> np.ndarray:
     half = window // 2
     padded = np.pad(values, ((half, half), (0, 0)), mode="edge")
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, window, axis=0), axis=-1)
+
+
+JOIN_SHIFTS = (0.3, 0.7)  # shares of the width a top or bottom pad's rows are shifted by, at least and most
+
+
+def _join_shift(edge: np.ndarray, after: np.ndarray) -> int:
+    """How far (columns, to the right, wrapping) a top or bottom pad's rows are shifted: the shift within
+    ``JOIN_SHIFTS`` of the width that takes ``after`` (the photo's row that follows the pad in its shifted
+    copy) closest to ``edge`` (the photo's row the pad joins), both blurred to their colours. Half a width
+    whatever the rows held joined a white cloud to blue sky at the top of examples/sky.jpg, and the step
+    spread into the pad made navy and cream blots that flowed in in a loop."""
+    w = len(edge)
+    if w < 8:
+        return w // 2
+    n = min(w, 128)  # compared at about 128 columns, each the mean of its share of the row
+    a, b = (
+        cv2.resize(r.astype(np.float32)[None], (n, 1), interpolation=cv2.INTER_AREA)[0] for r in (edge, after)
+    )
+    shifts = np.arange(int(np.ceil(JOIN_SHIFTS[0] * n)), int(JOIN_SHIFTS[1] * n) + 1)
+    error = [np.abs(a - np.roll(b, k, axis=0)).mean() for k in shifts]
+    return int(round(shifts[int(np.argmin(error))] * w / n)) % w
 
 
 def _shifted(rows: np.ndarray, shift: int) -> np.ndarray:

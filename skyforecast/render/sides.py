@@ -230,12 +230,16 @@ def _box(total: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
     return value / (area[..., None] if value.ndim > np.ndim(area) else area)
 
 
-def harmonic_join(side: np.ndarray, step: np.ndarray, towards_edge: bool, fade: int) -> None:
+def harmonic_join(
+    side: np.ndarray, step: np.ndarray, towards_edge: bool, fade: int, edge: np.ndarray | None = None
+) -> None:
     """``side`` (uint8 (H, n, 3), in place: the sky beyond an edge along axis 1) plus ``step`` (H, 3: what
     the edge's pixels are minus what the sky beyond would have next to them) spread away from the edge: at
     distance x the step blurred along the edge by a Gaussian of about x (as a membrane fixed at the edge
     smooths it), faded out over ``fade`` columns. ``towards_edge``: ``side``'s last column touches the
-    edge, else its first."""
+    edge, else its first. ``edge`` (H, 3, the edge's pixels): each pixel is moved no farther than its row's
+    edge colour, never past it; a step between a white cloud and blue sky, spread over rows that held
+    something else, made navy and cream blots (a top pad's few rows, where the step has no room to fade)."""
     h, width = side.shape[:2]
     n = min(width, max(1, fade))
     step = step.astype(np.float32).reshape(h, 1, -1)
@@ -258,7 +262,13 @@ def harmonic_join(side: np.ndarray, step: np.ndarray, towards_edge: bool, fade: 
         mix = mix[:, ::-1]
     correction = np.ascontiguousarray((stack @ mix).transpose(0, 2, 1))  # (H, n, C)
     part = side[:, width - n :] if towards_edge else side[:, :n]
-    part[...] = cv2.add(part, correction, dtype=cv2.CV_8U)  # rounded, within 0..255
+    if edge is None:
+        part[...] = cv2.add(part, correction, dtype=cv2.CV_8U)  # rounded, within 0..255
+        return
+    own = part.astype(np.float32)
+    bound = edge.astype(np.float32).reshape(h, 1, -1)
+    moved = np.clip(own + correction, np.minimum(own, bound), np.maximum(own, bound))
+    part[...] = np.clip(moved + 0.5, 0, 255).astype(np.uint8)
 
 
 def _blur_along(step: np.ndarray, sigma: float) -> np.ndarray:
