@@ -304,6 +304,16 @@ def test_a_photo_of_odd_width_drifting_up_or_down():
     assert shifted.shape == (5, 101, 3) and np.array_equal(shifted[:, 60:], photo[:5, 10:51])
 
 
+def _over_ground(sky: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float sky -> the photo (uint8) with dark ground over its bottom 30 %, and its sky mask."""
+    photo = sky.copy()
+    ground = int(0.7 * len(photo))
+    photo[ground:] = (22, 20, 18)
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[:ground] = True
+    return np.clip(photo + 0.5, 0, 255).astype(np.uint8), mask
+
+
 def test_a_quilted_side_brighter_than_its_edge_gets_no_dark_band_at_the_edge():
     """The quilt starts with the side's own last columns, which have the edge's colours already; only the
     patches after them are moved towards the edge's colours. A ramp from the edge moved those columns by
@@ -313,12 +323,7 @@ def test_a_quilted_side_brighter_than_its_edge_gets_no_dark_band_at_the_edge():
     h, w = 360, 640
     t = np.clip((np.arange(w) / (w - 1) - 0.88) / 0.04, 0, 1)[None, :, None]  # dark blue: the right 10 %
     light, dark = np.array([200.0, 190.0, 180.0]), np.array([95.0, 100.0, 125.0])
-    photo = light * (1 - t) + dark * t + np.random.default_rng(1).normal(0, 3, (h, w, 3))
-    ground = int(0.7 * h)
-    photo[ground:] = (22, 20, 18)
-    photo = np.clip(photo + 0.5, 0, 255).astype(np.uint8)
-    sky = np.zeros((h, w), bool)
-    sky[:ground] = True
+    photo, sky = _over_ground(light * (1 - t) + dark * t + np.random.default_rng(1).normal(0, 3, (h, w, 3)))
     pad = 120
     out = inflow.wrapped(photo, pad, 0, even=True, sky=sky)
     grey = out[10 : int(0.6 * h)].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -339,12 +344,8 @@ def test_clouds_flowing_in_across_a_darker_side_stay_white():
     left = np.array([110.0, 140.0, 240.0])
     sky = left * (1.0 - 0.28 * x)  # 0.72 of it at the right side
     white = np.array([235.0, 236.0, 242.0])
-    photo = sky + (white - sky) * clouds(h, w, seed=5)[..., None]
+    photo, mask = _over_ground(sky + (white - sky) * clouds(h, w, seed=5)[..., None])
     ground = int(0.7 * h)
-    photo[ground:] = (22, 20, 18)
-    photo = np.clip(photo + 0.5, 0, 255).astype(np.uint8)
-    mask = np.zeros((h, w), bool)
-    mask[:ground] = True
     pad = 200
     out = inflow.wrapped(photo, pad, 0, even=True, sky=mask, sides=(False, True)).astype(np.float32)
     came = out[:ground, pad + w :]
