@@ -314,9 +314,9 @@ JOIN_SHIFTS = (0.3, 0.7)  # shares of the width a top or bottom pad's rows are s
 def _join_shift(edge: np.ndarray, after: np.ndarray) -> int:
     """How far (columns, to the right, wrapping) a top or bottom pad's rows are shifted: the shift within
     ``JOIN_SHIFTS`` of the width that takes ``after`` (the photo's row that follows the pad in its shifted
-    copy) closest to ``edge`` (the photo's row the pad joins), both blurred to their colours. Half a width
-    whatever the rows held joined a white cloud to blue sky at the top of examples/sky.jpg, and the step
-    spread into the pad made navy and cream blots that flowed in in a loop."""
+    copy) closest to ``edge`` (the photo's row the pad joins), both averaged down to about 128 columns.
+    Half a width whatever the rows held joined a white cloud to blue sky at the top of examples/sky.jpg,
+    and the step spread into the pad made navy and cream blots that flowed in in a loop."""
     w = len(edge)
     if w < 8:
         return w // 2
