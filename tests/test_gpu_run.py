@@ -232,10 +232,19 @@ def test_smoke_run_every_phase(smoke):
 
 @pytest.mark.slow
 def test_a_run_stopped_from_outside_leaves_its_summary_and_no_process(tmp_path):
-    # stopped 20 s in: the driver is up by then even on a loaded machine, and info + bench + the smoke
-    # training take far longer (about 50 s of CPU; info + bench alone can end within 8 s on an idle machine)
+    # stopped 20 s in: the driver is up by then even on a loaded machine, and the run cannot be done yet:
+    # its training waits for 2000 synthetic clips made by one worker (about 90 s here; with the smoke
+    # run's 4 clips, info + bench + train ended within 18 s on an idle machine, and 120 clips in 27 s)
     env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable, GPU_RUN_HARD_LIMIT="20")
-    args = ["--smoke", "--phases", "info,bench,train", "--work", str(tmp_path / "work")]
+    args = [
+        "--smoke",
+        "--phases",
+        "info,bench,train",
+        "--synth-clips",
+        "2000",
+        "--work",
+        str(tmp_path / "work"),
+    ]
     done = subprocess.run(["bash", str(REPO / "bench" / "gpu_run.sh"), *args], env=env, capture_output=True)
     assert done.returncode == 124  # `timeout` stopped the driver, which ended its phase first
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
